@@ -1,0 +1,8 @@
+"""Agents for maze-mdlm: every one follows :class:`agents.base.Agent` (``reset``, ``act``)."""
+
+from __future__ import annotations
+
+from agents.base import Agent
+from agents.baselines import BFSAgent, RandomAgent
+
+__all__ = ["Agent", "BFSAgent", "RandomAgent"]

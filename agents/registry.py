@@ -1,0 +1,29 @@
+"""Build an agent by its CLI name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def make_agent(name: str, env_id: str, checkpoint: str | None = None, seed: int = 0) -> Any:
+    """Return a fresh agent: ``random``, ``bfs``, ``mdlm`` or ``mctd``.
+
+    Model agents load ``checkpoint``, or the checkpoint shipped for ``env_id`` when it is None.
+    """
+    if name == "bfs":
+        from agents.baselines import BFSAgent
+
+        return BFSAgent()
+    if name == "random":
+        from agents.baselines import RandomAgent
+
+        return RandomAgent(seed)
+    if name == "mdlm":
+        from agents.mdlm_agent import MDLMAgent
+
+        return MDLMAgent.from_checkpoint(checkpoint, env_id=env_id, seed=seed)
+    if name == "mctd":
+        from agents.mctd import MCTDAgent
+
+        return MCTDAgent.from_checkpoint(checkpoint, env_id=env_id, seed=seed)
+    raise ValueError(f"unknown agent {name!r}")

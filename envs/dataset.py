@@ -1,0 +1,224 @@
+"""Expert datasets: a compact, versioned file format and a torch ``Dataset`` of plan windows.
+
+File layout (all little-endian, no pickle, no timestamps, so equal inputs give equal bytes)::
+
+    b"MAZEMDLM-DATA\\n"  | uint32 header length | JSON header | zlib blobs, one per array
+
+The JSON header names the format and version, the envs, the seed range, how the file was made,
+and each array's dtype, shape, offset and compressed size. One record per episode, keyed by its
+reset seed: the static layout (the 19×19×3 grid without the agent), the start pose and the expert
+actions. The per-step states are not stored; they are rebuilt from the layout and the actions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envs.dynamics import DIR_DX, DIR_DY, FORWARD, LEFT, RIGHT
+from envs.observation import AGENT
+
+MAGIC = b"MAZEMDLM-DATA\n"
+FORMAT = "maze-mdlm-dataset"
+VERSION = 1
+END_TOKEN = 6  # MiniGrid's `done`: target for window positions after the plan has ended
+
+
+class DatasetFormatError(ValueError):
+    """Raised for a file that is not a maze-mdlm dataset, or of an unknown version."""
+
+
+@dataclass
+class Episodes:
+    """``N`` expert episodes (arrays have leading dim ``N`` unless noted).
+
+    Attributes:
+        seeds: int64 reset seeds.
+        env_index: uint8 index into ``meta["envs"]``.
+        layouts: uint8 ``[N, 19, 19, 3]`` static layouts (no agent).
+        start_pose: int16 ``[N, 3]`` start ``(x, y, direction)``.
+        offsets: int64 ``[N + 1]``; episode i's actions are ``actions[offsets[i]:offsets[i+1]]``.
+        actions: uint8 ``[sum of lengths]`` expert actions.
+        meta: the JSON header's free-form part (envs, seeds, command, ...).
+    """
+
+    seeds: np.ndarray
+    env_index: np.ndarray
+    layouts: np.ndarray
+    start_pose: np.ndarray
+    offsets: np.ndarray
+    actions: np.ndarray
+    meta: dict[str, Any]
+
+    ARRAYS = ("seeds", "env_index", "layouts", "start_pose", "offsets", "actions")
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """int64 ``[N]`` optimal plan lengths."""
+        return np.diff(self.offsets)
+
+    @cached_property
+    def poses(self) -> np.ndarray:
+        """int16 ``[sum of lengths, 3]`` pose before each action (see :func:`replay_poses`)."""
+        return replay_poses(self)
+
+
+def save_episodes(path: str | os.PathLike, episodes: Episodes) -> None:
+    """Write ``episodes`` to ``path`` atomically (temp file in the same folder, then rename)."""
+    blobs, table, offset = [], {}, 0
+    for name in Episodes.ARRAYS:
+        array = np.ascontiguousarray(getattr(episodes, name))
+        blob = zlib.compress(array.tobytes(), 6)
+        table[name] = {"dtype": array.dtype.str, "shape": list(array.shape), "offset": offset, "nbytes": len(blob)}
+        blobs.append(blob)
+        offset += len(blob)
+    header = {"format": FORMAT, "version": VERSION, "meta": episodes.meta, "arrays": table}
+    header_bytes = json.dumps(header, sort_keys=True).encode()
+    _atomic_write(Path(path), [MAGIC, struct.pack("<I", len(header_bytes)), header_bytes, *blobs])
+
+
+def _atomic_write(path: Path, chunks: list[bytes]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_episodes(path: str | os.PathLike) -> Episodes:
+    """Read a dataset file written by :func:`save_episodes`.
+
+    Raises:
+        DatasetFormatError: if the file is not a maze-mdlm dataset or has another version.
+        FileNotFoundError: if it does not exist.
+    """
+    data = Path(path).read_bytes()
+    if not data.startswith(MAGIC):
+        raise DatasetFormatError(f"{path} is not a maze-mdlm dataset (made by `maze-mdlm collect-data`)")
+    try:
+        (size,) = struct.unpack_from("<I", data, len(MAGIC))
+        start = len(MAGIC) + 4
+        header = json.loads(data[start : start + size])
+        body = start + size
+        if header.get("format") != FORMAT or header.get("version") != VERSION:
+            raise DatasetFormatError(
+                f"{path}: dataset version {header.get('version')} is not supported (expected {VERSION})"
+            )
+        arrays = {}
+        for name, spec in header["arrays"].items():
+            raw = zlib.decompress(data[body + spec["offset"] : body + spec["offset"] + spec["nbytes"]])
+            arrays[name] = np.frombuffer(raw, dtype=np.dtype(spec["dtype"])).reshape(spec["shape"])
+    except (struct.error, json.JSONDecodeError, zlib.error, KeyError, ValueError) as err:
+        if isinstance(err, DatasetFormatError):
+            raise
+        raise DatasetFormatError(f"{path} is a damaged maze-mdlm dataset: {err}") from err
+    return Episodes(meta=header["meta"], **{name: arrays[name] for name in Episodes.ARRAYS})
+
+
+def replay_poses(episodes: Episodes) -> np.ndarray:
+    """Rebuild the pose before every expert action, vectorised across episodes.
+
+    Returns:
+        int16 ``[sum of lengths, 3]`` poses, aligned with ``episodes.actions``.
+    """
+    lengths = episodes.lengths
+    pose = episodes.start_pose.astype(np.int64)
+    out = np.empty((int(lengths.sum()), 3), dtype=np.int16)
+    x, y, d = pose[:, 0].copy(), pose[:, 1].copy(), pose[:, 2].copy()
+    for t in range(int(lengths.max(initial=0))):
+        live = np.nonzero(lengths > t)[0]
+        where = episodes.offsets[live] + t
+        out[where, 0], out[where, 1], out[where, 2] = x[live], y[live], d[live]
+        a = episodes.actions[where]
+        d[live] = np.where(a == LEFT, (d[live] - 1) % 4, np.where(a == RIGHT, (d[live] + 1) % 4, d[live]))
+        fwd = live[a == FORWARD]  # expert moves never bump into walls
+        x[fwd] += DIR_DX[d[fwd]]
+        y[fwd] += DIR_DY[d[fwd]]
+    return out
+
+
+class PlanDataset:
+    """Training samples: the state at step t of an expert episode and its next ``horizon`` actions.
+
+    Holds only the episode arrays, one pose per step and 12 bytes per sample; states are
+    assembled on demand. :meth:`get_batch` assembles a whole batch with vectorised indexing, which
+    is what the trainer uses; ``__getitem__``/``__len__`` make it a map-style torch ``Dataset``.
+
+    Args:
+        episodes: loaded :class:`Episodes`.
+        horizon: number of action targets per sample; after the plan ends the target is END (6).
+        episode_ids: optional subset of episode indices (e.g. a train/validation split).
+    """
+
+    def __init__(self, episodes: Episodes, horizon: int, episode_ids: np.ndarray | None = None):
+        self.episodes = episodes
+        self.horizon = int(horizon)
+        ids = np.arange(len(episodes)) if episode_ids is None else np.asarray(episode_ids)
+        lengths = episodes.lengths[ids]
+        self.sample_episode = np.repeat(ids, lengths).astype(np.int32)
+        within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        self.sample_flat = (episodes.offsets[self.sample_episode] + within).astype(np.int64)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.sample_episode)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def get_batch(self, indices) -> dict[str, Any]:
+        """Assemble samples ``indices`` (``[B]``) into tensors.
+
+        Returns:
+            ``grid`` int64 ``[B, 3, 19, 19]``, ``direction`` int64 ``[B]``, ``actions`` int64
+            ``[B, horizon]`` (END after the plan ends), ``length`` int64 ``[B]`` (real actions).
+        """
+        import torch
+
+        idx = np.asarray(indices, dtype=np.int64)
+        ep, flat = self.sample_episode[idx], self.sample_flat[idx]
+        pose = self.episodes.poses[flat].astype(np.int64)
+        grid = self.episodes.layouts[ep].copy()
+        rows = np.arange(len(idx))
+        grid[rows, pose[:, 0], pose[:, 1]] = np.stack(
+            [np.full(len(idx), AGENT), np.zeros(len(idx), dtype=np.int64), pose[:, 2]], axis=1
+        )
+        end = self.episodes.offsets[ep + 1]
+        pos = flat[:, None] + np.arange(self.horizon)
+        valid = pos < end[:, None]
+        acts = np.where(valid, self.episodes.actions[np.minimum(pos, len(self.episodes.actions) - 1)], END_TOKEN)
+        return {
+            "grid": torch.from_numpy(grid).permute(0, 3, 1, 2).long(),
+            "direction": torch.from_numpy(pose[:, 2]),
+            "actions": torch.from_numpy(acts.astype(np.int64)),
+            "length": torch.from_numpy(valid.sum(1).astype(np.int64)),
+        }
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {k: v[0] for k, v in self.get_batch([i]).items()}
+
+    def split(self, val_fraction: float) -> tuple["PlanDataset", "PlanDataset"]:
+        """Split by episode: the last ``val_fraction`` of episodes (by position) is validation."""
+        ids = np.unique(self.sample_episode)
+        n_val = max(1, int(round(len(ids) * val_fraction))) if len(ids) > 1 else 0
+        return (
+            PlanDataset(self.episodes, self.horizon, ids[: len(ids) - n_val]),
+            PlanDataset(self.episodes, self.horizon, ids[len(ids) - n_val :]),
+        )
+

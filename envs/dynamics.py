@@ -1,0 +1,109 @@
+"""Side-effect-free symbolic dynamics of MiniGrid navigation on an encoded grid.
+
+Exact for the navigation actions ``left``, ``right`` and ``forward`` (verified step for step
+against MiniGrid's own ``step`` in the tests): walls, closed doors and objects block, lava ends
+the episode as a failure, the goal ends it as a success. Other actions leave the pose unchanged;
+in :func:`simulate_plans` MiniGrid's ``done`` action (6) marks the end of a plan.
+
+Poses are ``(x, y, direction)`` with MiniGrid's direction convention (0 right, 1 down, 2 left,
+3 up). Layouts are ``[W, H, 3]`` uint8 encodings without the agent (see
+:func:`envs.observation.layout_of`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from minigrid.core.constants import OBJECT_TO_IDX, STATE_TO_IDX
+
+LEFT, RIGHT, FORWARD, DONE = 0, 1, 2, 6
+RUNNING, SUCCESS, FAILURE = 0, 1, 2
+DIR_DX = np.array([1, 0, -1, 0], dtype=np.int64)
+DIR_DY = np.array([0, 1, 0, -1], dtype=np.int64)
+
+_OVERLAPPABLE = ("empty", "floor", "goal", "lava")
+
+
+def passable(layout: np.ndarray) -> np.ndarray:
+    """Boolean ``[W, H]``: cells the agent may enter (as MiniGrid's ``can_overlap``)."""
+    obj, state = layout[:, :, 0], layout[:, :, 2]
+    ok = np.isin(obj, [OBJECT_TO_IDX[name] for name in _OVERLAPPABLE])
+    return ok | ((obj == OBJECT_TO_IDX["door"]) & (state == STATE_TO_IDX["open"]))
+
+
+def step(layout: np.ndarray, pose: tuple[int, int, int], action: int) -> tuple[tuple[int, int, int], int]:
+    """One transition. Returns ``(new_pose, status)`` with status RUNNING, SUCCESS or FAILURE."""
+    x, y, d = pose
+    if action == LEFT:
+        return (x, y, (d - 1) % 4), RUNNING
+    if action == RIGHT:
+        return (x, y, (d + 1) % 4), RUNNING
+    if action != FORWARD:
+        return (x, y, d), RUNNING
+    fx, fy = x + int(DIR_DX[d]), y + int(DIR_DY[d])
+    if not (0 <= fx < layout.shape[0] and 0 <= fy < layout.shape[1]):
+        return (x, y, d), RUNNING
+    obj = int(layout[fx, fy, 0])
+    if not passable(layout[fx : fx + 1, fy : fy + 1])[0, 0]:
+        return (x, y, d), RUNNING
+    status = SUCCESS if obj == OBJECT_TO_IDX["goal"] else FAILURE if obj == OBJECT_TO_IDX["lava"] else RUNNING
+    return (fx, fy, d), status
+
+
+@dataclass
+class PlanOutcome:
+    """Result of :func:`simulate_plans` for ``B`` plans (all arrays have leading dim ``B``).
+
+    Attributes:
+        status: RUNNING (plan ended without reaching the goal), SUCCESS or FAILURE (lava).
+        steps: actions executed until the episode ended, or until the plan ended (END or its
+            last token) if it did not.
+        poses: ``[B, H + 1, 3]`` pose before each action (frozen once the plan has ended).
+    """
+
+    status: np.ndarray
+    steps: np.ndarray
+    poses: np.ndarray
+
+    @property
+    def final_pose(self) -> np.ndarray:
+        """``[B, 3]`` pose when the plan (or the episode) ended."""
+        return self.poses[:, -1]
+
+
+def simulate_plans(layout: np.ndarray, pose: tuple[int, int, int] | np.ndarray, plans: np.ndarray) -> PlanOutcome:
+    """Execute ``B`` action plans ``[B, H]`` from the same layout, vectorised over plans.
+
+    ``pose`` is one ``(x, y, d)`` shared by all plans, or ``[B, 3]``. Execution of a plan stops
+    at the goal, in lava, or at its first ``done`` (END) token.
+    """
+    plans = np.asarray(plans, dtype=np.int64)
+    n, horizon = plans.shape
+    ok = passable(layout)
+    obj = layout[:, :, 0]
+    width, height = ok.shape
+    pose = np.broadcast_to(np.asarray(pose, dtype=np.int64), (n, 3))
+    x, y, d = pose[:, 0].copy(), pose[:, 1].copy(), pose[:, 2].copy()
+    status = np.zeros(n, dtype=np.int64)
+    steps = np.zeros(n, dtype=np.int64)
+    active = np.ones(n, dtype=bool)
+    poses = np.empty((n, horizon + 1, 3), dtype=np.int64)
+    poses[:, 0] = pose
+    for t in range(horizon):
+        a = plans[:, t]
+        active &= a != DONE
+        d = np.where(active & (a == LEFT), (d - 1) % 4, d)
+        d = np.where(active & (a == RIGHT), (d + 1) % 4, d)
+        fx, fy = x + DIR_DX[d], y + DIR_DY[d]
+        inside = (fx >= 0) & (fx < width) & (fy >= 0) & (fy < height)
+        fxc, fyc = np.clip(fx, 0, width - 1), np.clip(fy, 0, height - 1)
+        move = active & (a == FORWARD) & inside & ok[fxc, fyc]
+        x, y = np.where(move, fxc, x), np.where(move, fyc, y)
+        steps += active
+        hit = obj[x, y]
+        status = np.where(move & (hit == OBJECT_TO_IDX["goal"]), SUCCESS, status)
+        status = np.where(move & (hit == OBJECT_TO_IDX["lava"]), FAILURE, status)
+        active &= status == RUNNING
+        poses[:, t + 1, 0], poses[:, t + 1, 1], poses[:, t + 1, 2] = x, y, d
+    return PlanOutcome(status=status, steps=steps, poses=poses)

@@ -1,0 +1,237 @@
+"""The ``maze-mdlm`` command line: ``collect-data``, ``train`` and ``rollout``.
+
+Bad input exits with code 2 and a one-line message on stderr, before any file is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import gymnasium as gym
+
+import envs
+from envs.dataset import DatasetFormatError
+from envs.observation import GridTooLargeError, check_fits
+from envs.seeds import EVAL_SEED_START, TRAIN_SEED_END, TRAIN_SEED_START
+
+AGENTS = ("random", "bfs", "mdlm", "mctd")
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line on stderr, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage otherwise)
+        raise UsageError(message)
+
+
+# ----------------------------------------------------------------------------- input checks
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def check_env_id(env_id: str) -> None:
+    """Fail with a clear message for an unknown env id or a grid larger than 19×19."""
+    try:
+        env = gym.make(env_id)
+    except gym.error.Error as err:
+        raise UsageError(f"unknown env id {env_id!r} ({err})") from None
+    base = env.unwrapped
+    if not hasattr(base, "grid") or not hasattr(base, "width"):
+        env.close()
+        raise UsageError(f"{env_id!r} is not a MiniGrid env")
+    try:
+        check_fits(base.width, base.height, env_id)
+    finally:
+        env.close()
+
+
+def check_writable(path: str | os.PathLike, flag: str) -> Path:
+    """Fail unless ``path`` can be created as a file (its folder exists and is writable)."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a directory, expected a file path")
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{flag} {path}: folder {parent} is not writable")
+    return path
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` via a temp file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_collect_data(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from envs.collect import collect
+    from envs.dataset import save_episodes
+
+    for env_id in args.env:
+        check_env_id(env_id)
+    if args.seed < TRAIN_SEED_START or args.seed + args.episodes > TRAIN_SEED_END:
+        raise UsageError(
+            f"training seeds must lie in [{TRAIN_SEED_START}, {TRAIN_SEED_END}); seeds from "
+            f"{EVAL_SEED_START} on are held out for evaluation"
+        )
+    out = check_writable(args.out, "--out")
+    total = args.episodes * len(args.env)
+    columns = (TextColumn("collecting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task("collect", total=total)
+        episodes = collect(
+            args.env,
+            args.episodes,
+            args.seed,
+            workers=args.workers,
+            on_progress=lambda n: progress.advance(task, n),
+            command=" ".join(["maze-mdlm", *sys.argv[1:]]) if sys.argv else "",
+        )
+    save_episodes(out, episodes)
+    print(
+        f"wrote {out}: {len(episodes)} episodes, {int(episodes.lengths.sum())} expert steps, "
+        f"{out.stat().st_size / 1e6:.2f} MB"
+    )
+    return 0
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from agents.registry import make_agent
+    from maze_mdlm.evaluation import evaluate
+
+    check_env_id(args.env)
+    json_path = check_writable(args.json, "--json") if args.json else None
+    gif_path = check_writable(args.render, "--render") if args.render else None
+    if gif_path is not None:
+        try:
+            import PIL  # noqa: F401
+        except ImportError:
+            raise UsageError("--render needs Pillow: pip install 'maze-mdlm[render]'") from None
+    agent = make_agent(args.agent, env_id=args.env, checkpoint=args.checkpoint, seed=args.seed)
+    frames: list | None = [] if gif_path else None
+    columns = (TextColumn(f"{args.agent} on {args.env}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("rollout", total=args.episodes)
+        metrics = evaluate(
+            agent, args.env, args.episodes, args.seed,
+            render_frames=frames, on_episode=lambda _: progress.advance(task),
+        )
+    metrics["agent"] = args.agent
+    table = Table(title=f"{args.agent} on {args.env}, seeds {args.seed}..{args.seed + args.episodes - 1}")
+    for column in ("success rate", "mean steps", "optimal steps", "path ratio", "mean return", "seconds"):
+        table.add_column(column, justify="right")
+    ratio = metrics["path_ratio"]
+    table.add_row(
+        f"{metrics['success_rate']:.3f}", f"{metrics['mean_steps']:.1f}", f"{metrics['mean_optimal_steps']:.1f}",
+        "-" if ratio is None else f"{ratio:.3f}", f"{metrics['mean_return']:.3f}", f"{metrics['seconds']:.1f}",
+    )
+    Console().print(table)
+    if json_path:
+        write_json_atomic(json_path, metrics)
+    if gif_path and frames:
+        save_gif(gif_path, frames)
+    return 0
+
+
+def save_gif(path: Path, frames: list) -> None:
+    """Write ``rgb_array`` frames as an animated GIF, atomically."""
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in frames]
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=150, loop=0)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from maze_mdlm.train_run import run_training
+
+    return run_training(args)
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="maze-mdlm", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("collect-data", help="run the BFS expert and write a dataset file")
+    p.add_argument("--env", action="append", required=True, metavar="ID", help="gymnasium env id (repeatable)")
+    p.add_argument("--episodes", type=positive_int, required=True, help="episodes per env")
+    p.add_argument("--seed", type=nonnegative_int, default=TRAIN_SEED_START,
+                   help=f"first reset seed; episode i uses seed+i (training range [0, {TRAIN_SEED_END}))")
+    p.add_argument("--workers", type=positive_int, default=1, help="worker processes")
+    p.add_argument("--out", required=True, metavar="FILE", help="dataset file to write (atomically)")
+    p.set_defaults(func=cmd_collect_data)
+
+    from maze_mdlm.train_run import add_train_arguments
+
+    p = sub.add_parser("train", help="train an MDLM policy on collected data")
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("rollout", help="evaluate an agent by success rate")
+    p.add_argument("--agent", choices=AGENTS, required=True, help="which agent to run")
+    p.add_argument("--env", default=envs.FOURROOMS_ID, metavar="ID", help="gymnasium env id")
+    p.add_argument("--episodes", type=positive_int, default=200, help="number of episodes")
+    p.add_argument("--seed", type=nonnegative_int, default=EVAL_SEED_START,
+                   help=f"first reset seed; episode i uses seed+i (held-out range starts at {EVAL_SEED_START})")
+    p.add_argument("--checkpoint", metavar="PATH", help="model checkpoint (default: the shipped one for --env)")
+    p.add_argument("--json", metavar="FILE", help="write the metrics as JSON")
+    p.add_argument("--render", metavar="FILE.gif", help="write an animated GIF of the first episode")
+    p.set_defaults(func=cmd_rollout)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except (UsageError, GridTooLargeError, DatasetFormatError, FileNotFoundError) as err:
+        message = " ".join(str(err).split())
+        print(f"maze-mdlm: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("maze-mdlm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
