@@ -1,0 +1,124 @@
+"""Plain-dict checkpoints, written atomically and loadable with ``weights_only=True``.
+
+Layout::
+
+    {"format": "maze-mdlm-checkpoint", "version": 1,
+     "model": state_dict, "model_config": dict, "train_config": dict,
+     "optimizer": optimizer state_dict | None, "step": int, "dataset": dict, "extra": dict}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from maze_mdlm.config import ModelConfig
+from maze_mdlm.model import MDLMPolicy
+
+FORMAT = "maze-mdlm-checkpoint"
+VERSION = 1
+
+
+def to_plain(value: Any, where: str = "checkpoint") -> Any:
+    """Return ``value`` made of types ``torch.load(weights_only=True)`` accepts.
+
+    Dataclasses become dicts, numpy values become Python numbers / lists, paths strings;
+    anything else that is not None/bool/int/float/str/tensor/list/tuple/dict raises
+    ``TypeError`` naming where it sits.
+    """
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_plain(dataclasses.asdict(value), where)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return value.tolist()  # numpy scalars -> Python numbers, arrays -> nested lists
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, (str, int)):
+                raise TypeError(f"{where}: key {key!r} is not a str or int")
+            out[key] = to_plain(item, f"{where}[{key!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        items = [to_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
+    raise TypeError(f"{where}: {type(value).__name__} cannot be stored in a weights_only checkpoint")
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: torch.nn.Module,
+    config: ModelConfig,
+    optimizer_state: dict[str, Any] | None,
+    step: int,
+    train_config: Any,
+    dataset_meta: dict[str, Any] | None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically (temp file in the same folder, then ``os.replace``).
+
+    ``train_config`` may be a dataclass or a dict. Returns the final path.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_config": to_plain(config, "model_config"),
+        "train_config": to_plain(train_config, "train_config"),
+        "optimizer": to_plain(optimizer_state, "optimizer"),
+        "step": int(step),
+        "dataset": to_plain(dataset_meta or {}, "dataset"),
+        "extra": to_plain(extra or {}, "extra"),
+    }
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(ckpt, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+    return target
+
+
+def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and validate a checkpoint dict (no model is built). Raises ``ValueError``."""
+    source = Path(path)
+    if not source.is_file():
+        raise ValueError(f"checkpoint not found: {source}")
+    try:
+        ckpt = torch.load(source, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is "not a checkpoint"
+        raise ValueError(f"{source} is not a maze-mdlm checkpoint (cannot be loaded: {err})") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{source} is not a maze-mdlm checkpoint (missing format={FORMAT!r})")
+    if ckpt.get("version") != VERSION:
+        raise ValueError(f"{source}: unsupported checkpoint version {ckpt.get('version')!r}")
+    for key in ("model", "model_config", "step"):
+        if key not in ckpt:
+            raise ValueError(f"{source}: checkpoint has no {key!r} entry")
+    return ckpt
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> tuple[MDLMPolicy, dict[str, Any]]:
+    """Rebuild the model from a checkpoint. Returns (model in eval mode, checkpoint dict)."""
+    ckpt = read_checkpoint(path, map_location)
+    with torch.random.fork_rng(devices=[]):  # building runs the init; keep the global RNG
+        model = MDLMPolicy(ModelConfig.from_dict(ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    model.to(map_location).eval()
+    return model, ckpt

@@ -1,0 +1,54 @@
+"""Architecture config of the MDLM policy (plain types only, checkpoint friendly)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from maze_mdlm.tokens import NUM_ACTIONS, VOCAB_SIZE
+
+
+@dataclass
+class ModelConfig:
+    """Hyper-parameters of :class:`maze_mdlm.model.MDLMPolicy`."""
+
+    num_actions: int = NUM_ACTIONS  # output classes (MiniGrid actions, 6 doubles as END)
+    vocab_size: int = VOCAB_SIZE  # input tokens: actions + MASK (MASK id = num_actions)
+    hidden_dim: int = 128  # transformer width D
+    num_layers: int = 4  # number of DiT blocks
+    num_heads: int = 4  # attention heads (hidden_dim must be divisible by it)
+    max_seq_len: int = 64  # longest action window (size of the positional table)
+    dropout: float = 0.0  # dropout in attention and MLP (0 = off)
+    grid_size: int = 19  # side of the encoded MiniGrid grid [3, grid_size, grid_size]
+    cond_drop_prob: float = 0.1  # train-time prob. of replacing the state by a learned null (CFG)
+
+    def __post_init__(self) -> None:
+        if self.vocab_size != self.num_actions + 1:
+            raise ValueError(
+                f"vocab_size must be num_actions + 1 (MASK), got {self.vocab_size} "
+                f"for num_actions={self.num_actions}"
+            )
+        if self.hidden_dim % self.num_heads != 0:
+            raise ValueError(
+                f"hidden_dim={self.hidden_dim} is not divisible by num_heads={self.num_heads}"
+            )
+        if not 0.0 <= self.cond_drop_prob < 1.0:
+            raise ValueError(f"cond_drop_prob must be in [0, 1), got {self.cond_drop_prob}")
+
+    @property
+    def mask_token_id(self) -> int:
+        """Index of the [MASK] input token (the last vocabulary entry)."""
+        return self.num_actions
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain ``dict`` of the fields (stored in checkpoints)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields: {unknown}")
+        return cls(**data)

@@ -1,0 +1,265 @@
+"""MDLM policy: a DiT (adaLN-Zero) over action tokens, conditioned on a CNN state encoding.
+
+Shapes: B batch, L action-window length (<= max_seq_len), D hidden_dim, V = num_actions (7),
+G grid side (19). Grids are MiniGrid ``grid.encode()`` arrays indexed [channel, x, y].
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from maze_mdlm.config import ModelConfig
+
+NUM_OBJECTS = 11  # MiniGrid OBJECT_TO_IDX: unseen .. agent (10)
+NUM_COLORS = 6  # MiniGrid COLOR_TO_IDX
+NUM_STATES = 4  # door states 0..2, and the agent cell stores its direction 0..3
+NUM_DIRECTIONS = 4
+MLP_RATIO = 4  # width of the DiT MLP relative to D
+RATIO_FREQ_DIM = 64  # sinusoidal features of the mask ratio
+CNN_CHANNELS = (32, 64, 64)  # conv widths: stride 2, stride 2, stride 1
+CELL_EMBED = (8, 4, 4)  # embedding sizes of object / color / state indices
+
+
+def conv_out_size(size: int, stride: int) -> int:
+    """Side of a 3x3, padding-1 conv output for an input of side ``size``."""
+    return (size + 2 - 3) // stride + 1
+
+
+def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    """adaLN modulation. x [B, L, D], shift/scale [B, D] -> [B, L, D]."""
+    return x * (1.0 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+
+
+def sinusoidal_features(value: Tensor, dim: int, scale: float = 1000.0) -> Tensor:
+    """Sin/cos features of a scalar per row. value [B] float -> [B, dim].
+
+    ``value`` (a mask ratio in [0, 1]) is multiplied by ``scale`` so that it spans the same
+    range as diffusion timesteps, then encoded at geometric frequencies 1 .. 1/10000.
+    """
+    half = dim // 2
+    freqs = torch.exp(
+        -math.log(10000.0) * torch.arange(half, device=value.device, dtype=torch.float32) / half
+    )
+    args = value.float().unsqueeze(-1) * scale * freqs  # [B, half]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class StateEncoder(nn.Module):
+    """MiniGrid grid + direction -> state vector.
+
+    Each cell's (object, color, state) indices are embedded and concatenated into channels,
+    two stride-2 convs shrink 19x19 to 5x5 (cheap on CPU), and the map is flattened (not
+    pooled: position matters) and projected to D. A direction embedding is added and the
+    result layer-normalised so it sits at the same scale as the token embeddings.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        e_obj, e_col, e_state = CELL_EMBED
+        self.object_embed = nn.Embedding(NUM_OBJECTS, e_obj)
+        self.color_embed = nn.Embedding(NUM_COLORS, e_col)
+        self.state_embed = nn.Embedding(NUM_STATES, e_state)
+        c1, c2, c3 = CNN_CHANNELS
+        self.convs = nn.Sequential(
+            nn.Conv2d(e_obj + e_col + e_state, c1, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv2d(c1, c2, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv2d(c2, c3, 3, stride=1, padding=1),
+            nn.GELU(),
+        )
+        side = conv_out_size(conv_out_size(config.grid_size, 2), 2)
+        self.proj = nn.Linear(c3 * side * side, config.hidden_dim)
+        self.direction_embed = nn.Embedding(NUM_DIRECTIONS, config.hidden_dim)
+        self.norm = nn.LayerNorm(config.hidden_dim)
+        self.grid_size = config.grid_size
+
+    def forward(self, grid: Tensor, direction: Tensor) -> Tensor:
+        """grid [B, 3, G, G] long, direction [B] long -> [B, D]."""
+        if grid.dim() != 4 or grid.shape[1:] != (3, self.grid_size, self.grid_size):
+            raise ValueError(
+                f"grid must be [B, 3, {self.grid_size}, {self.grid_size}], got {tuple(grid.shape)}"
+            )
+        cells = torch.cat(
+            [
+                self.object_embed(grid[:, 0]),
+                self.color_embed(grid[:, 1]),
+                self.state_embed(grid[:, 2]),
+            ],
+            dim=-1,
+        )  # [B, G, G, E]
+        h = self.convs(cells.permute(0, 3, 1, 2))  # [B, C, S, S]
+        h = self.proj(h.flatten(1)) + self.direction_embed(direction)  # [B, D]
+        return self.norm(h)
+
+
+class RatioEmbedder(nn.Module):
+    """Mask ratio [B] in [0, 1] -> [B, D] (sinusoidal features + MLP)."""
+
+    def __init__(self, hidden_dim: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(RATIO_FREQ_DIM, hidden_dim),
+            nn.SiLU(),
+            nn.Linear(hidden_dim, hidden_dim),
+        )
+
+    def forward(self, ratio: Tensor) -> Tensor:
+        """ratio [B] -> [B, D]."""
+        return self.mlp(sinusoidal_features(ratio, RATIO_FREQ_DIM))
+
+
+class SelfAttention(nn.Module):
+    """Bidirectional multi-head self-attention. x [B, L, D] -> [B, L, D]."""
+
+    def __init__(self, hidden_dim: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(hidden_dim, 3 * hidden_dim)
+        self.proj = nn.Linear(hidden_dim, hidden_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x [B, L, D] -> [B, L, D]."""
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, d // self.num_heads).permute(
+            2, 0, 3, 1, 4
+        )  # each [B, H, L, hd]
+        y = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0
+        )  # [B, H, L, hd]
+        return self.proj(y.transpose(1, 2).reshape(b, n, d))
+
+
+class DiTBlock(nn.Module):
+    """Transformer block with adaLN-Zero conditioning. x [B, L, D], c [B, D] -> [B, L, D]."""
+
+    def __init__(self, hidden_dim: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(hidden_dim, elementwise_affine=False, eps=1e-6)
+        self.attn = SelfAttention(hidden_dim, num_heads, dropout)
+        self.norm2 = nn.LayerNorm(hidden_dim, elementwise_affine=False, eps=1e-6)
+        self.mlp = nn.Sequential(
+            nn.Linear(hidden_dim, MLP_RATIO * hidden_dim),
+            nn.GELU(approximate="tanh"),
+            nn.Dropout(dropout),
+            nn.Linear(MLP_RATIO * hidden_dim, hidden_dim),
+        )
+        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_dim, 6 * hidden_dim))
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        """x [B, L, D], c [B, D] -> [B, L, D]."""
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.modulation(c).chunk(6, dim=-1)
+        x = x + gate_a.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_a, scale_a))
+        x = x + gate_m.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_m, scale_m))
+        return x
+
+
+class FinalLayer(nn.Module):
+    """adaLN-modulated norm + linear head. x [B, L, D], c [B, D] -> logits [B, L, V]."""
+
+    def __init__(self, hidden_dim: int, num_actions: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden_dim, elementwise_affine=False, eps=1e-6)
+        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_dim, 2 * hidden_dim))
+        self.head = nn.Linear(hidden_dim, num_actions)
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        """x [B, L, D], c [B, D] -> [B, L, V]."""
+        shift, scale = self.modulation(c).chunk(2, dim=-1)
+        return self.head(modulate(self.norm(x), shift, scale))
+
+
+class MDLMPolicy(nn.Module):
+    """Masked-diffusion policy over action windows.
+
+    Input tokens are actions 0..6 or MASK (7); the output is logits over the 7 actions at
+    every position. The state vector is added to every token and, together with the
+    mask-ratio embedding, forms the adaLN condition ``c``. Because of adaLN-Zero and the
+    zero-initialised head, a freshly built model outputs all-zero logits.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.mask_token_id = config.mask_token_id
+        d = config.hidden_dim
+        self.state_encoder = StateEncoder(config)
+        self.null_state = nn.Parameter(torch.empty(d))  # learned "no state" for CFG
+        self.token_embed = nn.Embedding(config.vocab_size, d)
+        self.pos_embed = nn.Parameter(torch.empty(config.max_seq_len, d))
+        self.ratio_embed = RatioEmbedder(d)
+        self.blocks = nn.ModuleList(
+            DiTBlock(d, config.num_heads, config.dropout) for _ in range(config.num_layers)
+        )
+        self.final = FinalLayer(d, config.num_actions)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """DiT-style init (uses the global torch RNG; seed it at the entry point).
+
+        Linear layers: Xavier-uniform, zero bias. Token embeddings: orthonormal rows scaled
+        to unit RMS, so MASK starts orthogonal to every action. Positions and the null state
+        are N(0, 1), matching the LayerNorm-ed state vector. All adaLN modulations and the
+        output head are zero (adaLN-Zero): every block starts as the identity.
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        d = self.config.hidden_dim
+        with torch.no_grad():
+            nn.init.orthogonal_(self.token_embed.weight)
+            self.token_embed.weight.mul_(math.sqrt(d))
+        nn.init.normal_(self.pos_embed, std=1.0)
+        nn.init.normal_(self.null_state, std=1.0)
+        for block in self.blocks:
+            nn.init.zeros_(block.modulation[-1].weight)
+            nn.init.zeros_(block.modulation[-1].bias)
+        nn.init.zeros_(self.final.modulation[-1].weight)
+        nn.init.zeros_(self.final.modulation[-1].bias)
+        nn.init.zeros_(self.final.head.weight)
+        nn.init.zeros_(self.final.head.bias)
+
+    def null_state_embedding(self, batch_size: int) -> Tensor:
+        """Learned unconditional state vector, expanded to [batch_size, D]."""
+        return self.null_state.unsqueeze(0).expand(batch_size, -1)
+
+    def encode_state(
+        self, grid: Tensor, direction: Tensor, drop_state: Tensor | None = None
+    ) -> Tensor:
+        """grid [B, 3, G, G] long, direction [B] long, drop_state [B] bool -> [B, D].
+
+        Rows where ``drop_state`` is True get the null state embedding instead.
+        """
+        state = self.state_encoder(grid, direction)
+        if drop_state is not None:
+            null = self.null_state_embedding(state.shape[0]).to(state.dtype)
+            state = torch.where(drop_state.unsqueeze(-1), null, state)
+        return state
+
+    def forward_tokens(self, tokens: Tensor, state_emb: Tensor, mask_ratio: Tensor) -> Tensor:
+        """tokens [B, L] long (0..7), state_emb [B, D], mask_ratio [B] -> logits [B, L, V]."""
+        length = tokens.shape[1]
+        if length > self.config.max_seq_len:
+            raise ValueError(f"window length {length} > max_seq_len {self.config.max_seq_len}")
+        x = self.token_embed(tokens) + self.pos_embed[:length] + state_emb.unsqueeze(1)
+        c = state_emb + self.ratio_embed(mask_ratio)  # [B, D]
+        for block in self.blocks:
+            x = block(x, c)
+        return self.final(x, c)
+
+    def forward(
+        self,
+        tokens: Tensor,
+        grid: Tensor,
+        direction: Tensor,
+        mask_ratio: Tensor,
+        drop_state: Tensor | None = None,
+    ) -> Tensor:
+        """tokens [B, L], grid [B, 3, G, G], direction [B], mask_ratio [B] -> [B, L, V]."""
+        return self.forward_tokens(tokens, self.encode_state(grid, direction, drop_state), mask_ratio)

@@ -1,0 +1,207 @@
+"""MaskGIT-style iterative unmasking for :class:`maze_mdlm.model.MDLMPolicy`.
+
+Shapes: B batch, L horizon, V = num_actions, S = num_steps. Every step runs the model once
+(twice batched as one forward under classifier-free guidance), draws a candidate action at
+each position, and commits the most confident still-masked positions so that the number
+left masked follows the schedule. Fixed (non-MASK) positions of ``init_tokens`` are never
+changed and MASK is never emitted (the head has no MASK class).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from maze_mdlm.tokens import MASK
+
+SAMPLER_SCHEDULES = ("cosine", "linear")
+
+
+def masked_after_step(num_masked: Tensor, num_steps: int, schedule: str = "cosine") -> Tensor:
+    """Positions still masked after each step. num_masked [...] long -> [..., S] long.
+
+    cosine: ``ceil(n * cos(pi/2 * (s+1)/S))``; linear: ``ceil(n * (1 - (s+1)/S))``.
+    Two adjustments: while positions remain, every step commits at least one (so no forward
+    is wasted, e.g. n=32, S=8 would otherwise commit nothing at step 0), and the last step
+    leaves nothing masked.
+    """
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    if schedule not in SAMPLER_SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; expected one of {SAMPLER_SCHEDULES}")
+    n = torch.as_tensor(num_masked).to(torch.float64).unsqueeze(-1)  # [..., 1]
+    done = torch.arange(1, num_steps + 1, dtype=torch.float64, device=n.device)  # [S]
+    frac = done / num_steps
+    keep = torch.cos(0.5 * math.pi * frac) if schedule == "cosine" else 1.0 - frac
+    remaining = torch.ceil(n * keep - 1e-9)  # tolerance: 3 * (1 - 1/3) must not round up to 3
+    remaining = torch.minimum(remaining, (n - done).clamp(min=0.0))
+    remaining[..., -1] = 0.0
+    return remaining.clamp(min=0.0).long()
+
+
+def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
+    """Set logits outside the top-k / nucleus (top-p) set to -inf. [..., V] -> [..., V].
+
+    top-p keeps the smallest prefix of the sorted distribution whose mass reaches ``top_p``
+    (always at least the most likely token).
+    """
+    out = logits
+    if top_k is not None:
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        k = min(top_k, out.shape[-1])
+        kth = torch.topk(out, k, dim=-1).values[..., -1:]  # [..., 1]
+        out = out.masked_fill(out < kth, float("-inf"))
+    if top_p is not None:
+        if not 0.0 < top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        sorted_logits, order = torch.sort(out, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        mass_before = torch.cumsum(probs, dim=-1) - probs  # mass of strictly better tokens
+        drop_sorted = mass_before >= top_p
+        drop_sorted[..., 0] = False
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        out = out.masked_fill(drop, float("-inf"))
+    return out
+
+
+def gumbel_noise(shape: torch.Size | tuple[int, ...], generator: torch.Generator | None,
+                 device: torch.device) -> Tensor:
+    """Standard Gumbel noise in float64 (float32 noise lowers the effective temperature)."""
+    gen_device = generator.device if generator is not None else device
+    u = torch.rand(shape, generator=generator, device=gen_device, dtype=torch.float64).to(device)
+    u = u.clamp(min=torch.finfo(torch.float64).tiny)
+    return -torch.log(-torch.log(u))
+
+
+def draw_candidates(
+    logits: Tensor,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Candidate token and its confidence at every position.
+
+    logits [B, L, V] -> (tokens [B, L] long, confidence [B, L] float64). Greedy when
+    ``temperature == 0``; otherwise Gumbel-max sampling from softmax(logits / temperature)
+    restricted by top-k / top-p. Confidence is the model's own probability
+    softmax(logits) of the chosen token, so top_k=1 reproduces greedy decoding exactly.
+    """
+    logits64 = logits.to(torch.float64)
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if temperature == 0.0:
+        tokens = logits64.argmax(dim=-1)
+    else:
+        scores = filter_logits(logits64 / temperature, top_k, top_p)
+        tokens = (scores + gumbel_noise(scores.shape, generator, scores.device)).argmax(dim=-1)
+    confidence = torch.softmax(logits64, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    return tokens, confidence
+
+
+def select_commits(confidence: Tensor, masked: Tensor, num_remaining: Tensor) -> Tensor:
+    """Which masked positions to commit so that ``num_remaining`` stay masked per row.
+
+    confidence [B, L], masked [B, L] bool, num_remaining [B] long -> commit [B, L] bool.
+    The most confident masked positions are committed; ties go to the earlier position.
+    """
+    b, n = masked.shape
+    num_commit = (masked.sum(dim=1) - num_remaining).clamp(min=0)  # [B]
+    score = confidence.masked_fill(~masked, float("-inf"))
+    order = torch.argsort(score, dim=1, descending=True, stable=True)  # [B, L]
+    rank = torch.empty_like(order).scatter_(
+        1, order, torch.arange(n, device=order.device).expand(b, n)
+    )  # rank[b, i] = position of i in the confidence order
+    return masked & (rank < num_commit.unsqueeze(1))
+
+
+def _step_logits(
+    model: torch.nn.Module,
+    tokens: Tensor,
+    state_emb: Tensor,
+    null_emb: Tensor | None,
+    mask_ratio: Tensor,
+    guidance_scale: float | None,
+) -> Tensor:
+    """Logits [B, L, V] for one unmasking step, with classifier-free guidance if asked.
+
+    Guidance: ``uncond + w * (cond - uncond)``, both halves in one batched forward.
+    """
+    if null_emb is None:
+        return model.forward_tokens(tokens, state_emb, mask_ratio)
+    both = model.forward_tokens(
+        torch.cat([tokens, tokens]), torch.cat([state_emb, null_emb]), torch.cat([mask_ratio, mask_ratio])
+    )
+    cond, uncond = both.float().chunk(2, dim=0)
+    return uncond + guidance_scale * (cond - uncond)
+
+
+@torch.no_grad()
+def sample(
+    model: torch.nn.Module,
+    grid: Tensor,
+    direction: Tensor,
+    horizon: int,
+    num_steps: int = 8,
+    *,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    schedule: str = "cosine",
+    generator: torch.Generator | None = None,
+    init_tokens: Tensor | None = None,
+    guidance_scale: float | None = None,
+) -> Tensor:
+    """Generate action windows by iterative unmasking.
+
+    Args:
+        model: an ``MDLMPolicy`` (any module with encode_state / forward_tokens /
+            null_state_embedding / mask_token_id).
+        grid: [B, 3, G, G] long encoded grids; direction: [B] long.
+        horizon: window length L (<= model max_seq_len).
+        num_steps: unmasking steps S (model forwards).
+        temperature: 0 = greedy; > 0 samples from softmax(logits / temperature).
+        top_k, top_p: optional filters applied when sampling.
+        schedule: "cosine" or "linear" count of positions left masked after each step.
+        generator: source of all sampling noise (deterministic when seeded).
+        init_tokens: [B, L] long; non-MASK entries are fixed, MASK entries are generated.
+        guidance_scale: classifier-free guidance weight w (None = plain conditional).
+
+    Returns:
+        [B, L] long actions in 0..num_actions-1.
+    """
+    b = grid.shape[0]
+    device = grid.device
+    if init_tokens is None:
+        tokens = torch.full((b, horizon), MASK, dtype=torch.long, device=device)
+    else:
+        if init_tokens.shape != (b, horizon):
+            raise ValueError(f"init_tokens must be [{b}, {horizon}], got {tuple(init_tokens.shape)}")
+        if bool(((init_tokens < 0) | (init_tokens > MASK)).any()):
+            raise ValueError("init_tokens must hold actions or MASK")
+        tokens = init_tokens.to(device=device, dtype=torch.long).clone()
+    masked = tokens == MASK  # [B, L]
+    remaining_after = masked_after_step(masked.sum(dim=1), num_steps, schedule)  # [B, S]
+
+    was_training = model.training
+    model.eval()
+    try:
+        state_emb = model.encode_state(grid, direction)  # [B, D], reused at every step
+        null_emb = None
+        if guidance_scale is not None and guidance_scale != 1.0:
+            null_emb = model.null_state_embedding(b).to(state_emb.dtype)
+        for step in range(num_steps):
+            if not bool(masked.any()):
+                break
+            mask_ratio = masked.float().mean(dim=1)
+            logits = _step_logits(model, tokens, state_emb, null_emb, mask_ratio, guidance_scale)
+            candidates, confidence = draw_candidates(logits, temperature, top_k, top_p, generator)
+            commit = select_commits(confidence, masked, remaining_after[:, step])
+            tokens = torch.where(commit, candidates, tokens)
+            masked = masked & ~commit
+    finally:
+        model.train(was_training)
+    return tokens

@@ -1,0 +1,358 @@
+"""MDLM training: masked cross-entropy, AdamW with warmup + cosine decay, validation, resume.
+
+The trainer only orchestrates; the math lives in small pure functions (``lr_at``,
+``masked_loss``) and in :mod:`maze_mdlm.masking`. It writes no files and prints nothing:
+the CLI drives :meth:`Trainer.fit` through its callback and saves checkpoints itself.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from maze_mdlm.masking import curriculum_mask_ratio, mask_tokens
+from maze_mdlm.model import MDLMPolicy
+from maze_mdlm.tokens import END
+
+
+class BatchSource(Protocol):
+    """What the trainer needs from a dataset."""
+
+    num_samples: int
+
+    def get_batch(self, indices: Tensor) -> dict[str, Tensor]:
+        """indices [B] long -> dict(grid [B,3,G,G], direction [B], actions [B,H], length [B])."""
+        ...
+
+
+@dataclass
+class TrainConfig:
+    """One training run (plain types only, stored in checkpoints)."""
+
+    steps: int = 20_000  # total optimizer steps
+    batch_size: int = 256  # windows per step
+    lr: float = 1e-3  # peak learning rate
+    weight_decay: float = 0.01  # AdamW decay on weight matrices (not biases/norms/null state)
+    warmup_steps: int = 500  # linear LR warmup from 0
+    min_lr_ratio: float = 0.1  # cosine decay floor, as a fraction of lr
+    grad_clip: float = 1.0  # max global grad norm (<= 0 disables)
+    horizon: int = 32  # action-window length H fed to the model
+    val_every: int = 500  # validate every N steps (0 = never)
+    val_max_samples: int = 4096  # cap on validation windows per validation
+    val_mask_ratio: float = 0.5  # fixed mask ratio used by validate()
+    eval_every: int = 0  # call the in-env eval_fn every N steps (0 = never)
+    log_every: int = 50  # emit averaged train metrics every N steps
+    mask_schedule: str = "cosine"  # base ratio schedule of t ~ U[0,1]: cosine | linear
+    use_curriculum: bool = True  # blend the ratio towards a ramping target (see masking.py)
+    min_mask_ratio: float = 0.1  # curriculum target at the start
+    max_mask_ratio: float = 0.75  # curriculum target after curriculum_warmup_steps
+    curriculum_warmup_steps: int = 2000  # steps over which the target ramps min -> max
+    curriculum_blend: float = 0.7  # weight of the curriculum target in the blend
+    seed: int = 0  # seeds the batch-index and masking generators
+    mdlm_elbo_weighting: bool = False  # weight each row's masked CE by 1/ratio (MDLM ELBO)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain ``dict`` of the fields."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {unknown}")
+        return cls(**data)
+
+
+def lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:
+    """Linear warmup to ``base_lr`` over ``warmup_steps`` then cosine decay to
+    ``base_lr * min_lr_ratio`` at ``total_steps``. ``step`` counts from 0."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    span = max(total_steps - warmup_steps, 1)
+    progress = min(max((step - warmup_steps) / span, 0.0), 1.0)
+    floor = base_lr * min_lr_ratio
+    return floor + 0.5 * (base_lr - floor) * (1.0 + math.cos(math.pi * progress))
+
+
+def masked_loss(
+    logits: Tensor, targets: Tensor, mask: Tensor, row_weight: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Cross-entropy and accuracy on masked positions only.
+
+    logits [B, L, V], targets [B, L] long, mask [B, L] bool -> (loss [], accuracy []).
+    Without ``row_weight``: mean CE over all masked tokens of the batch. With
+    ``row_weight`` [B] (MDLM ELBO, weight 1/(L * ratio)): mean over rows of the weighted
+    sum of that row's masked CE.
+    """
+    ce = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # [B, L]
+    maskf = mask.to(ce.dtype)
+    if row_weight is None:
+        loss = (ce * maskf).sum() / maskf.sum().clamp(min=1.0)
+    else:
+        loss = ((ce * maskf).sum(dim=1) * row_weight).mean()
+    with torch.no_grad():
+        correct = (logits.argmax(dim=-1) == targets) & mask
+        accuracy = correct.sum().float() / mask.sum().clamp(min=1).float()
+    return loss, accuracy
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on >= 2-D weights only (biases, norms, null state excluded)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.99))
+
+
+Callback = Callable[[str, int, dict[str, float]], "bool | None"]
+EvalFn = Callable[[MDLMPolicy], dict[str, float]]
+
+
+class Trainer:
+    """Owns the optimizer, the step counter and the two generators (batch indices, masking).
+
+    ``train_step`` does one update on a given batch; ``fit`` draws batches from a
+    ``BatchSource`` (epoch-wise permutations) and reports through a callback.
+    """
+
+    VAL_SEED_OFFSET = 1_000_003
+
+    def __init__(self, model: MDLMPolicy, config: TrainConfig, device: torch.device | str | None = None) -> None:
+        if config.horizon > model.config.max_seq_len:
+            raise ValueError(f"horizon {config.horizon} > model max_seq_len {model.config.max_seq_len}")
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = model.to(self.device)
+        self.config = config
+        self.optimizer = build_optimizer(self.model, config)
+        self.step = 0
+        self.data_generator = torch.Generator().manual_seed(config.seed)
+        self.mask_generator = torch.Generator().manual_seed(config.seed + 1)
+        self._perm = torch.empty(0, dtype=torch.long)
+        self._cursor = 0
+
+    # ---- pieces ---------------------------------------------------------------------------
+    def current_lr(self) -> float:
+        """Learning rate used by the next step."""
+        c = self.config
+        return lr_at(self.step, c.lr, c.warmup_steps, c.steps, c.min_lr_ratio)
+
+    def curriculum_progress(self) -> float:
+        """Fraction of the curriculum ramp done, in [0, 1]."""
+        warm = self.config.curriculum_warmup_steps
+        return 1.0 if warm <= 0 else min(self.step / warm, 1.0)
+
+    def sample_mask_ratio(self, batch_size: int) -> Tensor:
+        """Per-row training mask ratio [B] drawn from the mask generator."""
+        c = self.config
+        t = torch.rand(batch_size, generator=self.mask_generator)
+        return curriculum_mask_ratio(
+            t,
+            self.curriculum_progress(),
+            schedule=c.mask_schedule,
+            min_mask_ratio=c.min_mask_ratio,
+            max_mask_ratio=c.max_mask_ratio,
+            blend=c.curriculum_blend if c.use_curriculum else 0.0,
+        )
+
+    def next_indices(self, num_samples: int) -> Tensor:
+        """Next ``batch_size`` dataset indices [B] from epoch-wise random permutations."""
+        if num_samples < 1:
+            raise ValueError("the training data is empty")
+        chunks, need = [], self.config.batch_size
+        while need > 0:
+            if self._cursor >= self._perm.numel() or self._perm.numel() != num_samples:
+                self._perm = torch.randperm(num_samples, generator=self.data_generator)
+                self._cursor = 0
+            take = self._perm[self._cursor : self._cursor + need]
+            self._cursor += take.numel()
+            need -= take.numel()
+            chunks.append(take)
+        return torch.cat(chunks)
+
+    def _unpack(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """batch -> (grid [B,3,G,G], direction [B], actions [B,H]) on the device."""
+        actions = batch["actions"]
+        horizon = self.config.horizon
+        if actions.shape[1] < horizon:
+            raise ValueError(f"batch actions have {actions.shape[1]} steps < horizon {horizon}")
+        return (
+            batch["grid"].to(self.device, torch.long),
+            batch["direction"].to(self.device, torch.long),
+            actions[:, :horizon].to(self.device, torch.long),
+        )
+
+    # ---- training -------------------------------------------------------------------------
+    def train_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
+        """One optimizer step on ``batch``. Returns loss, accuracy, mask_ratio, lr, grad_norm."""
+        self.model.train()
+        grid, direction, actions = self._unpack(batch)
+        b, horizon = actions.shape
+        lr = self.current_lr()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+        ratio = self.sample_mask_ratio(b)  # [B]
+        tokens, mask, actual_ratio = mask_tokens(actions, ratio, self.mask_generator)
+        drop = torch.rand(b, generator=self.mask_generator) < self.model.config.cond_drop_prob
+        logits = self.model(tokens, grid, direction, actual_ratio, drop_state=drop.to(self.device))
+        row_weight = None
+        if self.config.mdlm_elbo_weighting:
+            row_weight = 1.0 / (horizon * ratio.to(self.device).clamp(min=1.0 / horizon))
+        loss, accuracy = masked_loss(logits, actions, mask, row_weight)
+
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.config.grad_clip if self.config.grad_clip > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.optimizer.step()
+        self.step += 1
+        return {
+            "loss": float(loss.detach()),
+            "accuracy": float(accuracy),
+            "mask_ratio": float(actual_ratio.mean()),
+            "lr": lr,
+            "grad_norm": float(grad_norm),
+        }
+
+    @torch.no_grad()
+    def validate(self, batch_source: BatchSource, max_samples: int | None = None) -> dict[str, float]:
+        """Masked CE / accuracy over the first ``max_samples`` windows at a fixed mask ratio.
+
+        Uses a freshly seeded generator, so repeated calls see identical masks. Also reports
+        ``plan_accuracy`` (masked positions whose target is not END) and ``end_accuracy``.
+        """
+        c = self.config
+        limit = c.val_max_samples if max_samples is None else max_samples
+        n = min(batch_source.num_samples, limit)
+        if n < 1:
+            raise ValueError("the validation data is empty")
+        generator = torch.Generator().manual_seed(c.seed + self.VAL_SEED_OFFSET)
+        was_training = self.model.training
+        self.model.eval()
+        ce_sum = torch.zeros((), dtype=torch.float64)
+        counts = torch.zeros(5, dtype=torch.float64)  # masked, correct, plan, plan ok, end ok
+        try:
+            for start in range(0, n, c.batch_size):
+                idx = torch.arange(start, min(start + c.batch_size, n))
+                grid, direction, actions = self._unpack(batch_source.get_batch(idx))
+                ratio = torch.full((idx.numel(),), c.val_mask_ratio)
+                tokens, mask, actual = mask_tokens(actions, ratio, generator)
+                logits = self.model(tokens, grid, direction, actual)
+                ce = F.cross_entropy(logits.transpose(1, 2), actions, reduction="none")
+                ok = logits.argmax(dim=-1) == actions
+                plan = mask & (actions != END)
+                end = mask & (actions == END)
+                ce_sum += (ce * mask).sum().double().cpu()
+                counts += torch.stack(
+                    [mask.sum(), (ok & mask).sum(), plan.sum(), (ok & plan).sum(), (ok & end).sum()]
+                ).double().cpu()
+        finally:
+            self.model.train(was_training)
+        masked, correct, plan, plan_ok, end_ok = counts.tolist()
+        return {
+            "loss": float(ce_sum) / max(masked, 1.0),
+            "accuracy": correct / max(masked, 1.0),
+            "plan_accuracy": plan_ok / max(plan, 1.0),
+            "end_accuracy": end_ok / max(masked - plan, 1.0),
+            "num_tokens": masked,
+        }
+
+    def fit(
+        self,
+        train_data: BatchSource,
+        val_data: BatchSource | None = None,
+        callback: Callback | None = None,
+        eval_fn: EvalFn | None = None,
+    ) -> dict[str, dict[str, float]]:
+        """Train from the current step up to ``config.steps``.
+
+        ``callback(event, step, metrics)`` is called with event "train" every ``log_every``
+        steps (metrics averaged over the window, plus ``steps_per_s``), "val" every
+        ``val_every`` steps, and "eval" every ``eval_every`` steps with ``eval_fn(model)``'s
+        dict (model in eval mode). All periodic events also fire at the final step. If the
+        callback returns True, training stops after that step. Returns the last metrics of
+        each event kind.
+        """
+        c = self.config
+        last: dict[str, dict[str, float]] = {}
+        window: dict[str, float] = {}
+        window_steps, t0 = 0, time.perf_counter()
+
+        def due(every: int) -> bool:
+            return every > 0 and (self.step % every == 0 or self.step == c.steps)
+
+        def emit(event: str, metrics: dict[str, float]) -> bool:
+            last[event] = metrics
+            return bool(callback(event, self.step, metrics)) if callback is not None else False
+
+        while self.step < c.steps:
+            batch = train_data.get_batch(self.next_indices(train_data.num_samples))
+            metrics = self.train_step(batch)
+            for key, value in metrics.items():
+                window[key] = window.get(key, 0.0) + value
+            window_steps += 1
+            stop = False
+            if due(c.log_every) or self.step == c.steps:
+                elapsed = time.perf_counter() - t0
+                averaged = {k: v / window_steps for k, v in window.items()}
+                averaged["lr"] = metrics["lr"]
+                averaged["steps_per_s"] = window_steps / max(elapsed, 1e-9)
+                stop |= emit("train", averaged)
+                window, window_steps, t0 = {}, 0, time.perf_counter()
+            if val_data is not None and due(c.val_every):
+                stop |= emit("val", self.validate(val_data))
+            if eval_fn is not None and due(c.eval_every):
+                was_training = self.model.training
+                self.model.eval()
+                try:
+                    results = dict(eval_fn(self.model))
+                finally:
+                    self.model.train(was_training)
+                stop |= emit("eval", results)
+            if stop:
+                break
+        return last
+
+    # ---- resume ---------------------------------------------------------------------------
+    def rng_state(self) -> dict[str, Any]:
+        """Generator states and the data-permutation cursor (tensors / ints only)."""
+        return {
+            "data": self.data_generator.get_state(),
+            "mask": self.mask_generator.get_state(),
+            "perm": self._perm.clone(),
+            "cursor": self._cursor,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume bit-for-bit: model, optimizer, step, RNG state."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "rng": self.rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`, or from a checkpoint dict whose ``extra`` holds
+        ``{"rng": trainer.rng_state()}`` (without RNG state the generators are kept)."""
+        self.model.load_state_dict(state["model"])
+        if state.get("optimizer") is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        rng = state.get("rng") or (state.get("extra") or {}).get("rng")
+        if rng is not None:
+            self.data_generator.set_state(rng["data"].cpu())
+            self.mask_generator.set_state(rng["mask"].cpu())
+            self._perm = rng["perm"].cpu().long()
+            self._cursor = int(rng["cursor"])
