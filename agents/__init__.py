@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from agents.base import Agent
 from agents.baselines import BFSAgent, RandomAgent
+from agents.mdlm_agent import MDLMAgent
 
-__all__ = ["Agent", "BFSAgent", "RandomAgent"]
+__all__ = ["Agent", "BFSAgent", "MDLMAgent", "RandomAgent"]

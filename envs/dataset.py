@@ -115,20 +115,23 @@ def load_episodes(path: str | os.PathLike) -> Episodes:
         (size,) = struct.unpack_from("<I", data, len(MAGIC))
         start = len(MAGIC) + 4
         header = json.loads(data[start : start + size])
+        if not isinstance(header, dict):
+            raise DatasetFormatError(f"{path} is a damaged maze-mdlm dataset: header is not a JSON object")
         body = start + size
         if header.get("format") != FORMAT or header.get("version") != VERSION:
             raise DatasetFormatError(
                 f"{path}: dataset version {header.get('version')} is not supported (expected {VERSION})"
             )
         arrays = {}
-        for name, spec in header["arrays"].items():
+        for name in Episodes.ARRAYS:
+            spec = header["arrays"][name]
             raw = zlib.decompress(data[body + spec["offset"] : body + spec["offset"] + spec["nbytes"]])
             arrays[name] = np.frombuffer(raw, dtype=np.dtype(spec["dtype"])).reshape(spec["shape"])
-    except (struct.error, json.JSONDecodeError, zlib.error, KeyError, ValueError) as err:
-        if isinstance(err, DatasetFormatError):
-            raise
+        return Episodes(meta=header["meta"], **arrays)
+    except DatasetFormatError:
+        raise
+    except (struct.error, json.JSONDecodeError, zlib.error, KeyError, TypeError, ValueError) as err:
         raise DatasetFormatError(f"{path} is a damaged maze-mdlm dataset: {err}") from err
-    return Episodes(meta=header["meta"], **{name: arrays[name] for name in Episodes.ARRAYS})
 
 
 def replay_poses(episodes: Episodes) -> np.ndarray:
@@ -222,3 +225,25 @@ class PlanDataset:
             PlanDataset(self.episodes, self.horizon, ids[len(ids) - n_val :]),
         )
 
+
+
+def concat_episodes(parts: list[Episodes]) -> Episodes:
+    """Concatenate datasets (e.g. several ``--data`` files); env indices are remapped."""
+    if len(parts) == 1:
+        return parts[0]
+    env_ids: list[str] = []
+    for part in parts:
+        env_ids += [e for e in part.meta["envs"] if e not in env_ids]
+    remapped = [
+        np.asarray([env_ids.index(part.meta["envs"][i]) for i in part.env_index], dtype=np.uint8) for part in parts
+    ]
+    lengths = np.concatenate([part.lengths for part in parts])
+    return Episodes(
+        seeds=np.concatenate([p.seeds for p in parts]),
+        env_index=np.concatenate(remapped),
+        layouts=np.concatenate([p.layouts for p in parts]),
+        start_pose=np.concatenate([p.start_pose for p in parts]),
+        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        actions=np.concatenate([p.actions for p in parts]),
+        meta={"envs": env_ids, "parts": [p.meta for p in parts]},
+    )

@@ -128,7 +128,7 @@ def to_model_input(images: np.ndarray, directions: np.ndarray) -> dict[str, "Any
     return {"grid": grid, "direction": direction}
 
 
-class FullGridObsWrapper(gym.ObservationWrapper):
+class FullGridObsWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Observe any MiniGrid env as its full grid on the 19×19 canvas.
 
     The observation is ``{"image": Box(0, 255, (19, 19, 3), uint8), "direction": Discrete(4),
@@ -139,6 +139,7 @@ class FullGridObsWrapper(gym.ObservationWrapper):
     """
 
     def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
         base = env.unwrapped
         check_fits(base.width, base.height, getattr(base.spec, "id", None) or type(base).__name__)

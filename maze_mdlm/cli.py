@@ -56,7 +56,7 @@ def check_env_id(env_id: str) -> None:
     """Fail with a clear message for an unknown env id or a grid larger than 19×19."""
     try:
         env = gym.make(env_id)
-    except gym.error.Error as err:
+    except (gym.error.Error, ImportError) as err:
         raise UsageError(f"unknown env id {env_id!r} ({err})") from None
     base = env.unwrapped
     if not hasattr(base, "grid") or not hasattr(base, "width"):
@@ -116,7 +116,7 @@ def cmd_collect_data(args: argparse.Namespace) -> int:
             args.seed,
             workers=args.workers,
             on_progress=lambda n: progress.advance(task, n),
-            command=" ".join(["maze-mdlm", *sys.argv[1:]]) if sys.argv else "",
+            command=" ".join(["maze-mdlm", *args.argv]),
         )
     save_episodes(out, episodes)
     print(
@@ -223,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         return args.func(args)
     except (UsageError, GridTooLargeError, DatasetFormatError, FileNotFoundError) as err:
         message = " ".join(str(err).split())

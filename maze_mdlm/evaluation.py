@@ -89,12 +89,12 @@ def summarize(records: list[dict]) -> dict[str, float]:
     """Aggregate per-episode records into the rollout metrics (see :func:`evaluate`)."""
     success = np.array([r["success"] for r in records], dtype=bool)
     steps = np.array([r["steps"] for r in records], dtype=float)
-    optimal = np.array([r["optimal_steps"] or 0 for r in records], dtype=float)
+    optimal = np.array([np.nan if r["optimal_steps"] is None else r["optimal_steps"] for r in records], dtype=float)
     ratios = steps[success] / np.maximum(optimal[success], 1)
     return {
         "success_rate": float(success.mean()) if len(records) else 0.0,
         "mean_steps": float(steps.mean()) if len(records) else 0.0,
-        "mean_optimal_steps": float(optimal.mean()) if len(records) else 0.0,
+        "mean_optimal_steps": float(np.nanmean(optimal)) if np.isfinite(optimal).any() else 0.0,
         "path_ratio": float(ratios.mean()) if len(ratios) else None,
         "mean_return": float(np.mean([r["return"] for r in records])) if len(records) else 0.0,
     }
