@@ -1,0 +1,59 @@
+"""Shared plumbing of the benchmarks: machine info and result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, threads, torch version, device and git commit of this run."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, check=False).stdout.strip() or None
+    except OSError:
+        commit = None
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "python": platform.python_version(),
+        "git_commit": commit,
+    }
+
+
+def command_line() -> str:
+    """The command that ran this benchmark, for the results file."""
+    return " ".join([Path(sys.executable).name, *sys.argv]) if sys.argv else ""
+
+
+def write_results(name: str, results: dict[str, Any], markdown: str, out_dir: Path | None = None) -> Path:
+    """Write ``<name>.json`` and ``<name>.md`` (with machine info and the command) to ``out_dir``."""
+    out_dir = Path(out_dir) if out_dir is not None else RESULTS
+    out_dir.mkdir(parents=True, exist_ok=True)
+    info = machine_info()
+    payload = {"benchmark": name, "command": command_line(), "machine": info, "results": results}
+    (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    lines = [f"# {name}", "", f"Command: `{payload['command']}`", "",
+             "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "", markdown.rstrip(), ""]
+    (out_dir / f"{name}.md").write_text("\n".join(lines))
+    return out_dir / f"{name}.md"
