@@ -21,6 +21,7 @@ class ModelConfig:
     dropout: float = 0.0  # dropout in attention and MLP (0 = off)
     grid_size: int = 19  # side of the encoded MiniGrid grid [3, grid_size, grid_size]
     cond_drop_prob: float = 0.1  # train-time prob. of replacing the state by a learned null (CFG)
+    egocentric: bool = True  # re-centre the grid on the agent, heading +x, before the CNN
 
     def __post_init__(self) -> None:
         if self.vocab_size != self.num_actions + 1:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from maze_mdlm.config import ModelConfig
+from maze_mdlm.egocentric import egocentric_view
 
 NUM_OBJECTS = 11  # MiniGrid OBJECT_TO_IDX: unseen .. agent (10)
 NUM_COLORS = 6  # MiniGrid COLOR_TO_IDX
@@ -20,7 +21,7 @@ NUM_STATES = 4  # door states 0..2, and the agent cell stores its direction 0..3
 NUM_DIRECTIONS = 4
 MLP_RATIO = 4  # width of the DiT MLP relative to D
 RATIO_FREQ_DIM = 64  # sinusoidal features of the mask ratio
-CNN_CHANNELS = (32, 64, 64)  # conv widths: stride 2, stride 2, stride 1
+CNN_CHANNELS = (32, 64, 64)  # conv widths
 CELL_EMBED = (8, 4, 4)  # embedding sizes of object / color / state indices
 
 
@@ -51,9 +52,11 @@ def sinusoidal_features(value: Tensor, dim: int, scale: float = 1000.0) -> Tenso
 class StateEncoder(nn.Module):
     """MiniGrid grid + direction -> state vector.
 
-    Each cell's (object, color, state) indices are embedded and concatenated into channels,
-    two stride-2 convs shrink 19x19 to 5x5 (cheap on CPU), and the map is flattened (not
-    pooled: position matters) and projected to D. A direction embedding is added and the
+    With ``config.egocentric`` the grid is first re-centred on the agent and rotated to its
+    heading (:func:`maze_mdlm.egocentric.egocentric_view`, 19x19 -> 37x37). Each cell's
+    (object, color, state) indices are embedded and concatenated into channels, two stride-2
+    convs shrink the map 4x (cheap on CPU), and the map is flattened (not pooled: position
+    matters) and projected to D. A direction embedding is added and the
     result layer-normalised so it sits at the same scale as the token embeddings.
     """
 
@@ -64,15 +67,19 @@ class StateEncoder(nn.Module):
         self.color_embed = nn.Embedding(NUM_COLORS, e_col)
         self.state_embed = nn.Embedding(NUM_STATES, e_state)
         c1, c2, c3 = CNN_CHANNELS
+        self.egocentric = config.egocentric
+        side = 2 * config.grid_size - 1 if config.egocentric else config.grid_size
+        strides = (2, 2, 1)  # 37 -> 19 -> 10 -> 10 (egocentric), or 19 -> 10 -> 5 -> 5
         self.convs = nn.Sequential(
-            nn.Conv2d(e_obj + e_col + e_state, c1, 3, stride=2, padding=1),
+            nn.Conv2d(e_obj + e_col + e_state, c1, 3, stride=strides[0], padding=1),
             nn.GELU(),
-            nn.Conv2d(c1, c2, 3, stride=2, padding=1),
+            nn.Conv2d(c1, c2, 3, stride=strides[1], padding=1),
             nn.GELU(),
-            nn.Conv2d(c2, c3, 3, stride=1, padding=1),
+            nn.Conv2d(c2, c3, 3, stride=strides[2], padding=1),
             nn.GELU(),
         )
-        side = conv_out_size(conv_out_size(config.grid_size, 2), 2)
+        for stride in strides:
+            side = conv_out_size(side, stride)
         self.proj = nn.Linear(c3 * side * side, config.hidden_dim)
         self.direction_embed = nn.Embedding(NUM_DIRECTIONS, config.hidden_dim)
         self.norm = nn.LayerNorm(config.hidden_dim)
@@ -84,6 +91,8 @@ class StateEncoder(nn.Module):
             raise ValueError(
                 f"grid must be [B, 3, {self.grid_size}, {self.grid_size}], got {tuple(grid.shape)}"
             )
+        if self.egocentric:
+            grid = egocentric_view(grid, direction)  # [B, 3, 2G-1, 2G-1]
         cells = torch.cat(
             [
                 self.object_embed(grid[:, 0]),
