@@ -268,3 +268,18 @@ def test_checkpoint_refuses_unplain_metadata(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="dataset"):
         save_checkpoint(tmp_path / "bad.pt", model, TINY, None, 0, TrainConfig(), {"obj": object()})
     assert not any(tmp_path.iterdir())
+
+
+def test_curriculum_fades_into_the_full_schedule() -> None:
+    """Early ratios sit near the easy target; after the ramp, all-MASK-like ratios appear."""
+    config = ModelConfig(hidden_dim=32, num_layers=1, num_heads=2, max_seq_len=8)
+    trainer = Trainer(MDLMPolicy(config), TrainConfig(steps=100, horizon=8, curriculum_warmup_steps=10))
+    early = trainer.sample_mask_ratio(4096)
+    assert early.max() < 0.45
+    trainer.step = 10
+    assert trainer.curriculum_blend() == 0.0
+    late = trainer.sample_mask_ratio(4096)
+    assert late.max() >= 0.95 - 1e-6 and late.min() <= 0.06
+    fixed = Trainer(MDLMPolicy(config), TrainConfig(steps=100, horizon=8, curriculum_warmup_steps=10, curriculum_fade=False))
+    fixed.step = 10
+    assert fixed.sample_mask_ratio(4096).max() < 0.85
