@@ -142,7 +142,10 @@ def cmd_rollout(args: argparse.Namespace) -> int:
             import PIL  # noqa: F401
         except ImportError:
             raise UsageError("--render needs Pillow: pip install 'maze-mdlm[render]'") from None
-    agent = make_agent(args.agent, env_id=args.env, checkpoint=args.checkpoint, seed=args.seed)
+    try:
+        agent = make_agent(args.agent, env_id=args.env, checkpoint=args.checkpoint, seed=args.seed)
+    except ValueError as err:  # missing or foreign checkpoint
+        raise UsageError(f"--checkpoint: {err}") from None
     frames: list | None = [] if gif_path else None
     columns = (TextColumn(f"{args.agent} on {args.env}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as progress:

@@ -1,0 +1,91 @@
+"""MDLMAgent in a plain gymnasium loop: observation formats, receding horizon, determinism."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+import torch
+from minigrid.wrappers import FullyObsWrapper
+
+import envs
+from agents import MDLMAgent
+from envs.observation import ObservationError
+from maze_mdlm.checkpoint import save_checkpoint
+from maze_mdlm.config import ModelConfig
+from maze_mdlm.model import MDLMPolicy
+from maze_mdlm.tokens import END
+
+
+def _model(seed: int = 0) -> MDLMPolicy:
+    torch.manual_seed(seed)
+    model = MDLMPolicy(ModelConfig(hidden_dim=32, num_layers=1, num_heads=2, max_seq_len=16))
+    with torch.no_grad():  # leave the adaLN-Zero start: random but deterministic outputs
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn(p.shape))
+    return model.eval()
+
+
+def _run(agent, env, seed, steps=12):
+    obs, info = env.reset(seed=seed)
+    agent.reset(obs, info)
+    actions = []
+    for _ in range(steps):
+        a = agent.act(obs)
+        actions.append(a)
+        obs, _, terminated, truncated, _ = env.step(a)
+        if terminated or truncated:
+            break
+    return actions
+
+
+def test_plays_with_either_full_grid_wrapper_and_same_actions():
+    ours = envs.FullGridObsWrapper(gym.make("MiniGrid-FourRooms-v0"))
+    theirs = FullyObsWrapper(gym.make("MiniGrid-FourRooms-v0"))
+    a = _run(MDLMAgent(_model(), horizon=8, num_steps=4), ours, seed=1_000_000)
+    b = _run(MDLMAgent(_model(), horizon=8, num_steps=4), theirs, seed=1_000_000)
+    assert a == b
+    assert all(0 <= x < END for x in a)  # END (done) is never sent to the env
+
+
+def test_partial_view_is_refused_with_a_hint():
+    env = gym.make("MiniGrid-FourRooms-v0")
+    obs, info = env.reset(seed=0)
+    with pytest.raises(ObservationError, match="FullyObsWrapper"):
+        MDLMAgent(_model(), horizon=8).reset(obs, info)
+
+
+def test_sampling_agent_is_reproducible_per_seed():
+    env = envs.FullGridObsWrapper(gym.make(envs.MAZE_ID))
+    runs = [_run(MDLMAgent(_model(), horizon=8, temperature=1.0, seed=s), env, seed=1_000_003) for s in (5, 5, 6)]
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+
+
+def test_executes_k_actions_per_plan_then_replans():
+    env = envs.FullGridObsWrapper(gym.make("MiniGrid-Empty-8x8-v0"))
+    agent = MDLMAgent(_model(), horizon=8, execute=4, num_steps=2)
+    steps = len(_run(agent, env, seed=0, steps=8))
+    assert agent.plans < steps  # fewer plans than steps: several actions per plan
+    every = MDLMAgent(_model(), horizon=8, execute=1, num_steps=2)
+    assert len(_run(every, env, seed=0, steps=8)) == every.plans  # k=1: one plan per step
+
+
+def test_from_checkpoint_uses_the_training_horizon(tmp_path):
+    model = _model()
+    path = save_checkpoint(tmp_path / "c.pt", model, model.config, None, 3, {"horizon": 12}, {})
+    agent = MDLMAgent.from_checkpoint(path)
+    assert agent.horizon == 12
+    with pytest.raises(ValueError, match="not found"):
+        MDLMAgent.from_checkpoint(tmp_path / "missing.pt")
+
+
+def test_rollout_with_a_bad_checkpoint_is_a_usage_error(tmp_path, capsys):
+    from maze_mdlm.cli import main
+
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_text("nope")
+    assert main(["rollout", "--agent", "mdlm", "--checkpoint", str(bogus), "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "not a maze-mdlm checkpoint" in err
+    assert main(["rollout", "--agent", "mdlm", "--env", "MiniGrid-Empty-8x8-v0", "--episodes", "1"]) == 2
+    assert "no checkpoint ships" in capsys.readouterr().err
