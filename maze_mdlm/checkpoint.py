@@ -79,6 +79,11 @@ def save_checkpoint(
         "dataset": to_plain(dataset_meta or {}, "dataset"),
         "extra": to_plain(extra or {}, "extra"),
     }
+    return write_atomic(ckpt, target)
+
+
+def write_atomic(ckpt: dict[str, Any], target: Path) -> Path:
+    """``torch.save`` to a temp file in ``target``'s folder, fsync, then ``os.replace``."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -91,6 +96,16 @@ def save_checkpoint(
             os.unlink(tmp_name)
         raise
     return target
+
+
+def export_checkpoint(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> int:
+    """Write a release copy of a training checkpoint: same format, without the optimizer and
+    RNG state (``optimizer`` is None, so it cannot be resumed). Returns its size in bytes."""
+    ckpt = read_checkpoint(source)
+    ckpt["optimizer"] = None
+    ckpt["extra"] = {k: v for k, v in (ckpt.get("extra") or {}).items() if k != "rng"}
+    path = write_atomic(ckpt, Path(target))
+    return path.stat().st_size
 
 
 def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:

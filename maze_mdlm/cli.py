@@ -184,6 +184,18 @@ def save_gif(path: Path, frames: list) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from maze_mdlm.checkpoint import export_checkpoint
+
+    out = check_writable(args.out, "--out")
+    try:
+        size = export_checkpoint(args.checkpoint, out)
+    except ValueError as err:
+        raise UsageError(f"--checkpoint: {err}") from None
+    print(f"wrote {out} ({size / 1e6:.2f} MB): model weights, config, step and dataset metadata")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from maze_mdlm.train_run import run_training
 
@@ -209,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train an MDLM policy on collected data")
     add_train_arguments(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="strip a training checkpoint (optimizer, RNG) for release")
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="DIR/checkpoint.pt from train")
+    p.add_argument("--out", required=True, metavar="FILE", help="release checkpoint to write (atomically)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("rollout", help="evaluate an agent by success rate")
     p.add_argument("--agent", choices=AGENTS, required=True, help="which agent to run")

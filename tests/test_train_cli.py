@@ -103,3 +103,17 @@ def test_train_refuses_a_non_dataset_and_an_existing_run(tmp_path, data_file, ca
     assert _train(data_file, run) == 0
     assert _train(data_file, run) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_export_strips_optimizer_and_keeps_the_model(tmp_path, data_file, capsys):
+    run = tmp_path / "run"
+    assert _train(data_file, run) == 0
+    shipped = tmp_path / "release.pt"
+    assert main(["export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(shipped)]) == 0
+    full, slim = read_checkpoint(run / "checkpoint.pt"), read_checkpoint(shipped)
+    assert slim["optimizer"] is None and "rng" not in slim["extra"]
+    assert shipped.stat().st_size < (run / "checkpoint.pt").stat().st_size
+    assert all(torch.equal(full["model"][k], slim["model"][k]) for k in full["model"])
+    assert slim["dataset"] == full["dataset"] and slim["step"] == full["step"]
+    assert main(["export", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x.pt")]) == 2
+    assert not (tmp_path / "x.pt").exists()
