@@ -9,12 +9,12 @@ import numpy as np
 import torch
 
 from agents.base import parse_observation
-from envs.dynamics import FORWARD, LEFT, RIGHT, step
+from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, step
 from envs.observation import to_model_input
 from maze_mdlm.checkpoint import load_checkpoint
 from maze_mdlm.model import MDLMPolicy
 from maze_mdlm.sampler import sample
-from maze_mdlm.tokens import END, MASK
+from maze_mdlm.tokens import END, NUM_ACTIONS
 
 NAVIGATION = (LEFT, RIGHT, FORWARD)
 
@@ -25,6 +25,11 @@ class MDLMAgent:
     It also replans early when an observation differs from the pose the symbolic dynamics
     predicted, or when the plan reaches END (6) before the goal.
 
+    With ``safe_first_action`` (default) the first action of every plan is drawn among the
+    navigation actions that the symbolic dynamics says change the state and do not enter lava:
+    a deterministic policy that bumps into a wall would otherwise repeat the same no-op forever.
+    This uses only the rules of the world (as MCTD does), never the expert.
+
     Args:
         model: a trained :class:`MDLMPolicy`.
         horizon: plan window length H (the training horizon).
@@ -32,6 +37,7 @@ class MDLMAgent:
         num_steps: unmasking steps per plan (model forwards).
         temperature: 0 = greedy (deterministic); > 0 samples.
         seed: seeds the agent's sampling generator.
+        safe_first_action: forbid a first action that is a no-op or steps into lava.
     """
 
     name = "mdlm"
@@ -44,11 +50,13 @@ class MDLMAgent:
         num_steps: int = 8,
         temperature: float = 0.0,
         seed: int = 0,
+        safe_first_action: bool = True,
     ):
         self.model = model.eval()
         self.device = next(model.parameters()).device
         self.horizon, self.execute, self.num_steps, self.temperature = horizon, execute, num_steps, temperature
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.safe_first_action = safe_first_action
         self._queue: list[int] = []
         self._expected: tuple[int, int, int] | None = None
         self.plans = 0
@@ -67,25 +75,34 @@ class MDLMAgent:
         parse_observation(obs)
         self._queue, self._expected = [], None
 
+    def first_action_forbidden(self, layout: np.ndarray, pose: tuple[int, int, int]) -> torch.Tensor:
+        """[1, H, V] bool: at position 0, every token but the useful navigation actions."""
+        forbid = torch.zeros(1, self.horizon, NUM_ACTIONS, dtype=torch.bool, device=self.device)
+        forbid[0, 0] = True
+        for action in NAVIGATION:
+            new_pose, status = step(layout, pose, action)
+            if new_pose != pose and status != FAILURE:
+                forbid[0, 0, action] = False
+        if bool(forbid[0, 0].all()):  # boxed in: allow turning
+            forbid[0, 0, LEFT] = forbid[0, 0, RIGHT] = False
+        return forbid
+
     @torch.no_grad()
-    def plan(self, image: np.ndarray, direction: int) -> list[int]:
-        """Sample one plan from a full-grid image ``[19,19,3]``; returns actions before END."""
-        inputs = to_model_input(image[None], np.array([direction]))
+    def plan(self, image: np.ndarray, layout: np.ndarray, pose: tuple[int, int, int]) -> list[int]:
+        """Sample one plan from a full-grid image ``[19,19,3]``; returns the actions before END."""
+        inputs = to_model_input(image[None], np.array([pose[2]]))
         grid, dirs = inputs["grid"].to(self.device), inputs["direction"].to(self.device)
-        tokens = sample(self.model, grid, dirs, self.horizon, self.num_steps,
-                        temperature=self.temperature, generator=self.generator)[0].tolist()
+        forbid = self.first_action_forbidden(layout, pose) if self.safe_first_action else None
+        tokens = sample(self.model, grid, dirs, self.horizon, self.num_steps, temperature=self.temperature,
+                        generator=self.generator, forbid=forbid)[0].tolist()
         self.plans += 1
         actions = tokens[: tokens.index(END)] if END in tokens else tokens
-        if not actions:  # END first although the goal is not reached: best navigation action
-            first = torch.full((1, self.horizon), MASK, dtype=torch.long, device=self.device)
-            logits = self.model(first, grid, dirs, torch.ones(1, device=self.device))[0, 0]
-            actions = [NAVIGATION[int(logits[list(NAVIGATION)].argmax())]]
-        return actions
+        return actions or [FORWARD]  # END first (only possible without safe_first_action)
 
     def act(self, obs: Mapping[str, Any]) -> int:
         image, layout, pose = parse_observation(obs)
         if not self._queue or pose != self._expected:
-            self._queue = self.plan(image, pose[2])[: self.execute]
+            self._queue = self.plan(image, layout, pose)[: self.execute]
         action = self._queue.pop(0)
         self._expected, _ = step(layout, pose, action)
         return action

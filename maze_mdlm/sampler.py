@@ -154,6 +154,7 @@ def sample(
     generator: torch.Generator | None = None,
     init_tokens: Tensor | None = None,
     guidance_scale: float | None = None,
+    forbid: Tensor | None = None,
 ) -> Tensor:
     """Generate action windows by iterative unmasking.
 
@@ -169,6 +170,8 @@ def sample(
         generator: source of all sampling noise (deterministic when seeded).
         init_tokens: [B, L] long; non-MASK entries are fixed, MASK entries are generated.
         guidance_scale: classifier-free guidance weight w (None = plain conditional).
+        forbid: [B, L, V] bool; True entries are never drawn (e.g. actions the dynamics says
+            are no-ops). Each position must leave at least one action allowed.
 
     Returns:
         [B, L] long actions in 0..num_actions-1.
@@ -198,6 +201,8 @@ def sample(
                 break
             mask_ratio = masked.float().mean(dim=1)
             logits = _step_logits(model, tokens, state_emb, null_emb, mask_ratio, guidance_scale)
+            if forbid is not None:
+                logits = logits.masked_fill(forbid, float("-inf"))
             candidates, confidence = draw_candidates(logits, temperature, top_k, top_p, generator)
             commit = select_commits(confidence, masked, remaining_after[:, step])
             tokens = torch.where(commit, candidates, tokens)

@@ -89,3 +89,21 @@ def test_rollout_with_a_bad_checkpoint_is_a_usage_error(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1 and "not a maze-mdlm checkpoint" in err
     assert main(["rollout", "--agent", "mdlm", "--env", "MiniGrid-Empty-8x8-v0", "--episodes", "1"]) == 2
     assert "no checkpoint ships" in capsys.readouterr().err
+
+
+def test_safe_first_action_never_bumps_into_walls():
+    from envs.dynamics import step as dyn_step
+    from agents.base import parse_observation
+
+    env = envs.FullGridObsWrapper(gym.make(envs.MAZE_ID))
+    for seed in range(3):
+        agent = MDLMAgent(_model(seed), horizon=8, num_steps=2)
+        obs, info = env.reset(seed=seed)
+        agent.reset(obs, info)
+        for _ in range(25):
+            _, layout, pose = parse_observation(obs)
+            action = agent.act(obs)
+            assert dyn_step(layout, pose, action)[0] != pose  # every action changes the state
+            obs, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                break

@@ -229,3 +229,26 @@ def test_sampler_restores_training_mode(model: MDLMPolicy) -> None:
         assert model.training
     finally:
         model.eval()
+
+
+def test_forbidden_tokens_are_never_drawn() -> None:
+    from maze_mdlm.config import ModelConfig as _Config
+    from maze_mdlm.model import MDLMPolicy as _Policy
+
+    torch.manual_seed(0)
+    model = _Policy(_Config(hidden_dim=32, num_layers=1, num_heads=2, max_seq_len=8)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5 * torch.randn(p.shape))
+    b = 16
+    grid = torch.randint(0, 11, (b, 3, 19, 19))
+    direction = torch.randint(0, 4, (b,))
+    free = sample(model, grid, direction, 8, 4)
+    forbid = torch.zeros(b, 8, 7, dtype=torch.bool)
+    forbid[torch.arange(b), 0, free[:, 0]] = True  # forbid what it chose at position 0
+    forbid[:, 1, :6] = True  # position 1 may only be action 6
+    for temperature in (0.0, 1.0):
+        out = sample(model, grid, direction, 8, 4, temperature=temperature, forbid=forbid,
+                     generator=torch.Generator().manual_seed(1))
+        assert (out[:, 0] != free[:, 0]).all()
+        assert (out[:, 1] == 6).all()
