@@ -241,7 +241,7 @@ def test_forbidden_tokens_are_never_drawn() -> None:
         for p in model.parameters():
             p.add_(0.5 * torch.randn(p.shape))
     b = 16
-    grid = torch.randint(0, 11, (b, 3, 19, 19))
+    grid = torch.stack([torch.randint(0, high, (b, 19, 19)) for high in (11, 6, 4)], dim=1)
     direction = torch.randint(0, 4, (b,))
     free = sample(model, grid, direction, 8, 4)
     forbid = torch.zeros(b, 8, 7, dtype=torch.bool)
