@@ -1,0 +1,393 @@
+"""Monte Carlo Tree Diffusion (Yoon et al., ICML 2025) with Fast-MCTD's parallel rounds.
+
+One search plans ``H`` actions from the current observation. The plan is split into ``S``
+sub-plans (default S=4 of 8 tokens for H=32: four levels of tree depth give the search room
+to branch while each sub-plan is long enough to leave a room or a corridor; see
+:class:`MCTDConfig`). A round of search:
+
+1. **Selection** (:func:`agents.mctd.tree.select_expansion`): K ``(node, meta-action)``
+   pairs, made distinct by pending placeholders and spread out by virtual visits.
+2. **Expansion**: denoise sub-plan ``depth`` of each selected node under its meta-action
+   (a sampling temperature, or a classifier-free guidance scale), keeping the node's
+   denoised tokens fixed and the later sub-plans masked. All K rows are ONE batched
+   denoising call, whatever their meta-actions.
+3. **Simulation** (jumpy denoising): fill every remaining MASK of each child with
+   ``sim_steps`` (1 or 2) greedy unmasking steps, again one batched call.
+4. **Evaluation**: execute each completed plan with the symbolic dynamics
+   (:func:`envs.dynamics.simulate_plans`) from the current pose and score it
+   (:func:`plan_scores`). The BFS expert is never used.
+5. **Backpropagation**: max backup of the scores (:func:`agents.mctd.tree.backup`).
+
+The search stops after ``max_expansions`` expansions, when nothing is left to expand, or
+(``early_stop``) after the first round that found a goal-reaching plan.
+
+Batched denoising (:func:`denoise`) is the sampler's unmasking loop
+(:func:`maze_mdlm.sampler.sample`, built from the same functions: ``masked_after_step``,
+``filter_logits``, ``gumbel_noise``, ``select_commits``) with three generalisations that
+one batched call over mixed meta-actions needs: a temperature and a guidance scale per row,
+a ``target`` mask of which MASK positions to fill (the others stay MASK), and a state
+embedding computed once per search. With one temperature and guidance for all rows and
+every MASK targeted it reproduces ``sample(..., init_tokens=...)`` token for token (tested).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from agents.mctd.tree import (
+    DEFAULT_EXPLORATION,
+    Node,
+    add_placeholder,
+    backup,
+    best_node,
+    new_root,
+    select_expansion,
+    subplan_bounds,
+    tree_stats,
+)
+from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, SUCCESS, simulate_plans
+from envs.observation import GOAL, to_model_input
+from maze_mdlm.sampler import filter_logits, gumbel_noise, masked_after_step, select_commits
+from maze_mdlm.tokens import END, MASK
+
+META_FAMILIES = ("cfg", "temperature")
+NAVIGATION = (LEFT, RIGHT, FORWARD)
+NOOP = 3  # `pickup`: a no-op for the dynamics, stands in for a skipped END
+
+
+@dataclass
+class MCTDConfig:
+    """Hyper-parameters of one MCTD search (plain types only)."""
+
+    horizon: int = 32  # plan length H (the model's training horizon)
+    num_subplans: int = 4  # S sub-plans = tree depth; H=32 -> 8 tokens each
+    meta_actions: str = "cfg"  # meta-action family: "cfg" (guidance scales) or "temperature"
+    guidance_scales: tuple[float, ...] = (1.0, 2.0, 0.5)  # CFG family: w per meta-action
+    cfg_temperature: float = 1.0  # CFG family: sampling temperature of every expansion
+    temperatures: tuple[float, ...] = (0.0, 0.7, 1.5)  # temperature family: T per meta-action
+    temperature_guidance: float = 1.0  # temperature family: guidance scale of every expansion
+    top_p: float | None = None  # nucleus filter when an expansion samples (None = off)
+    expand_steps: int = 2  # unmasking steps that denoise one sub-plan
+    sim_steps: int = 1  # jumpy simulation: greedy steps that fill the rest (1 or 2)
+    max_expansions: int = 24  # budget per decision (children created and simulated)
+    parallel: int = 8  # K: leaves selected, expanded and simulated per batched round
+    exploration: float = DEFAULT_EXPLORATION  # UCT weight c
+    early_stop: bool = True  # stop after the round that first reaches the goal
+    skip_end: bool = True  # score plans with END as a no-op (as executed); False: END ends a plan
+
+    def __post_init__(self) -> None:
+        if self.meta_actions not in META_FAMILIES:
+            raise ValueError(f"meta_actions must be one of {META_FAMILIES}, got {self.meta_actions!r}")
+        self.guidance_scales = tuple(float(w) for w in self.guidance_scales)
+        self.temperatures = tuple(float(t) for t in self.temperatures)
+        if not 1 <= self.num_subplans <= self.horizon:
+            raise ValueError(f"num_subplans must be in [1, {self.horizon}], got {self.num_subplans}")
+        for name in ("expand_steps", "sim_steps", "max_expansions", "parallel"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if any(t < 0 for t in self.temperatures) or self.cfg_temperature < 0:
+            raise ValueError("temperatures must be >= 0")
+        if len(self.meta_table()) < 1:
+            raise ValueError("at least one meta-action is needed")
+
+    def meta_table(self) -> list[tuple[float, float]]:
+        """``(temperature, guidance_scale)`` of each meta-action; guidance 1.0 = plain conditional."""
+        if self.meta_actions == "cfg":
+            return [(self.cfg_temperature, w) for w in self.guidance_scales]
+        return [(t, self.temperature_guidance) for t in self.temperatures]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain ``dict`` of the fields."""
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------- denoising
+def guided_logits(model: torch.nn.Module, tokens: Tensor, state_emb: Tensor, null_emb: Tensor,
+                  mask_ratio: Tensor, guidance: Tensor) -> Tensor:
+    """Logits [B, L, V] with a classifier-free guidance scale per row, in one forward.
+
+    tokens [B, L], state_emb [B, D], null_emb [B, D], mask_ratio [B], guidance [B] float32.
+    Rows with ``guidance == 1`` are plain conditional; the others add an unconditional copy
+    to the same batch and get ``uncond + w * (cond - uncond)``.
+    """
+    guided = guidance != 1.0  # [B]
+    if not bool(guided.any()):
+        return model.forward_tokens(tokens, state_emb, mask_ratio).float()
+    idx = guided.nonzero().squeeze(1)
+    out = model.forward_tokens(
+        torch.cat([tokens, tokens[idx]]),
+        torch.cat([state_emb, null_emb[idx]]),
+        torch.cat([mask_ratio, mask_ratio[idx]]),
+    ).float()
+    b = tokens.shape[0]
+    cond, uncond = out[:b], out[b:]
+    w = guidance[idx].view(-1, 1, 1)
+    mixed = uncond + w * (cond[idx] - uncond)
+    return cond.index_copy(0, idx, mixed)
+
+
+def draw_rows(logits: Tensor, temperature: Tensor, top_p: float | None,
+              generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """Like :func:`maze_mdlm.sampler.draw_candidates` with a temperature per row.
+
+    logits [B, L, V], temperature [B] float64 (0 = greedy) -> (tokens [B, L], confidence
+    [B, L] float64). Gumbel noise is drawn for the whole batch when any row samples.
+    """
+    logits64 = logits.to(torch.float64)
+    tokens = logits64.argmax(dim=-1)
+    sampling = temperature > 0
+    if bool(sampling.any()):
+        safe = torch.where(sampling, temperature, torch.ones_like(temperature)).view(-1, 1, 1)
+        scores = filter_logits(logits64 / safe, None, top_p)
+        drawn = (scores + gumbel_noise(scores.shape, generator, scores.device)).argmax(dim=-1)
+        tokens = torch.where(sampling.unsqueeze(1), drawn, tokens)
+    confidence = torch.softmax(logits64, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    return tokens, confidence
+
+
+@torch.no_grad()
+def denoise(
+    model: torch.nn.Module,
+    state_emb: Tensor,
+    tokens: Tensor,
+    target: Tensor,
+    num_steps: int,
+    temperature: Tensor,
+    guidance: Tensor,
+    generator: torch.Generator | None = None,
+    null_emb: Tensor | None = None,
+    top_p: float | None = None,
+) -> Tensor:
+    """Fill the targeted MASK positions of ``tokens`` by iterative unmasking.
+
+    Args:
+        model: an ``MDLMPolicy`` in eval mode.
+        state_emb: [B, D] state embeddings (``model.encode_state``).
+        tokens: [B, L] long; non-MASK entries are kept.
+        target: [B, L] bool; MASK positions to fill. MASK positions outside it stay MASK
+            (the model still sees them as MASK).
+        num_steps: unmasking steps (model forwards), cosine schedule as the sampler's.
+        temperature: [B] per-row sampling temperature (0 = greedy).
+        guidance: [B] per-row classifier-free guidance scale (1 = plain conditional).
+        generator: source of the sampling noise.
+        null_emb: [B, D] unconditional state embeddings (default ``model.null_state_embedding``).
+        top_p: nucleus filter for sampled rows.
+
+    Returns:
+        [B, L] long tokens.
+    """
+    b = tokens.shape[0]
+    tokens = tokens.clone()
+    masked = (tokens == MASK) & target  # [B, L]
+    remaining_after = masked_after_step(masked.sum(dim=1), num_steps)  # [B, S]
+    temperature = temperature.to(device=tokens.device, dtype=torch.float64)
+    guidance = guidance.to(device=tokens.device, dtype=torch.float32)
+    if null_emb is None:
+        null_emb = model.null_state_embedding(b).to(state_emb.dtype)
+    for step in range(num_steps):
+        if not bool(masked.any()):
+            break
+        mask_ratio = (tokens == MASK).float().mean(dim=1)
+        logits = guided_logits(model, tokens, state_emb, null_emb, mask_ratio, guidance)
+        candidates, confidence = draw_rows(logits, temperature, top_p, generator)
+        commit = select_commits(confidence, masked, remaining_after[:, step])
+        tokens = torch.where(commit, candidates, tokens)
+        masked = masked & ~commit
+    return tokens
+
+
+# ----------------------------------------------------------------------------- evaluation
+def goal_cells(layout: np.ndarray) -> np.ndarray:
+    """``[G, 2]`` (x, y) of the goal squares in a layout ``[W, H, 3]``."""
+    return np.argwhere(layout[:, :, 0] == GOAL)
+
+
+def plan_scores(layout: np.ndarray, pose: tuple[int, int, int], plans: np.ndarray,
+                max_steps: int, skip_end: bool = True) -> tuple[np.ndarray, Any]:
+    """Score ``B`` complete plans ``[B, H]`` by executing them with the symbolic dynamics.
+
+    With ``skip_end`` (default) END (6) is executed as a no-op instead of ending the plan:
+    the agent never sends END and drops it (with the other non-navigation tokens) from what
+    it executes, so this scores exactly the action sequence the env would receive. Then ``t``
+    counts navigation actions (left, right, forward) until the goal:
+
+    * reaches the goal after ``t`` actions: ``max(1 - 0.9 * t / max_steps, 0.1)`` (the
+      env's own reward shape, floored at 0.1);
+    * lava: 0;
+    * otherwise ``0.1 * (1 - manhattan(final cell, nearest goal) / (W + H - 2))``, strictly
+      below 0.1 (the final cell is never the goal), so every success outranks every
+      non-success, and among failures ending nearer the goal is better.
+
+    Returns:
+        (scores [B] float64 in [0, 1], the :class:`envs.dynamics.PlanOutcome` of the
+        executed plans; its ``steps`` are plan positions, END included when skipped).
+    """
+    plans = np.asarray(plans, dtype=np.int64)
+    executed = np.where(plans == END, NOOP, plans) if skip_end else plans
+    outcome = simulate_plans(layout, pose, executed)
+    goals = goal_cells(layout)
+    final = outcome.final_pose[:, :2]  # [B, 2]
+    if len(goals):
+        dist = np.abs(final[:, None, :] - goals[None, :, :]).sum(-1).min(axis=1)  # [B]
+        near = 1.0 - dist / float(layout.shape[0] + layout.shape[1] - 2)
+    else:
+        near = np.zeros(len(plans))
+    nav_count = np.concatenate([np.zeros((len(plans), 1), np.int64),
+                                np.cumsum(np.isin(plans, NAVIGATION), axis=1)], axis=1)  # [B, H + 1]
+    t = nav_count[np.arange(len(plans)), outcome.steps]  # navigation actions executed
+    scores = 0.1 * np.clip(near, 0.0, 1.0)
+    success = np.maximum(1.0 - 0.9 * t / float(max_steps), 0.1)
+    scores = np.where(outcome.status == SUCCESS, success, scores)
+    scores = np.where(outcome.status == FAILURE, 0.0, scores)
+    return scores.astype(np.float64), outcome
+
+
+# ----------------------------------------------------------------------------- search
+@dataclass
+class SearchResult:
+    """What one search returns.
+
+    Attributes:
+        root: the tree.
+        best: the node whose simulated plan scored highest (None if nothing was expanded).
+        expansions: children created and simulated.
+        rounds: batched rounds run.
+        seconds: wall time of the search.
+        found_goal: whether some plan reached the goal.
+        stats: ``nodes`` and ``max_depth`` of the tree (:func:`agents.mctd.tree.tree_stats`).
+    """
+
+    root: Node
+    best: Node | None
+    expansions: int
+    rounds: int
+    seconds: float
+    found_goal: bool
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+class MCTDPlanner:
+    """Runs MCTD searches with a denoiser; holds no per-episode state.
+
+    Args:
+        model: an ``MDLMPolicy`` (trained or not).
+        config: search hyper-parameters.
+        generator: the only source of randomness (seed it for reproducible plans).
+    """
+
+    def __init__(self, model: torch.nn.Module, config: MCTDConfig | None = None,
+                 generator: torch.Generator | None = None):
+        self.model = model.eval()
+        self.config = config or MCTDConfig()
+        self.device = next(model.parameters()).device
+        self.generator = generator if generator is not None else torch.Generator(device=self.device).manual_seed(0)
+        table = self.config.meta_table()
+        self._meta_temperature = torch.tensor([t for t, _ in table], dtype=torch.float64)
+        self._meta_guidance = torch.tensor([w for _, w in table], dtype=torch.float32)
+        h, s = self.config.horizon, self.config.num_subplans
+        self._subplan_mask = torch.zeros(s, h, dtype=torch.bool)  # [S, H] positions of each sub-plan
+        for i in range(s):
+            start, stop = subplan_bounds(h, s, i)
+            self._subplan_mask[i, start:stop] = True
+
+    @torch.no_grad()
+    def search(self, image: np.ndarray, layout: np.ndarray, pose: tuple[int, int, int],
+               max_steps: int, max_expansions: int | None = None) -> SearchResult:
+        """Search for a plan from a full-grid ``image [19,19,3]`` with the agent at ``pose``.
+
+        ``layout`` is the image without the agent (:func:`envs.observation.layout_of`);
+        ``max_steps`` scales the success score; ``max_expansions`` overrides the config.
+        """
+        cfg = self.config
+        start_time = time.perf_counter()
+        budget = cfg.max_expansions if max_expansions is None else max_expansions
+        inputs = to_model_input(image[None], np.array([pose[2]]))
+        state = self.model.encode_state(inputs["grid"].to(self.device), inputs["direction"].to(self.device))  # [1, D]
+        null = self.model.null_state_embedding(1).to(state.dtype)  # [1, D]
+        root = new_root(cfg.horizon, len(self._meta_guidance))
+        expansions = rounds = 0
+        found = False
+        while expansions < budget and not (found and cfg.early_stop):
+            batch: list[tuple[Node, int, Node]] = []
+            for _ in range(min(cfg.parallel, budget - expansions)):
+                picked = select_expansion(root, cfg.num_subplans, cfg.exploration)
+                if picked is None:
+                    break
+                node, meta = picked
+                batch.append((node, meta, add_placeholder(node, meta)))
+            if not batch:
+                break
+            found |= self._expand_and_simulate(batch, state, null, layout, pose, max_steps)
+            expansions += len(batch)
+            rounds += 1
+        return SearchResult(root=root, best=best_node(root), expansions=expansions, rounds=rounds,
+                            seconds=time.perf_counter() - start_time, found_goal=found,
+                            stats=tree_stats(root))
+
+    def _expand_and_simulate(self, batch: list[tuple[Node, int, Node]], state: Tensor, null: Tensor,
+                             layout: np.ndarray, pose: tuple[int, int, int], max_steps: int) -> bool:
+        """One batched round: expansion, jumpy simulation, scoring, backup. True if a plan
+        reached the goal."""
+        cfg = self.config
+        k = len(batch)
+        parents = torch.from_numpy(np.stack([node.tokens for node, _, _ in batch])).to(self.device)  # [K, H]
+        depth = torch.tensor([node.depth for node, _, _ in batch])
+        meta = torch.tensor([m for _, m, _ in batch])
+        states, nulls = state.expand(k, -1), null.expand(k, -1)
+        children = denoise(
+            self.model, states, parents, self._subplan_mask[depth].to(self.device), cfg.expand_steps,
+            self._meta_temperature[meta], self._meta_guidance[meta], self.generator, nulls, cfg.top_p,
+        )  # [K, H]: sub-plan `depth` denoised, later sub-plans still MASK
+        plans = denoise(
+            self.model, states, children, torch.ones_like(children, dtype=torch.bool), cfg.sim_steps,
+            torch.zeros(k, dtype=torch.float64), torch.ones(k), self.generator, nulls,
+        )  # [K, H] complete (greedy jumpy denoising)
+        plans_np, children_np = plans.cpu().numpy(), children.cpu().numpy()
+        scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
+        for i, (_, _, child) in enumerate(batch):
+            backup(child, children_np[i], plans_np[i], (outcome.status[i], outcome.steps[i]),
+                   float(scores[i]), cfg.num_subplans)
+        return bool((outcome.status == SUCCESS).any())
+
+
+def executable_prefix(node: Node, first_subplan: int) -> list[int]:
+    """Actions of ``node``'s simulated plan worth sending to the env.
+
+    A goal-reaching plan is executed up to the goal; any other plan only its first
+    ``first_subplan`` tokens, cut where its simulation ended (at END unless END was scored as
+    a no-op) and, for a lava plan, before the fatal step. Non-navigation tokens (pickup,
+    drop, toggle, done) are dropped: the dynamics treat them as no-ops, so dropping them
+    leaves the predicted path unchanged.
+    """
+    if node.plan is None or node.outcome is None:
+        return []
+    status, steps = node.outcome
+    if status == SUCCESS:
+        actions = node.plan[:steps]
+    elif status == FAILURE:
+        actions = node.plan[: min(steps - 1, first_subplan)]
+    else:
+        actions = node.plan[: min(steps, first_subplan)]
+    return [int(a) for a in actions if int(a) in NAVIGATION]
+
+
+def choose_actions(result: SearchResult, horizon: int, num_subplans: int) -> list[int]:
+    """The actions to queue after a search: the best plan's executable prefix, else the
+    executable prefix of the best-scoring node that has one, else ``[forward]``."""
+    first = subplan_bounds(horizon, num_subplans, 0)[1]
+    nodes = sorted((n for n in result.root.iter_nodes() if n.own_value is not None),
+                   key=lambda n: -n.own_value)  # stable: first found wins ties
+    if result.best is not None:
+        nodes.insert(0, result.best)
+    for node in nodes:
+        actions = executable_prefix(node, first)
+        if actions:
+            return actions
+    return [FORWARD]
+
