@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agents.base import Agent
 from agents.baselines import BFSAgent, RandomAgent
+from agents.mctd import MCTDAgent
 from agents.mdlm_agent import MDLMAgent
 
-__all__ = ["Agent", "BFSAgent", "MDLMAgent", "RandomAgent"]
+__all__ = ["Agent", "BFSAgent", "MCTDAgent", "MDLMAgent", "RandomAgent"]
