@@ -28,7 +28,11 @@ class MDLMAgent:
     With ``safe_first_action`` (default) the first action of every plan is drawn among the
     navigation actions that the symbolic dynamics says change the state and do not enter lava:
     a deterministic policy that bumps into a wall would otherwise repeat the same no-op forever.
-    This uses only the rules of the world (as MCTD does), never the expert.
+    With ``avoid_revisits`` (default) it also avoids a first action that leads back to a pose
+    already visited in this episode, when another useful action exists: a shortest path never
+    revisits a pose, and a deterministic policy that does (e.g. left, right, left, ...) is stuck in
+    that loop for good. Both rules use only the rules of the world (as MCTD does), never the expert;
+    turn them off to measure the raw policy.
 
     Args:
         model: a trained :class:`MDLMPolicy`.
@@ -38,6 +42,8 @@ class MDLMAgent:
         temperature: 0 = greedy (deterministic); > 0 samples.
         seed: seeds the agent's sampling generator.
         safe_first_action: forbid a first action that is a no-op or steps into lava.
+        avoid_revisits: also forbid first actions that lead to an already visited pose (unless
+            that leaves nothing allowed).
     """
 
     name = "mdlm"
@@ -51,12 +57,14 @@ class MDLMAgent:
         temperature: float = 0.0,
         seed: int = 0,
         safe_first_action: bool = True,
+        avoid_revisits: bool = True,
     ):
         self.model = model.eval()
         self.device = next(model.parameters()).device
         self.horizon, self.execute, self.num_steps, self.temperature = horizon, execute, num_steps, temperature
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.safe_first_action = safe_first_action
+        self.safe_first_action, self.avoid_revisits = safe_first_action, avoid_revisits
+        self._visited: set[tuple[int, int, int]] = set()
         self._queue: list[int] = []
         self._expected: tuple[int, int, int] | None = None
         self.plans = 0
@@ -73,18 +81,21 @@ class MDLMAgent:
 
     def reset(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
         parse_observation(obs)
-        self._queue, self._expected = [], None
+        self._queue, self._expected, self._visited = [], None, set()
 
     def first_action_forbidden(self, layout: np.ndarray, pose: tuple[int, int, int]) -> torch.Tensor:
         """[1, H, V] bool: at position 0, every token but the useful navigation actions."""
-        forbid = torch.zeros(1, self.horizon, NUM_ACTIONS, dtype=torch.bool, device=self.device)
-        forbid[0, 0] = True
+        useful, fresh = [], []
         for action in NAVIGATION:
             new_pose, status = step(layout, pose, action)
             if new_pose != pose and status != FAILURE:
-                forbid[0, 0, action] = False
-        if bool(forbid[0, 0].all()):  # boxed in: allow turning
-            forbid[0, 0, LEFT] = forbid[0, 0, RIGHT] = False
+                useful.append(action)
+                if new_pose not in self._visited:
+                    fresh.append(action)
+        allowed = (fresh if self.avoid_revisits and fresh else useful) or [LEFT, RIGHT]
+        forbid = torch.ones(1, self.horizon, NUM_ACTIONS, dtype=torch.bool, device=self.device)
+        forbid[0, 1:] = False
+        forbid[0, 0, allowed] = False
         return forbid
 
     @torch.no_grad()
@@ -101,6 +112,7 @@ class MDLMAgent:
 
     def act(self, obs: Mapping[str, Any]) -> int:
         image, layout, pose = parse_observation(obs)
+        self._visited.add(pose)
         if not self._queue or pose != self._expected:
             self._queue = self.plan(image, layout, pose)[: self.execute]
         action = self._queue.pop(0)

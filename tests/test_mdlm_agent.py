@@ -115,3 +115,27 @@ def test_safe_first_action_never_bumps_into_walls():
             obs, _, terminated, truncated, _ = env.step(action)
             if terminated or truncated:
                 break
+
+
+def test_avoid_revisits_breaks_deterministic_loops():
+    """A random deterministic policy loops; with avoid_revisits it only revisits when boxed in."""
+    from agents.base import parse_observation
+    from envs.dynamics import step as dyn_step
+
+    env = envs.FullGridObsWrapper(gym.make("MiniGrid-FourRooms-v0"))
+    for seed in range(3):
+        agent = MDLMAgent(_model(seed), horizon=8, num_steps=2)
+        obs, info = env.reset(seed=seed)
+        agent.reset(obs, info)
+        visited = set()
+        for _ in range(40):
+            _, layout, pose = parse_observation(obs)
+            visited.add(pose)
+            fresh = [a for a in (0, 1, 2) if dyn_step(layout, pose, a)[0] not in visited
+                     and dyn_step(layout, pose, a)[0] != pose and dyn_step(layout, pose, a)[1] != 2]
+            action = agent.act(obs)
+            if fresh:
+                assert action in fresh
+            obs, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                break
