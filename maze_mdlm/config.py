@@ -8,8 +8,25 @@ from typing import Any
 from maze_mdlm.tokens import NUM_ACTIONS, VOCAB_SIZE
 
 
+class PlainConfig:
+    """Mixin for dataclass configs stored in checkpoints as plain dicts."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain ``dict`` of the fields (stored in checkpoints)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields: {unknown}")
+        return cls(**data)
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(PlainConfig):
     """Hyper-parameters of :class:`maze_mdlm.model.MDLMPolicy`."""
 
     num_actions: int = NUM_ACTIONS  # output classes (MiniGrid actions, 6 doubles as END)
@@ -40,16 +57,3 @@ class ModelConfig:
     def mask_token_id(self) -> int:
         """Index of the [MASK] input token (the last vocabulary entry)."""
         return self.num_actions
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain ``dict`` of the fields (stored in checkpoints)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown ModelConfig fields: {unknown}")
-        return cls(**data)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from maze_mdlm.config import PlainConfig
 from maze_mdlm.masking import curriculum_mask_ratio, mask_tokens
 from maze_mdlm.model import MDLMPolicy
 from maze_mdlm.tokens import END
@@ -32,7 +33,7 @@ class BatchSource(Protocol):
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(PlainConfig):
     """One training run (plain types only, stored in checkpoints)."""
 
     steps: int = 20_000  # total optimizer steps
@@ -59,19 +60,6 @@ class TrainConfig:
     # never shows ratios above ~0.83, while sampling starts from all-MASK)
     seed: int = 0  # seeds the batch-index and masking generators
     mdlm_elbo_weighting: bool = False  # weight each row's masked CE by 1/ratio (MDLM ELBO)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain ``dict`` of the fields."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields: {unknown}")
-        return cls(**data)
 
 
 def lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:

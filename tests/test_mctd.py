@@ -31,15 +31,6 @@ from maze_mdlm.tokens import END
 TINY = ModelConfig(hidden_dim=32, num_layers=1, num_heads=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and far faster when other jobs share the CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def untrained() -> MDLMPolicy:
     """A freshly initialised tiny denoiser: adaLN-Zero makes its logits all zero, so it knows

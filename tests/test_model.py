@@ -16,15 +16,6 @@ HORIZON = 16
 TINY = ModelConfig(hidden_dim=32, num_layers=2, num_heads=2, max_seq_len=HORIZON, cond_drop_prob=0.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and far faster when other jobs share the CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def maze_batch(num_states: int, horizon: int, seed: int) -> dict[str, torch.Tensor]:
     """One maze layout with the agent at ``num_states`` different cells / directions and a
     random action window per state. Grids differ only in the agent cell."""

@@ -21,15 +21,6 @@ HORIZON = 16
 TINY = ModelConfig(hidden_dim=32, num_layers=2, num_heads=2, max_seq_len=HORIZON)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and far faster when other jobs share the CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def random_states(batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Random valid encoded grids [B, 3, 19, 19] and directions [B]."""
     g = torch.Generator().manual_seed(seed)
