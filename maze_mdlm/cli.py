@@ -116,7 +116,10 @@ def cmd_collect_data(args: argparse.Namespace) -> int:
             args.seed,
             workers=args.workers,
             on_progress=lambda n: progress.advance(task, n),
-            command=" ".join(["maze-mdlm", *args.argv]),
+            command=" ".join(  # what determines the content (not --workers or --out)
+                ["maze-mdlm collect-data", *(f"--env {e}" for e in args.env),
+                 f"--episodes {args.episodes}", f"--seed {args.seed}"]
+            ),
         )
     save_episodes(out, episodes)
     print(
@@ -243,7 +246,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        args.argv = list(sys.argv[1:] if argv is None else argv)
         return args.func(args)
     except (UsageError, GridTooLargeError, DatasetFormatError, FileNotFoundError) as err:
         message = " ".join(str(err).split())

@@ -99,12 +99,18 @@ def test_rollout_render_writes_a_gif(tmp_path, capsys):
     assert _listing(tmp_path) == ["r.json", "x.gif"]
 
 
-def test_collect_data_records_the_command_it_was_given(tmp_path, capsys):
-    """The dataset's metadata names the command that made it, also when main() gets argv directly."""
-    data = tmp_path / "d.bin"
-    argv = ["collect-data", "--env", "MiniGrid-Empty-5x5-v0", "--episodes", "1", "--out", str(data)]
-    assert main(argv) == 0, capsys.readouterr().err
-    assert load_episodes(data).meta["command"] == " ".join(["maze-mdlm", *argv])
+def test_collect_data_records_the_command_and_is_independent_of_workers(tmp_path, capsys):
+    """The metadata names what determines the content; the file is the same for any --workers."""
+    files = []
+    for workers in ("1", "2"):
+        data = tmp_path / f"d{workers}.bin"
+        argv = ["collect-data", "--env", "MiniGrid-Empty-5x5-v0", "--episodes", "3", "--seed", "7",
+                "--workers", workers, "--out", str(data)]
+        assert main(argv) == 0, capsys.readouterr().err
+        files.append(data.read_bytes())
+    meta = load_episodes(tmp_path / "d1.bin").meta
+    assert meta["command"] == "maze-mdlm collect-data --env MiniGrid-Empty-5x5-v0 --episodes 3 --seed 7"
+    assert files[0] == files[1]
 
 
 def test_help_lists_the_commands(capsys):
