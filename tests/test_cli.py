@@ -226,7 +226,7 @@ def test_subprocess_collect_data(tmp_path):
     assert "wrote d.bin: 6 episodes" in result.stdout
     episodes = load_episodes(tmp_path / "d.bin")
     assert len(episodes) == 6 and episodes.meta["envs"] == [MAZE_ID, FOURROOMS_ID]
-    assert episodes.meta["command"] == " ".join(["maze-mdlm", *args])
+    assert episodes.meta["command"] == f"maze-mdlm collect-data --env {MAZE_ID} --env {FOURROOMS_ID} --episodes 3 --seed 0"
     assert _listing(tmp_path) == ["d.bin"]
 
 
