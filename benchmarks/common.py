@@ -41,9 +41,9 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def command_line() -> str:
-    """The command that ran this benchmark, for the results file."""
-    return " ".join([Path(sys.executable).name, *sys.argv]) if sys.argv else ""
+def command_line(name: str) -> str:
+    """The command that reproduces this benchmark run, for the results file."""
+    return " ".join(["python -m", f"benchmarks.{name}", *sys.argv[1:]])
 
 
 def write_results(name: str, results: dict[str, Any], markdown: str, out_dir: Path | None = None) -> Path:
@@ -51,7 +51,7 @@ def write_results(name: str, results: dict[str, Any], markdown: str, out_dir: Pa
     out_dir = Path(out_dir) if out_dir is not None else RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)
     info = machine_info()
-    payload = {"benchmark": name, "command": command_line(), "machine": info, "results": results}
+    payload = {"benchmark": name, "command": command_line(name), "machine": info, "results": results}
     (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = [f"# {name}", "", f"Command: `{payload['command']}`", "",
              "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "", markdown.rstrip(), ""]
