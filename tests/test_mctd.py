@@ -337,9 +337,14 @@ def test_end_only_model_falls_back_to_forward():
     with torch.no_grad():
         model.final.head.bias[END] = 50.0  # every token is END, even when sampling
     layout = make_layout([(x, 1) for x in range(1, 6)], goal=(6, 1))
-    agent = MCTDAgent(model, seed=0, max_expansions=8)
+    agent = MCTDAgent(model, seed=0, max_expansions=8, fallback="heuristic")
     agent.reset(observe(layout, (1, 1, 0)))
     assert agent.act(observe(layout, (1, 1, 0))) == 2
+    # the default fallback asks the MDLM policy, whose first action is always a useful move
+    agent = MCTDAgent(model, seed=0, max_expansions=8)
+    agent.reset(observe(layout, (1, 1, 0)))
+    assert agent.act(observe(layout, (1, 1, 0))) in (0, 1, 2)
+    assert agent.last_search is not None and not agent.last_search.found_goal
 
 
 def test_replans_when_the_observation_deviates(untrained):

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from agents.base import parse_observation
+from agents.mdlm_agent import MDLMAgent
 from agents.mctd.planner import MCTDConfig, MCTDPlanner, SearchResult, choose_actions
 from envs.dynamics import step
 from maze_mdlm.checkpoint import load_checkpoint
@@ -44,6 +45,11 @@ class MCTDAgent:
     to the env; if the best plan has nothing executable, the best-scoring plan that has is
     used, else ``forward``.
 
+    When a search finds no goal-reaching plan (the goal is beyond the horizon), the default
+    ``fallback="policy"`` takes one step of the closed-loop MDLM policy (:class:`MDLMAgent`, greedy,
+    with its no-op / revisit rules) instead of the first sub-plan ranked by the Manhattan
+    heuristic, which misleads around walls; ``fallback="heuristic"`` keeps the latter.
+
     Args:
         model: an :class:`MDLMPolicy` (a trained one plans well; an untrained one still
             finds nearby goals by search alone).
@@ -53,6 +59,7 @@ class MCTDAgent:
             and same observations give the same plans.
         config: search hyper-parameters; any :class:`MCTDConfig` field may also be passed as
             a keyword and overrides it.
+        fallback: "policy" or "heuristic": what to execute when no plan reaches the goal.
         num_threads: torch intra-op threads while planning, restored afterwards (None: leave
             torch's setting alone). Default 1: the batches are small (at most 2K rows of H
             tokens), and with torch's default of 2 threads on a 2-core CPU shared with other
@@ -62,8 +69,11 @@ class MCTDAgent:
     name = "mctd"
 
     def __init__(self, model: MDLMPolicy, max_steps: int = FOURROOMS_MAX_STEPS, seed: int = 0,
-                 config: MCTDConfig | None = None, num_threads: int | None = 1, **overrides: Any):
+                 config: MCTDConfig | None = None, num_threads: int | None = 1, fallback: str = "policy",
+                 **overrides: Any):
         config = dataclasses.replace(config or MCTDConfig(), **overrides)
+        if fallback not in ("policy", "heuristic"):
+            raise ValueError(f"fallback must be 'policy' or 'heuristic', got {fallback!r}")
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         self.model = model.eval()
@@ -71,6 +81,8 @@ class MCTDAgent:
         self.config, self.max_steps, self.seed, self.num_threads = config, int(max_steps), seed, num_threads
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.planner = MCTDPlanner(self.model, config, self.generator)
+        self.fallback = fallback
+        self.policy = MDLMAgent(self.model, horizon=config.horizon, seed=seed)
         self._queue: list[int] = []
         self._expected: tuple[int, int, int] | None = None
         self.last_search: SearchResult | None = None  # the latest search's tree and result
@@ -99,13 +111,15 @@ class MCTDAgent:
         """Start an episode (validates the observation; the generator is not reseeded)."""
         parse_observation(obs)
         self._queue, self._expected = [], None
+        self.policy.reset(obs, info)
 
     def plan(self, obs: Mapping[str, Any]) -> list[int]:
         """Search from ``obs`` and return the actions it would queue (no env interaction)."""
         image, layout, pose = parse_observation(obs)
-        return self._plan(image, layout, pose)
+        return self._plan(image, layout, pose, obs)
 
-    def _plan(self, image: np.ndarray, layout: np.ndarray, pose: tuple[int, int, int]) -> list[int]:
+    def _plan(self, image: np.ndarray, layout: np.ndarray, pose: tuple[int, int, int],
+              obs: Mapping[str, Any]) -> list[int]:
         with torch_threads(self.num_threads):
             result = self.planner.search(image, layout, pose, self.max_steps)
         self.last_search = result
@@ -117,13 +131,16 @@ class MCTDAgent:
             "max_depth": result.stats["max_depth"],
             "found_goal": float(result.found_goal),
         })
+        if not result.found_goal and self.fallback == "policy":
+            with torch_threads(self.num_threads):
+                return [self.policy.act(obs)]
         return choose_actions(result, self.config.horizon, self.config.num_subplans)
 
     def act(self, obs: Mapping[str, Any]) -> int:
         """The next action (0 left, 1 right, 2 forward); plans when needed."""
         image, layout, pose = parse_observation(obs)
         if not self._queue or pose != self._expected:
-            self._queue = self._plan(image, layout, pose)
+            self._queue = self._plan(image, layout, pose, obs)
         action = self._queue.pop(0)
         self._expected, _ = step(layout, pose, action)
         return action
