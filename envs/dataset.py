@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from envs.files import atomic_write
 from envs.dynamics import DIR_DX, DIR_DY, FORWARD, LEFT, RIGHT
 from envs.observation import AGENT
 
@@ -86,19 +86,8 @@ def save_episodes(path: str | os.PathLike, episodes: Episodes) -> None:
         offset += len(blob)
     header = {"format": FORMAT, "version": VERSION, "meta": episodes.meta, "arrays": table}
     header_bytes = json.dumps(header, sort_keys=True).encode()
-    _atomic_write(Path(path), [MAGIC, struct.pack("<I", len(header_bytes)), header_bytes, *blobs])
-
-
-def _atomic_write(path: Path, chunks: list[bytes]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    chunks = [MAGIC, struct.pack("<I", len(header_bytes)), header_bytes, *blobs]
+    atomic_write(path, lambda f: f.writelines(chunks))
 
 
 def load_episodes(path: str | os.PathLike) -> Episodes:
@@ -247,3 +236,4 @@ def concat_episodes(parts: list[Episodes]) -> Episodes:
         actions=np.concatenate([p.actions for p in parts]),
         meta={"envs": env_ids, "parts": [p.meta for p in parts]},
     )
+

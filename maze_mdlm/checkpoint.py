@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from envs.files import atomic_write
 from maze_mdlm.config import ModelConfig
 from maze_mdlm.model import MDLMPolicy
 
@@ -83,19 +83,8 @@ def save_checkpoint(
 
 
 def write_atomic(ckpt: dict[str, Any], target: Path) -> Path:
-    """``torch.save`` to a temp file in ``target``'s folder, fsync, then ``os.replace``."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(ckpt, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
-    return target
+    """``torch.save`` ``ckpt`` to ``target`` atomically (:func:`envs.files.atomic_write`)."""
+    return atomic_write(target, lambda handle: torch.save(ckpt, handle))
 
 
 def export_checkpoint(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> int:
@@ -137,3 +126,4 @@ def load_checkpoint(
     model.load_state_dict(ckpt["model"])
     model.to(map_location).eval()
     return model, ckpt
+

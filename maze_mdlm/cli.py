@@ -16,6 +16,7 @@ import gymnasium as gym
 
 import envs
 from envs.dataset import DatasetFormatError
+from envs.files import atomic_write
 from envs.observation import GridTooLargeError, check_fits
 from envs.seeds import EVAL_SEED_START, TRAIN_SEED_END, TRAIN_SEED_START
 
@@ -82,13 +83,8 @@ def check_writable(path: str | os.PathLike, flag: str) -> Path:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` via a temp file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write ``obj`` as JSON to ``path`` atomically."""
+    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
 
 
 # ----------------------------------------------------------------------------- commands
@@ -179,12 +175,8 @@ def save_gif(path: Path, frames: list) -> None:
     from PIL import Image
 
     images = [Image.fromarray(frame) for frame in frames]
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=150, loop=0)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
+                                                duration=150, loop=0))
 
 
 def cmd_export(args: argparse.Namespace) -> int:

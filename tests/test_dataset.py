@@ -260,3 +260,19 @@ def test_damaged_header_raises_dataset_format_error(tmp_path, header):
 def test_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_episodes(tmp_path / "nope")
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    """Atomic writes go through mkstemp (0600); the final file must be readable as usual."""
+    import os
+
+    from envs.files import atomic_write
+
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "x.bin", lambda f: f.write(b"abc"))
+    finally:
+        os.umask(mask)
+    assert path.read_bytes() == b"abc"
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert os.listdir(tmp_path) == ["x.bin"]
