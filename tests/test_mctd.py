@@ -422,18 +422,18 @@ def test_from_checkpoint_reads_horizon_and_env_limit(untrained, tmp_path):
     assert MCTDAgent.from_checkpoint(path, max_steps=50).max_steps == 50
 
 
-def test_shipped_checkpoint_beats_or_matches_mdlm():
-    from maze_mdlm.shipped import CHECKPOINT_DIR
+@pytest.mark.parametrize("env_id, episodes", [("MiniGrid-FourRooms-v0", 20), ("MazeMDLM/Maze-19x19-v0", 3)])
+def test_shipped_checkpoint_beats_or_matches_mdlm(env_id, episodes):
+    from maze_mdlm.shipped import CHECKPOINT_DIR, SHIPPED
 
-    path = CHECKPOINT_DIR / "maze.pt"
+    path = CHECKPOINT_DIR / SHIPPED[env_id]
     if not path.is_file():
-        pytest.skip("no shipped maze checkpoint yet")
+        pytest.skip(f"no shipped checkpoint for {env_id}")
     from agents.mdlm_agent import MDLMAgent
-    from envs import MAZE_ID
     from maze_mdlm.evaluation import evaluate
 
-    mctd = evaluate(MCTDAgent.from_checkpoint(path, env_id=MAZE_ID), MAZE_ID, 10, 1_000_000)
-    mdlm = evaluate(MDLMAgent.from_checkpoint(path, env_id=MAZE_ID), MAZE_ID, 10, 1_000_000)
+    mctd = evaluate(MCTDAgent.from_checkpoint(env_id=env_id), env_id, episodes, 1_000_000)
+    mdlm = evaluate(MDLMAgent.from_checkpoint(env_id=env_id), env_id, episodes, 1_000_000)
     assert mctd["success_rate"] >= mdlm["success_rate"]
     assert mctd["mean_expansions"] > 0 and mctd["mean_plan_ms"] > 0
 
