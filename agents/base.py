@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, runtime_checkable
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -31,3 +32,18 @@ def parse_observation(obs: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, t
     image, direction = observation_grid(obs)
     x, y, _ = agent_pose(image)
     return image, layout_of(image), (x, y, direction)
+
+
+@contextmanager
+def torch_threads(num_threads: int | None) -> Iterator[None]:
+    """Run the block with ``num_threads`` torch intra-op threads, then restore the setting."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if num_threads is not None and num_threads != previous:
+        torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)

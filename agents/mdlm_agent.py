@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from agents.base import parse_observation
+from agents.base import parse_observation, torch_threads
 from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, step
 from envs.observation import to_model_input
 from maze_mdlm.checkpoint import load_checkpoint
@@ -44,6 +44,9 @@ class MDLMAgent:
         safe_first_action: forbid a first action that is a no-op or steps into lava.
         avoid_revisits: also forbid first actions that lead to an already visited pose (unless
             that leaves nothing allowed).
+        num_threads: torch intra-op threads while sampling, restored afterwards (None: leave
+            torch's setting alone). Default 1: batch-1 plans are small, and torch's 2 threads on a
+            2-core CPU shared with another job made each plan several times slower.
     """
 
     name = "mdlm"
@@ -58,6 +61,7 @@ class MDLMAgent:
         seed: int = 0,
         safe_first_action: bool = True,
         avoid_revisits: bool = True,
+        num_threads: int | None = 1,
     ):
         self.model = model.eval()
         self.device = next(model.parameters()).device
@@ -65,6 +69,7 @@ class MDLMAgent:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.safe_first_action, self.avoid_revisits = safe_first_action, avoid_revisits
         self._visited: set[tuple[int, int, int]] = set()
+        self.num_threads = num_threads
         self._queue: list[int] = []
         self._expected: tuple[int, int, int] | None = None
         self.plans = 0
@@ -104,8 +109,9 @@ class MDLMAgent:
         inputs = to_model_input(image[None], np.array([pose[2]]))
         grid, dirs = inputs["grid"].to(self.device), inputs["direction"].to(self.device)
         forbid = self.first_action_forbidden(layout, pose) if self.safe_first_action else None
-        tokens = sample(self.model, grid, dirs, self.horizon, self.num_steps, temperature=self.temperature,
-                        generator=self.generator, forbid=forbid)[0].tolist()
+        with torch_threads(self.num_threads):
+            tokens = sample(self.model, grid, dirs, self.horizon, self.num_steps, temperature=self.temperature,
+                            generator=self.generator, forbid=forbid)[0].tolist()
         self.plans += 1
         actions = tokens[: tokens.index(END)] if END in tokens else tokens
         return actions or [FORWARD]  # END first (only possible without safe_first_action)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-from agents.base import parse_observation
+from agents.base import parse_observation, torch_threads
 from agents.mdlm_agent import MDLMAgent
 from agents.mctd.planner import MCTDConfig, MCTDPlanner, SearchResult, choose_actions
 from envs.dynamics import step
@@ -19,19 +18,6 @@ from maze_mdlm.model import MDLMPolicy
 
 FOURROOMS_MAX_STEPS = 100  # MiniGrid FourRooms' own max_steps
 MAZE_MAX_STEPS = 2 * 19 * 19  # envs.maze.MazeEnv's default max_steps
-
-
-@contextmanager
-def torch_threads(num_threads: int | None) -> Iterator[None]:
-    """Run the block with ``num_threads`` torch intra-op threads, then restore the setting."""
-    previous = torch.get_num_threads()
-    if num_threads is not None and num_threads != previous:
-        torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != previous:
-            torch.set_num_threads(previous)
 
 
 class MCTDAgent:
@@ -82,7 +68,7 @@ class MCTDAgent:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.planner = MCTDPlanner(self.model, config, self.generator)
         self.fallback = fallback
-        self.policy = MDLMAgent(self.model, horizon=config.horizon, seed=seed)
+        self.policy = MDLMAgent(self.model, horizon=config.horizon, seed=seed, num_threads=num_threads)
         self._queue: list[int] = []
         self._expected: tuple[int, int, int] | None = None
         self.last_search: SearchResult | None = None  # the latest search's tree and result
@@ -132,8 +118,7 @@ class MCTDAgent:
             "found_goal": float(result.found_goal),
         })
         if not result.found_goal and self.fallback == "policy":
-            with torch_threads(self.num_threads):
-                return [self.policy.act(obs)]
+            return [self.policy.act(obs)]
         return choose_actions(result, self.config.horizon, self.config.num_subplans)
 
     def act(self, obs: Mapping[str, Any]) -> int:
