@@ -78,26 +78,30 @@ def gumbel_noise(shape: torch.Size | tuple[int, ...], generator: torch.Generator
 
 def draw_candidates(
     logits: Tensor,
-    temperature: float = 0.0,
+    temperature: float | Tensor = 0.0,
     top_k: int | None = None,
     top_p: float | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Candidate token and its confidence at every position.
 
-    logits [B, L, V] -> (tokens [B, L] long, confidence [B, L] float64). Greedy when
-    ``temperature == 0``; otherwise Gumbel-max sampling from softmax(logits / temperature)
-    restricted by top-k / top-p. Confidence is the model's own probability
-    softmax(logits) of the chosen token, so top_k=1 reproduces greedy decoding exactly.
+    logits [B, L, V], temperature a float or [B] per row -> (tokens [B, L] long, confidence
+    [B, L] float64). Greedy where the temperature is 0; elsewhere Gumbel-max sampling from
+    softmax(logits / temperature) restricted by top-k / top-p (noise is drawn for the whole
+    batch once any row samples). Confidence is the model's own probability softmax(logits) of
+    the chosen token, so top_k=1 reproduces greedy decoding exactly.
     """
     logits64 = logits.to(torch.float64)
-    if temperature < 0:
+    temp = torch.as_tensor(temperature, dtype=torch.float64, device=logits.device).expand(logits.shape[0])
+    if bool((temp < 0).any()):
         raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if temperature == 0.0:
-        tokens = logits64.argmax(dim=-1)
-    else:
-        scores = filter_logits(logits64 / temperature, top_k, top_p)
-        tokens = (scores + gumbel_noise(scores.shape, generator, scores.device)).argmax(dim=-1)
+    tokens = logits64.argmax(dim=-1)
+    sampling = temp > 0  # [B]
+    if bool(sampling.any()):
+        safe = torch.where(sampling, temp, torch.ones_like(temp)).view(-1, 1, 1)
+        scores = filter_logits(logits64 / safe, top_k, top_p)
+        drawn = (scores + gumbel_noise(scores.shape, generator, scores.device)).argmax(dim=-1)
+        tokens = torch.where(sampling.unsqueeze(1), drawn, tokens)
     confidence = torch.softmax(logits64, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
     return tokens, confidence
 
@@ -118,25 +122,82 @@ def select_commits(confidence: Tensor, masked: Tensor, num_remaining: Tensor) ->
     return masked & (rank < num_commit.unsqueeze(1))
 
 
-def _step_logits(
-    model: torch.nn.Module,
-    tokens: Tensor,
-    state_emb: Tensor,
-    null_emb: Tensor | None,
-    mask_ratio: Tensor,
-    guidance_scale: float | None,
-) -> Tensor:
-    """Logits [B, L, V] for one unmasking step, with classifier-free guidance if asked.
+def guided_logits(model: torch.nn.Module, tokens: Tensor, state_emb: Tensor, null_emb: Tensor | None,
+                  mask_ratio: Tensor, guidance: Tensor) -> Tensor:
+    """Logits [B, L, V] with a classifier-free guidance scale per row, in one forward.
 
-    Guidance: ``uncond + w * (cond - uncond)``, both halves in one batched forward.
+    tokens [B, L], state_emb [B, D], null_emb [B, D], mask_ratio [B], guidance [B] float32.
+    Rows with ``guidance == 1`` are plain conditional; the others add an unconditional copy
+    to the same batch and get ``uncond + w * (cond - uncond)``.
     """
-    if null_emb is None:
-        return model.forward_tokens(tokens, state_emb, mask_ratio)
-    both = model.forward_tokens(
-        torch.cat([tokens, tokens]), torch.cat([state_emb, null_emb]), torch.cat([mask_ratio, mask_ratio])
-    )
-    cond, uncond = both.float().chunk(2, dim=0)
-    return uncond + guidance_scale * (cond - uncond)
+    guided = guidance != 1.0  # [B]
+    if null_emb is None or not bool(guided.any()):
+        return model.forward_tokens(tokens, state_emb, mask_ratio).float()
+    idx = guided.nonzero().squeeze(1)
+    out = model.forward_tokens(
+        torch.cat([tokens, tokens[idx]]),
+        torch.cat([state_emb, null_emb[idx]]),
+        torch.cat([mask_ratio, mask_ratio[idx]]),
+    ).float()
+    b = tokens.shape[0]
+    cond, uncond = out[:b], out[b:]
+    w = guidance[idx].view(-1, 1, 1)
+    return cond.index_copy(0, idx, uncond + w * (cond[idx] - uncond))
+
+
+@torch.no_grad()
+def unmask(
+    model: torch.nn.Module,
+    state_emb: Tensor,
+    tokens: Tensor,
+    num_steps: int,
+    *,
+    target: Tensor | None = None,
+    temperature: float | Tensor = 0.0,
+    guidance: float | Tensor | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    schedule: str = "cosine",
+    generator: torch.Generator | None = None,
+    null_emb: Tensor | None = None,
+    forbid: Tensor | None = None,
+) -> Tensor:
+    """The unmasking loop on encoded states; :func:`sample` and the MCTD planner both run it.
+
+    Args:
+        model: an ``MDLMPolicy`` in eval mode.
+        state_emb: [B, D] state embeddings (``model.encode_state``), reused at every step.
+        tokens: [B, L] long; non-MASK entries are kept.
+        num_steps: unmasking steps S (model forwards).
+        target: [B, L] bool; the MASK positions to fill (default: all). Others stay MASK and
+            the model still sees them as MASK.
+        temperature: float or [B] per row (0 = greedy).
+        guidance: classifier-free guidance scale, float or [B] per row (None / 1 = conditional).
+        top_k, top_p, schedule, generator, forbid: as in :func:`sample`.
+        null_emb: [B, D] unconditional embeddings (default ``model.null_state_embedding``).
+
+    Returns:
+        [B, L] long tokens.
+    """
+    b = tokens.shape[0]
+    masked = tokens == MASK if target is None else (tokens == MASK) & target  # [B, L]
+    remaining_after = masked_after_step(masked.sum(dim=1), num_steps, schedule)  # [B, S]
+    scales = torch.as_tensor(1.0 if guidance is None else guidance, dtype=torch.float32,
+                             device=tokens.device).expand(b)
+    if null_emb is None and bool((scales != 1.0).any()):
+        null_emb = model.null_state_embedding(b).to(state_emb.dtype)
+    for step in range(num_steps):
+        if not bool(masked.any()):
+            break
+        mask_ratio = (tokens == MASK).float().mean(dim=1)
+        logits = guided_logits(model, tokens, state_emb, null_emb, mask_ratio, scales)
+        if forbid is not None:
+            logits = logits.masked_fill(forbid, float("-inf"))
+        candidates, confidence = draw_candidates(logits, temperature, top_k, top_p, generator)
+        commit = select_commits(confidence, masked, remaining_after[:, step])
+        tokens = torch.where(commit, candidates, tokens)
+        masked = masked & ~commit
+    return tokens
 
 
 @torch.no_grad()
@@ -186,27 +247,12 @@ def sample(
         if bool(((init_tokens < 0) | (init_tokens > MASK)).any()):
             raise ValueError("init_tokens must hold actions or MASK")
         tokens = init_tokens.to(device=device, dtype=torch.long).clone()
-    masked = tokens == MASK  # [B, L]
-    remaining_after = masked_after_step(masked.sum(dim=1), num_steps, schedule)  # [B, S]
-
     was_training = model.training
     model.eval()
     try:
         state_emb = model.encode_state(grid, direction)  # [B, D], reused at every step
-        null_emb = None
-        if guidance_scale is not None and guidance_scale != 1.0:
-            null_emb = model.null_state_embedding(b).to(state_emb.dtype)
-        for step in range(num_steps):
-            if not bool(masked.any()):
-                break
-            mask_ratio = masked.float().mean(dim=1)
-            logits = _step_logits(model, tokens, state_emb, null_emb, mask_ratio, guidance_scale)
-            if forbid is not None:
-                logits = logits.masked_fill(forbid, float("-inf"))
-            candidates, confidence = draw_candidates(logits, temperature, top_k, top_p, generator)
-            commit = select_commits(confidence, masked, remaining_after[:, step])
-            tokens = torch.where(commit, candidates, tokens)
-            masked = masked & ~commit
+        tokens = unmask(model, state_emb, tokens, num_steps, temperature=temperature, guidance=guidance_scale,
+                        top_k=top_k, top_p=top_p, schedule=schedule, generator=generator, forbid=forbid)
     finally:
         model.train(was_training)
     return tokens

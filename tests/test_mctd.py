@@ -10,7 +10,8 @@ from minigrid.core.constants import COLOR_TO_IDX
 
 import envs.expert
 from agents.mctd import MCTDAgent, MCTDConfig, MCTDPlanner
-from agents.mctd.planner import choose_actions, denoise, guided_logits, plan_scores
+from agents.mctd.planner import choose_actions, plan_scores
+from maze_mdlm.sampler import guided_logits, unmask
 from agents.mctd.tree import (
     MASK,
     add_placeholder,
@@ -180,9 +181,9 @@ def test_denoise_reproduces_the_sampler(perturbed, temperature, guidance):
     expected = sample(perturbed, grid, direction, 32, 4, temperature=temperature, init_tokens=init,
                       guidance_scale=guidance, generator=torch.Generator().manual_seed(5))
     state = perturbed.encode_state(grid, direction)
-    got = denoise(perturbed, state, init, torch.ones(3, 32, dtype=torch.bool), 4,
-                  torch.full((3,), temperature), torch.full((3,), guidance or 1.0),
-                  torch.Generator().manual_seed(5))
+    got = unmask(perturbed, state, init, 4, target=torch.ones(3, 32, dtype=torch.bool),
+                 temperature=torch.full((3,), temperature), guidance=torch.full((3,), guidance or 1.0),
+                 generator=torch.Generator().manual_seed(5))
     assert torch.equal(got, expected)
 
 
@@ -192,8 +193,9 @@ def test_denoise_fills_only_the_target_and_keeps_fixed_tokens(perturbed):
     init[:, :8] = 2
     target = torch.zeros(3, 32, dtype=torch.bool)
     target[:, 8:16] = True
-    out = denoise(perturbed, perturbed.encode_state(grid, direction), init, target, 2,
-                  torch.tensor([0.0, 0.7, 1.5]), torch.tensor([1.0, 2.0, 0.5]), torch.Generator().manual_seed(0))
+    out = unmask(perturbed, perturbed.encode_state(grid, direction), init, 2, target=target,
+                 temperature=torch.tensor([0.0, 0.7, 1.5]), guidance=torch.tensor([1.0, 2.0, 0.5]),
+                 generator=torch.Generator().manual_seed(0))
     assert (out[:, :8] == 2).all()
     assert ((out[:, 8:16] >= 0) & (out[:, 8:16] < 7)).all()
     assert (out[:, 16:] == MASK).all()

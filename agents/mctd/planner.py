@@ -21,19 +21,16 @@ to branch while each sub-plan is long enough to leave a room or a corridor; see
 The search stops after ``max_expansions`` expansions, when nothing is left to expand, or
 (``early_stop``) after the first round that found a goal-reaching plan.
 
-Batched denoising (:func:`denoise`) is the sampler's unmasking loop
-(:func:`maze_mdlm.sampler.sample`, built from the same functions: ``masked_after_step``,
-``filter_logits``, ``gumbel_noise``, ``select_commits``) with three generalisations that
-one batched call over mixed meta-actions needs: a temperature and a guidance scale per row,
-a ``target`` mask of which MASK positions to fill (the others stay MASK), and a state
-embedding computed once per search. With one temperature and guidance for all rows and
-every MASK targeted it reproduces ``sample(..., init_tokens=...)`` token for token (tested).
+Batched denoising is the sampler's own unmasking loop (:func:`maze_mdlm.sampler.unmask`),
+with what one batched call over mixed meta-actions needs: a temperature and a guidance scale
+per row, a ``target`` mask of which MASK positions to fill (the others stay MASK), and a state
+embedding computed once per search.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,8 +50,9 @@ from agents.mctd.tree import (
 )
 from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, SUCCESS, simulate_plans
 from envs.observation import GOAL, to_model_input
-from maze_mdlm.sampler import filter_logits, gumbel_noise, masked_after_step, select_commits
-from maze_mdlm.tokens import END, MASK
+from maze_mdlm.config import PlainConfig
+from maze_mdlm.sampler import unmask
+from maze_mdlm.tokens import END
 
 META_FAMILIES = ("cfg", "temperature")
 NAVIGATION = (LEFT, RIGHT, FORWARD)
@@ -62,7 +60,7 @@ NOOP = 3  # `pickup`: a no-op for the dynamics, stands in for a skipped END
 
 
 @dataclass
-class MCTDConfig:
+class MCTDConfig(PlainConfig):
     """Hyper-parameters of one MCTD search (plain types only)."""
 
     horizon: int = 32  # plan length H (the model's training horizon)
@@ -101,105 +99,6 @@ class MCTDConfig:
         if self.meta_actions == "cfg":
             return [(self.cfg_temperature, w) for w in self.guidance_scales]
         return [(t, self.temperature_guidance) for t in self.temperatures]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain ``dict`` of the fields."""
-        return asdict(self)
-
-
-# ----------------------------------------------------------------------------- denoising
-def guided_logits(model: torch.nn.Module, tokens: Tensor, state_emb: Tensor, null_emb: Tensor,
-                  mask_ratio: Tensor, guidance: Tensor) -> Tensor:
-    """Logits [B, L, V] with a classifier-free guidance scale per row, in one forward.
-
-    tokens [B, L], state_emb [B, D], null_emb [B, D], mask_ratio [B], guidance [B] float32.
-    Rows with ``guidance == 1`` are plain conditional; the others add an unconditional copy
-    to the same batch and get ``uncond + w * (cond - uncond)``.
-    """
-    guided = guidance != 1.0  # [B]
-    if not bool(guided.any()):
-        return model.forward_tokens(tokens, state_emb, mask_ratio).float()
-    idx = guided.nonzero().squeeze(1)
-    out = model.forward_tokens(
-        torch.cat([tokens, tokens[idx]]),
-        torch.cat([state_emb, null_emb[idx]]),
-        torch.cat([mask_ratio, mask_ratio[idx]]),
-    ).float()
-    b = tokens.shape[0]
-    cond, uncond = out[:b], out[b:]
-    w = guidance[idx].view(-1, 1, 1)
-    mixed = uncond + w * (cond[idx] - uncond)
-    return cond.index_copy(0, idx, mixed)
-
-
-def draw_rows(logits: Tensor, temperature: Tensor, top_p: float | None,
-              generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-    """Like :func:`maze_mdlm.sampler.draw_candidates` with a temperature per row.
-
-    logits [B, L, V], temperature [B] float64 (0 = greedy) -> (tokens [B, L], confidence
-    [B, L] float64). Gumbel noise is drawn for the whole batch when any row samples.
-    """
-    logits64 = logits.to(torch.float64)
-    tokens = logits64.argmax(dim=-1)
-    sampling = temperature > 0
-    if bool(sampling.any()):
-        safe = torch.where(sampling, temperature, torch.ones_like(temperature)).view(-1, 1, 1)
-        scores = filter_logits(logits64 / safe, None, top_p)
-        drawn = (scores + gumbel_noise(scores.shape, generator, scores.device)).argmax(dim=-1)
-        tokens = torch.where(sampling.unsqueeze(1), drawn, tokens)
-    confidence = torch.softmax(logits64, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-    return tokens, confidence
-
-
-@torch.no_grad()
-def denoise(
-    model: torch.nn.Module,
-    state_emb: Tensor,
-    tokens: Tensor,
-    target: Tensor,
-    num_steps: int,
-    temperature: Tensor,
-    guidance: Tensor,
-    generator: torch.Generator | None = None,
-    null_emb: Tensor | None = None,
-    top_p: float | None = None,
-) -> Tensor:
-    """Fill the targeted MASK positions of ``tokens`` by iterative unmasking.
-
-    Args:
-        model: an ``MDLMPolicy`` in eval mode.
-        state_emb: [B, D] state embeddings (``model.encode_state``).
-        tokens: [B, L] long; non-MASK entries are kept.
-        target: [B, L] bool; MASK positions to fill. MASK positions outside it stay MASK
-            (the model still sees them as MASK).
-        num_steps: unmasking steps (model forwards), cosine schedule as the sampler's.
-        temperature: [B] per-row sampling temperature (0 = greedy).
-        guidance: [B] per-row classifier-free guidance scale (1 = plain conditional).
-        generator: source of the sampling noise.
-        null_emb: [B, D] unconditional state embeddings (default ``model.null_state_embedding``).
-        top_p: nucleus filter for sampled rows.
-
-    Returns:
-        [B, L] long tokens.
-    """
-    b = tokens.shape[0]
-    tokens = tokens.clone()
-    masked = (tokens == MASK) & target  # [B, L]
-    remaining_after = masked_after_step(masked.sum(dim=1), num_steps)  # [B, S]
-    temperature = temperature.to(device=tokens.device, dtype=torch.float64)
-    guidance = guidance.to(device=tokens.device, dtype=torch.float32)
-    if null_emb is None:
-        null_emb = model.null_state_embedding(b).to(state_emb.dtype)
-    for step in range(num_steps):
-        if not bool(masked.any()):
-            break
-        mask_ratio = (tokens == MASK).float().mean(dim=1)
-        logits = guided_logits(model, tokens, state_emb, null_emb, mask_ratio, guidance)
-        candidates, confidence = draw_rows(logits, temperature, top_p, generator)
-        commit = select_commits(confidence, masked, remaining_after[:, step])
-        tokens = torch.where(commit, candidates, tokens)
-        masked = masked & ~commit
-    return tokens
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -340,13 +239,13 @@ class MCTDPlanner:
         depth = torch.tensor([node.depth for node, _, _ in batch])
         meta = torch.tensor([m for _, m, _ in batch])
         states, nulls = state.expand(k, -1), null.expand(k, -1)
-        children = denoise(
-            self.model, states, parents, self._subplan_mask[depth].to(self.device), cfg.expand_steps,
-            self._meta_temperature[meta], self._meta_guidance[meta], self.generator, nulls, cfg.top_p,
+        children = unmask(
+            self.model, states, parents, cfg.expand_steps, target=self._subplan_mask[depth].to(self.device),
+            temperature=self._meta_temperature[meta], guidance=self._meta_guidance[meta], top_p=cfg.top_p,
+            generator=self.generator, null_emb=nulls,
         )  # [K, H]: sub-plan `depth` denoised, later sub-plans still MASK
-        plans = denoise(
-            self.model, states, children, torch.ones_like(children, dtype=torch.bool), cfg.sim_steps,
-            torch.zeros(k, dtype=torch.float64), torch.ones(k), self.generator, nulls,
+        plans = unmask(
+            self.model, states, children, cfg.sim_steps, generator=self.generator, null_emb=nulls,
         )  # [K, H] complete (greedy jumpy denoising)
         plans_np, children_np = plans.cpu().numpy(), children.cpu().numpy()
         scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
