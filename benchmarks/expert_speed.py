@@ -13,7 +13,7 @@ import gymnasium as gym
 import envs
 from benchmarks.common import write_results
 from envs.expert import solve, solve_networkx
-from envs.observation import encode_env, layout_of
+from envs.observation import encode_env, env_pose, layout_of
 
 
 def run(episodes: int = 200, env_ids: tuple[str, ...] = (envs.FOURROOMS_ID, envs.MAZE_ID)) -> list[dict]:
@@ -24,9 +24,7 @@ def run(episodes: int = 200, env_ids: tuple[str, ...] = (envs.FOURROOMS_ID, envs
         states = []
         for seed in range(episodes):
             env.reset(seed=seed)
-            base = env.unwrapped
-            states.append((layout_of(encode_env(env)["image"]),
-                           (int(base.agent_pos[0]), int(base.agent_pos[1]), int(base.agent_dir))))
+            states.append((layout_of(encode_env(env)["image"]), env_pose(env)))
         timings = {}
         for name, solver in (("hand_bfs", solve), ("networkx", solve_networkx)):
             start = time.perf_counter()

@@ -8,6 +8,7 @@ the result (and the file) is the same for every worker count.
 from __future__ import annotations
 
 import multiprocessing as mp
+from contextlib import nullcontext
 from typing import Callable, Sequence
 
 import gymnasium as gym
@@ -16,7 +17,7 @@ import numpy as np
 import envs  # noqa: F401  (registers our envs in worker processes)
 from envs.dataset import VERSION, Episodes
 from envs.expert import solve
-from envs.observation import encode_env, layout_of
+from envs.observation import encode_env, env_pose, layout_of
 
 CHUNK = 250
 
@@ -37,10 +38,8 @@ def _solve_chunk(job: tuple[str, int, int]) -> tuple[np.ndarray, ...]:
     plans = []
     for i, seed in enumerate(range(start, stop)):
         env.reset(seed=seed)
-        image = encode_env(env)["image"]
-        base = env.unwrapped
-        pose = (int(base.agent_pos[0]), int(base.agent_pos[1]), int(base.agent_dir))
-        layouts[i], poses[i] = layout_of(image), pose
+        pose = env_pose(env)
+        layouts[i], poses[i] = layout_of(encode_env(env)["image"]), pose
         plan = solve(layouts[i], pose)
         solvable[i] = plan.solvable
         plans.append(np.asarray(plan.actions, dtype=np.uint8))
@@ -72,17 +71,11 @@ def collect(
         for start in range(seed, seed + episodes, CHUNK)
     ]
     results = []
-    if workers > 1:
-        with mp.get_context("spawn").Pool(workers) as pool:
-            for result in pool.imap(_solve_chunk, jobs):
-                results.append(result)
-                if on_progress:
-                    on_progress(len(result[1]))
-    else:
-        for job in jobs:
-            results.append(_solve_chunk(job))
+    with mp.get_context("spawn").Pool(workers) if workers > 1 else nullcontext() as pool:
+        for result in (pool.imap(_solve_chunk, jobs) if pool else map(_solve_chunk, jobs)):
+            results.append(result)
             if on_progress:
-                on_progress(len(results[-1][1]))
+                on_progress(len(result[1]))
 
     seeds, env_index, layouts, poses, plans = [], [], [], [], []
     unsolvable = 0

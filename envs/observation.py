@@ -72,6 +72,12 @@ def encode_env(env: gym.Env) -> dict[str, Any]:
     return {"image": pad_grid(image), "direction": int(base.agent_dir)}
 
 
+def env_pose(env: gym.Env) -> tuple[int, int, int]:
+    """The agent's ``(x, y, direction)`` in a (reset) MiniGrid env."""
+    base = env.unwrapped
+    return int(base.agent_pos[0]), int(base.agent_pos[1]), int(base.agent_dir)
+
+
 def observation_grid(obs: Mapping[str, Any]) -> tuple[np.ndarray, int]:
     """Return ``(image [19,19,3] uint8, direction)`` from a full-grid observation.
 

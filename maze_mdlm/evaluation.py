@@ -12,7 +12,7 @@ import numpy as np
 
 from envs.collect import make_env
 from envs.expert import solve
-from envs.observation import FullGridObsWrapper, layout_of
+from envs.observation import FullGridObsWrapper, env_pose, layout_of
 
 
 def evaluate(
@@ -43,7 +43,7 @@ def evaluate(
     start = time.perf_counter()
     for i in range(episodes):
         obs, info = env.reset(seed=seed + i)
-        optimal = solve(layout_of(obs["image"]), _pose(env))
+        optimal = solve(layout_of(obs["image"]), env_pose(env))
         agent.reset(obs, info)
         if render_frames is not None and i == 0:
             render_frames.append(env.render())
@@ -78,11 +78,6 @@ def evaluate(
         metrics.update(agent.stats())
     metrics["per_episode"] = records
     return metrics
-
-
-def _pose(env) -> tuple[int, int, int]:
-    base = env.unwrapped
-    return int(base.agent_pos[0]), int(base.agent_pos[1]), int(base.agent_dir)
 
 
 def summarize(records: list[dict]) -> dict[str, float]:
