@@ -39,6 +39,7 @@ class ModelConfig(PlainConfig):
     grid_size: int = 19  # side of the encoded MiniGrid grid [3, grid_size, grid_size]
     cond_drop_prob: float = 0.1  # train-time prob. of replacing the state by a learned null (CFG)
     egocentric: bool = True  # re-centre the grid on the agent, heading +x, before the CNN
+    cnn_channels: tuple[int, int, int] = (16, 32, 32)  # widths of the three state-encoder convs
 
     def __post_init__(self) -> None:
         if self.vocab_size != self.num_actions + 1:
@@ -50,6 +51,9 @@ class ModelConfig(PlainConfig):
             raise ValueError(
                 f"hidden_dim={self.hidden_dim} is not divisible by num_heads={self.num_heads}"
             )
+        self.cnn_channels = tuple(int(c) for c in self.cnn_channels)  # lists come back from JSON
+        if len(self.cnn_channels) != 3 or min(self.cnn_channels) < 1:
+            raise ValueError(f"cnn_channels must be three positive widths, got {self.cnn_channels}")
         if not 0.0 <= self.cond_drop_prob < 1.0:
             raise ValueError(f"cond_drop_prob must be in [0, 1), got {self.cond_drop_prob}")
 

@@ -21,7 +21,6 @@ NUM_STATES = 4  # door states 0..2, and the agent cell stores its direction 0..3
 NUM_DIRECTIONS = 4
 MLP_RATIO = 4  # width of the DiT MLP relative to D
 RATIO_FREQ_DIM = 64  # sinusoidal features of the mask ratio
-CNN_CHANNELS = (32, 64, 64)  # conv widths
 CELL_EMBED = (8, 4, 4)  # embedding sizes of object / color / state indices
 
 
@@ -66,7 +65,7 @@ class StateEncoder(nn.Module):
         self.object_embed = nn.Embedding(NUM_OBJECTS, e_obj)
         self.color_embed = nn.Embedding(NUM_COLORS, e_col)
         self.state_embed = nn.Embedding(NUM_STATES, e_state)
-        c1, c2, c3 = CNN_CHANNELS
+        c1, c2, c3 = config.cnn_channels
         self.egocentric = config.egocentric
         side = 2 * config.grid_size - 1 if config.egocentric else config.grid_size
         strides = (2, 2, 1)  # 37 -> 19 -> 10 -> 10 (egocentric), or 19 -> 10 -> 5 -> 5
