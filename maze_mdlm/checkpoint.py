@@ -2,7 +2,7 @@
 
 Layout::
 
-    {"format": "maze-mdlm-checkpoint", "version": 1,
+    {"format": "maze-mdlm-checkpoint", "version": 1, "model_type": "mdlm" | "ar",
      "model": state_dict, "model_config": dict, "train_config": dict,
      "optimizer": optimizer state_dict | None, "step": int, "dataset": dict, "extra": dict}
 """
@@ -17,11 +17,21 @@ from typing import Any
 import torch
 
 from envs.files import atomic_write
+from maze_mdlm.ar import ARPolicy
 from maze_mdlm.config import ModelConfig
 from maze_mdlm.model import MDLMPolicy
 
 FORMAT = "maze-mdlm-checkpoint"
 VERSION = 1
+MODEL_TYPES = {"mdlm": MDLMPolicy, "ar": ARPolicy}  # "model_type" entry -> class (absent: "mdlm")
+
+
+def model_type_of(model: torch.nn.Module) -> str:
+    """The checkpoint ``model_type`` of ``model`` ("mdlm" or "ar")."""
+    for name, cls in MODEL_TYPES.items():
+        if type(model) is cls:
+            return name
+    raise TypeError(f"{type(model).__name__} is not a maze-mdlm policy")
 
 
 def to_plain(value: Any, where: str = "checkpoint") -> Any:
@@ -71,6 +81,7 @@ def save_checkpoint(
     ckpt = {
         "format": FORMAT,
         "version": VERSION,
+        "model_type": model_type_of(model),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "model_config": to_plain(config, "model_config"),
         "train_config": to_plain(train_config, "train_config"),
@@ -113,16 +124,24 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     for key in ("model", "model_config", "step"):
         if key not in ckpt:
             raise ValueError(f"{source}: checkpoint has no {key!r} entry")
+    ckpt.setdefault("model_type", "mdlm")
+    if ckpt["model_type"] not in MODEL_TYPES:
+        raise ValueError(f"{source}: unknown model_type {ckpt['model_type']!r} (known: {', '.join(MODEL_TYPES)})")
     return ckpt
 
 
 def load_checkpoint(
-    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
-) -> tuple[MDLMPolicy, dict[str, Any]]:
-    """Rebuild the model from a checkpoint. Returns (model in eval mode, checkpoint dict)."""
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu", model_type: str | None = None
+) -> tuple[MDLMPolicy | ARPolicy, dict[str, Any]]:
+    """Rebuild the model from a checkpoint. Returns (model in eval mode, checkpoint dict).
+
+    With ``model_type`` ("mdlm" / "ar"), a checkpoint of the other kind raises ``ValueError``.
+    """
     ckpt = read_checkpoint(path, map_location)
+    if model_type is not None and ckpt["model_type"] != model_type:
+        raise ValueError(f"{path} holds a {ckpt['model_type']!r} model, expected {model_type!r}")
     with torch.random.fork_rng(devices=[]):  # building runs the init; keep the global RNG
-        model = MDLMPolicy(ModelConfig.from_dict(ckpt["model_config"]))
+        model = MODEL_TYPES[ckpt["model_type"]](ModelConfig.from_dict(ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     model.to(map_location).eval()
     return model, ckpt

@@ -122,12 +122,13 @@ class RatioEmbedder(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Bidirectional multi-head self-attention. x [B, L, D] -> [B, L, D]."""
+    """Multi-head self-attention, bidirectional or ``causal``. x [B, L, D] -> [B, L, D]."""
 
-    def __init__(self, hidden_dim: int, num_heads: int, dropout: float) -> None:
+    def __init__(self, hidden_dim: int, num_heads: int, dropout: float, causal: bool = False) -> None:
         super().__init__()
         self.num_heads = num_heads
         self.dropout = dropout
+        self.causal = causal
         self.qkv = nn.Linear(hidden_dim, 3 * hidden_dim)
         self.proj = nn.Linear(hidden_dim, hidden_dim)
 
@@ -138,7 +139,7 @@ class SelfAttention(nn.Module):
             2, 0, 3, 1, 4
         )  # each [B, H, L, hd]
         y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal
         )  # [B, H, L, hd]
         return self.proj(y.transpose(1, 2).reshape(b, n, d))
 
@@ -146,10 +147,10 @@ class SelfAttention(nn.Module):
 class DiTBlock(nn.Module):
     """Transformer block with adaLN-Zero conditioning. x [B, L, D], c [B, D] -> [B, L, D]."""
 
-    def __init__(self, hidden_dim: int, num_heads: int, dropout: float) -> None:
+    def __init__(self, hidden_dim: int, num_heads: int, dropout: float, causal: bool = False) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(hidden_dim, elementwise_affine=False, eps=1e-6)
-        self.attn = SelfAttention(hidden_dim, num_heads, dropout)
+        self.attn = SelfAttention(hidden_dim, num_heads, dropout, causal)
         self.norm2 = nn.LayerNorm(hidden_dim, elementwise_affine=False, eps=1e-6)
         self.mlp = nn.Sequential(
             nn.Linear(hidden_dim, MLP_RATIO * hidden_dim),
@@ -182,6 +183,28 @@ class FinalLayer(nn.Module):
         return self.head(modulate(self.norm(x), shift, scale))
 
 
+def init_dit_weights(model: nn.Module) -> None:
+    """DiT-style init of a policy with ``token_embed``, ``pos_embed``, ``blocks`` and ``final``.
+
+    Uses the global torch RNG (seed it at the entry point). Linear layers: Xavier-uniform,
+    zero bias. Token embeddings: orthonormal rows scaled to unit RMS, so MASK (or START) starts
+    orthogonal to every action. Positions are N(0, 1), matching the LayerNorm-ed state vector.
+    All adaLN modulations and the output head are zero (adaLN-Zero): every block starts as the
+    identity and a fresh model outputs all-zero logits.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+    with torch.no_grad():
+        nn.init.orthogonal_(model.token_embed.weight)
+        model.token_embed.weight.mul_(math.sqrt(model.token_embed.embedding_dim))
+    nn.init.normal_(model.pos_embed, std=1.0)
+    for layer in [block.modulation[-1] for block in model.blocks] + [model.final.modulation[-1], model.final.head]:
+        nn.init.zeros_(layer.weight)
+        nn.init.zeros_(layer.bias)
+
+
 class MDLMPolicy(nn.Module):
     """Masked-diffusion policy over action windows.
 
@@ -208,30 +231,9 @@ class MDLMPolicy(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """DiT-style init (uses the global torch RNG; seed it at the entry point).
-
-        Linear layers: Xavier-uniform, zero bias. Token embeddings: orthonormal rows scaled
-        to unit RMS, so MASK starts orthogonal to every action. Positions and the null state
-        are N(0, 1), matching the LayerNorm-ed state vector. All adaLN modulations and the
-        output head are zero (adaLN-Zero): every block starts as the identity.
-        """
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
-        d = self.config.hidden_dim
-        with torch.no_grad():
-            nn.init.orthogonal_(self.token_embed.weight)
-            self.token_embed.weight.mul_(math.sqrt(d))
-        nn.init.normal_(self.pos_embed, std=1.0)
+        """DiT-style init (:func:`init_dit_weights`; uses the global torch RNG)."""
+        init_dit_weights(self)
         nn.init.normal_(self.null_state, std=1.0)
-        for block in self.blocks:
-            nn.init.zeros_(block.modulation[-1].weight)
-            nn.init.zeros_(block.modulation[-1].bias)
-        nn.init.zeros_(self.final.modulation[-1].weight)
-        nn.init.zeros_(self.final.modulation[-1].bias)
-        nn.init.zeros_(self.final.head.weight)
-        nn.init.zeros_(self.final.head.bias)
 
     def null_state_embedding(self, batch_size: int) -> Tensor:
         """Learned unconditional state vector, expanded to [batch_size, D]."""

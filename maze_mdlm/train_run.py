@@ -14,10 +14,11 @@ import torch
 
 from envs.dataset import PlanDataset, concat_episodes, load_episodes
 from envs.seeds import VAL_SEED_START
+from maze_mdlm.ar import ARPolicy
 from maze_mdlm.checkpoint import read_checkpoint, save_checkpoint
 from maze_mdlm.config import ModelConfig
 from maze_mdlm.model import MDLMPolicy
-from maze_mdlm.trainer import Trainer, TrainConfig
+from maze_mdlm.trainer import ARTrainer, Trainer, TrainConfig
 
 _DEFAULTS = TrainConfig()
 
@@ -39,6 +40,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-every", type=nonnegative_int, default=0,
                    help=f"in-env success check period (steps, 0 = only at the end); seeds from {VAL_SEED_START}")
     p.add_argument("--eval-episodes", type=nonnegative_int, default=50, help="episodes per in-env check (0 = none)")
+    p.add_argument("--model", choices=("mdlm", "ar"), default="mdlm",
+                   help="mdlm: masked diffusion (default); ar: the autoregressive baseline, same network made causal")
     p.add_argument("--hidden-dim", type=positive_int, default=ModelConfig.hidden_dim, help="model width")
     p.add_argument("--num-layers", type=positive_int, default=ModelConfig.num_layers, help="DiT blocks")
 
@@ -100,7 +103,8 @@ def run_training(args: argparse.Namespace) -> int:
         curriculum_warmup_steps=min(_DEFAULTS.curriculum_warmup_steps, max(args.steps // 4, 1)),
     )
     model_config = ModelConfig(hidden_dim=args.hidden_dim, num_layers=args.num_layers,
-                               max_seq_len=max(ModelConfig.max_seq_len, args.horizon))
+                               max_seq_len=max(ModelConfig.max_seq_len, args.horizon),
+                               cond_drop_prob=ModelConfig.cond_drop_prob if args.model == "mdlm" else 0.0)
     data = PlanDataset(episodes, config.horizon)
     train_data, val_data = data.split(0.02)
     dataset_meta = {
@@ -112,20 +116,23 @@ def run_training(args: argparse.Namespace) -> int:
         "val_samples": val_data.num_samples,
         "meta": episodes.meta,
     }
-    model = MDLMPolicy(model_config)
-    trainer = Trainer(model, config, device=device)
+    model = (MDLMPolicy if args.model == "mdlm" else ARPolicy)(model_config)
+    trainer = (Trainer if args.model == "mdlm" else ARTrainer)(model, config, device=device)
     if args.resume:
         ckpt = read_checkpoint(ckpt_path, map_location=device)
+        if ckpt["model_type"] != args.model:
+            raise UsageError(f"--resume: {ckpt_path} holds a {ckpt['model_type']!r} model, not --model {args.model}")
         if ckpt["model_config"] != model_config.to_dict():
             raise UsageError(f"--resume: {ckpt_path} was trained with another model config")
         trainer.load_state_dict(ckpt)
     out.mkdir(exist_ok=True)
 
-    def eval_fn(m: MDLMPolicy) -> dict[str, float]:
+    def eval_fn(m: MDLMPolicy | ARPolicy) -> dict[str, float]:
+        from agents.ar_agent import ARAgent
         from agents.mdlm_agent import MDLMAgent
         from maze_mdlm.evaluation import evaluate
 
-        agent = MDLMAgent(m, horizon=config.horizon, seed=args.seed)
+        agent = (MDLMAgent if args.model == "mdlm" else ARAgent)(m, horizon=config.horizon, seed=args.seed)
         result = evaluate(agent, eval_env, args.eval_episodes, VAL_SEED_START)
         return {k: result[k] for k in ("success_rate", "path_ratio", "mean_steps")}
 

@@ -111,7 +111,9 @@ EvalFn = Callable[[MDLMPolicy], dict[str, float]]
 
 
 class Trainer:
-    """Owns the optimizer, the step counter and the two generators (batch indices, masking).
+    """Trains an :class:`MDLMPolicy`; :class:`ARTrainer` swaps in the next-action objective.
+
+    Owns the optimizer, the step counter and the two generators (batch indices, masking).
 
     ``train_step`` does one update on a given batch; ``fit`` draws batches from a
     ``BatchSource`` (epoch-wise permutations) and reports through a callback.
@@ -190,6 +192,19 @@ class Trainer:
             actions[:, :horizon].to(self.device, torch.long),
         )
 
+    def predict(
+        self, grid: Tensor, direction: Tensor, actions: Tensor, ratio: Tensor, generator: torch.Generator,
+        train: bool,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The objective's forward pass: corrupt ``actions`` [B, H] with MASK at ``ratio`` [B] and
+        predict them. Returns (logits [B, H, V], loss positions [B, H] bool, actual ratio [B]).
+        In training, rows lose their state condition with prob. ``cond_drop_prob`` (for CFG)."""
+        tokens, mask, actual = mask_tokens(actions, ratio, generator)
+        drop = None
+        if train:
+            drop = (torch.rand(actions.shape[0], generator=generator) < self.model.config.cond_drop_prob).to(self.device)
+        return self.model(tokens, grid, direction, actual, drop_state=drop), mask, actual
+
     # ---- training -------------------------------------------------------------------------
     def train_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
         """One optimizer step on ``batch``. Returns loss, accuracy, mask_ratio, lr, grad_norm."""
@@ -201,9 +216,7 @@ class Trainer:
             group["lr"] = lr
 
         ratio = self.sample_mask_ratio(b)  # [B]
-        tokens, mask, actual_ratio = mask_tokens(actions, ratio, self.mask_generator)
-        drop = torch.rand(b, generator=self.mask_generator) < self.model.config.cond_drop_prob
-        logits = self.model(tokens, grid, direction, actual_ratio, drop_state=drop.to(self.device))
+        logits, mask, actual_ratio = self.predict(grid, direction, actions, ratio, self.mask_generator, True)
         row_weight = None
         if self.config.mdlm_elbo_weighting:
             row_weight = 1.0 / (horizon * ratio.to(self.device).clamp(min=1.0 / horizon))
@@ -225,7 +238,8 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self, batch_source: BatchSource, max_samples: int | None = None) -> dict[str, float]:
-        """Masked CE / accuracy over the first ``max_samples`` windows at a fixed mask ratio.
+        """Masked CE / accuracy over the first ``max_samples`` windows at a fixed mask ratio
+        (:meth:`predict`'s loss positions: all of them for the AR baseline).
 
         Uses a freshly seeded generator, so repeated calls see identical masks. Also reports
         ``plan_accuracy`` (masked positions whose target is not END) and ``end_accuracy``.
@@ -245,8 +259,7 @@ class Trainer:
                 idx = torch.arange(start, min(start + c.batch_size, n))
                 grid, direction, actions = self._unpack(batch_source.get_batch(idx))
                 ratio = torch.full((idx.numel(),), c.val_mask_ratio)
-                tokens, mask, actual = mask_tokens(actions, ratio, generator)
-                logits = self.model(tokens, grid, direction, actual)
+                logits, mask, _ = self.predict(grid, direction, actions, ratio, generator, False)
                 ce = F.cross_entropy(logits.transpose(1, 2), actions, reduction="none")
                 ok = logits.argmax(dim=-1) == actions
                 plan = mask & (actions != END)
@@ -354,3 +367,18 @@ class Trainer:
             self.mask_generator.set_state(rng["mask"].cpu())
             self._perm = rng["perm"].cpu().long()
             self._cursor = int(rng["cursor"])
+
+
+class ARTrainer(Trainer):
+    """Trainer of the autoregressive baseline (:class:`maze_mdlm.ar.ARPolicy`): teacher-forced
+    next-action cross-entropy on every window position, END targets included. Everything else
+    (data order, optimizer, LR schedule, clipping, validation, resume) is the MDLM trainer's."""
+
+    def predict(
+        self, grid: Tensor, direction: Tensor, actions: Tensor, ratio: Tensor, generator: torch.Generator,
+        train: bool,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """-> (logits [B, H, V], all-True loss positions [B, H], ones [B]); ``ratio`` is unused."""
+        logits = self.model(self.model.teacher_inputs(actions), grid, direction)
+        ones = torch.ones(actions.shape[0], device=actions.device)
+        return logits, torch.ones_like(actions, dtype=torch.bool), ones

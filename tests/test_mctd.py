@@ -428,7 +428,7 @@ def test_from_checkpoint_reads_horizon_and_env_limit(untrained, tmp_path):
 def test_shipped_checkpoint_beats_or_matches_mdlm(env_id, episodes):
     from maze_mdlm.shipped import CHECKPOINT_DIR, SHIPPED
 
-    path = CHECKPOINT_DIR / SHIPPED[env_id]
+    path = CHECKPOINT_DIR / SHIPPED[("mdlm", env_id)]
     if not path.is_file():
         pytest.skip(f"no shipped checkpoint for {env_id}")
     from agents.mdlm_agent import MDLMAgent

@@ -87,7 +87,7 @@ class MCTDAgent:
         from maze_mdlm.shipped import default_checkpoint
 
         env_id = env_id or FOURROOMS_ID
-        model, ckpt = load_checkpoint(path if path is not None else default_checkpoint(env_id))
+        model, ckpt = load_checkpoint(path if path is not None else default_checkpoint(env_id), model_type="mdlm")
         if "config" not in kwargs:
             kwargs.setdefault("horizon", int(ckpt.get("train_config", {}).get("horizon", 32)))
         kwargs.setdefault("max_steps", MAZE_MAX_STEPS if env_id == MAZE_ID else FOURROOMS_MAX_STEPS)

@@ -1,0 +1,26 @@
+"""ARAgent: the autoregressive behaviour-cloning baseline in the same closed loop as MDLMAgent."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from agents.mdlm_agent import MDLMAgent
+from maze_mdlm.ar import generate
+
+
+class ARAgent(MDLMAgent):
+    """MDLMAgent's loop (receding horizon, replanning, first-action rules, batching) around an
+    :class:`maze_mdlm.ar.ARPolicy`: only the model call differs.
+
+    A plan is decoded left to right, and only its first ``execute`` actions are decoded: the
+    loop throws the rest away, and in greedy mode the first k tokens do not depend on the later
+    ones. With the default ``execute=1`` that is one forward pass per decision.
+    """
+
+    name = "ar"
+    model_type = "ar"
+
+    def sample_plans(self, grid: Tensor, direction: Tensor, forbid: Tensor | None) -> Tensor:
+        """grid [B, 3, 19, 19], direction [B], forbid [B, H, V] | None -> actions [B, execute]."""
+        return generate(self.model, grid, direction, min(self.execute, self.horizon),
+                        temperature=self.temperature, generator=self.generator, forbid=forbid)
