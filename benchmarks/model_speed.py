@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -82,53 +82,61 @@ def run_benchmark(
         optimizer.step()
 
     train_s = time_call(train_step, iters, warmup)
-    with torch.no_grad():  # a trained-looking model: adaLN-Zero would give constant logits
-        for p in model.parameters():
-            p.add_(0.02 * torch.randn(p.shape, generator=gen))
-    model.eval()
+    perturb(model, gen)
 
     def train_forward() -> None:
         with torch.no_grad():
             model(tokens, train["grid"], train["direction"], ratio)
 
     train_forward_s = time_call(train_forward, iters, warmup)
-
-    small = synthetic_batch(sample_batch, horizon, config.grid_size, gen)
-    all_mask = torch.full((sample_batch, horizon), MASK)
-    ones = torch.ones(sample_batch)
-
-    def one_forward() -> None:
-        with torch.no_grad():
-            model(all_mask, small["grid"], small["direction"], ones)
-
-    forward_s = time_call(one_forward, iters, warmup)
-    sample_s = time_call(
-        lambda: sample(model, small["grid"], small["direction"], horizon, num_steps), iters, warmup
-    )
-    sample_t1_s = time_call(
-        lambda: sample(model, small["grid"], small["direction"], horizon, num_steps,
-                       temperature=1.0, top_p=0.9, generator=torch.Generator().manual_seed(0)),
-        iters, warmup,
-    )
-    sample_cfg_s = time_call(
-        lambda: sample(model, small["grid"], small["direction"], horizon, num_steps, guidance_scale=2.0),
-        iters, warmup,
-    )
     return {
         "threads": float(torch.get_num_threads()),
         "params": float(sum(p.numel() for p in model.parameters())),
         "train_step_s": train_s,
         "train_forward_s": train_forward_s,
         "train_samples_per_s": train_batch / train_s,
-        "forward_s": forward_s,
-        "sample_s": sample_s,
-        "sample_topp_s": sample_t1_s,
-        "sample_cfg_s": sample_cfg_s,
-        "sample_over_forwards": sample_s / (num_steps * forward_s),
-        "sample_topp_over_forwards": sample_t1_s / (num_steps * forward_s),
-        "sample_cfg_over_forwards": sample_cfg_s / (num_steps * forward_s),
         "train_step_over_forward": train_s / train_forward_s,
+        **sampler_speed(model, sample_batch, horizon, num_steps, iters, warmup, gen),
     }
+
+
+def perturb(model: MDLMPolicy, generator: torch.Generator, scale: float = 0.02) -> MDLMPolicy:
+    """Add noise to every weight and switch to eval: a trained-looking model (adaLN-Zero would
+    give constant logits)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=generator))
+    return model.eval()
+
+
+SAMPLERS: dict[str, Callable[[], dict[str, Any]]] = {  # sampler keyword arguments per kind
+    "sample": dict,  # greedy
+    "sample_topp": lambda: {"temperature": 1.0, "top_p": 0.9, "generator": torch.Generator().manual_seed(0)},
+    "sample_cfg": lambda: {"guidance_scale": 2.0},
+}
+
+
+def sampler_speed(model: MDLMPolicy, batch_size: int, horizon: int, num_steps: int, iters: int, warmup: int,
+                  generator: torch.Generator, kinds: Sequence[str] = tuple(SAMPLERS)) -> dict[str, float]:
+    """Seconds of one all-MASK forward (``forward_s``) and of each sampler in ``kinds``
+    (``<kind>_s``, see :data:`SAMPLERS`) at ``batch_size``, and ``<kind>_over_forwards``:
+    the sampler against ``num_steps`` forwards."""
+    small = synthetic_batch(batch_size, horizon, model.config.grid_size, generator)
+    all_mask = torch.full((batch_size, horizon), MASK)
+    ones = torch.ones(batch_size)
+
+    def one_forward() -> None:
+        with torch.no_grad():
+            model(all_mask, small["grid"], small["direction"], ones)
+
+    out = {"forward_s": time_call(one_forward, iters, warmup)}
+    for kind in kinds:
+        seconds = time_call(
+            lambda: sample(model, small["grid"], small["direction"], horizon, num_steps, **SAMPLERS[kind]()),
+            iters, warmup)
+        out[f"{kind}_s"] = seconds
+        out[f"{kind}_over_forwards"] = seconds / (num_steps * out["forward_s"])
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

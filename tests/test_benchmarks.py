@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
-from benchmarks import expert_speed, model_speed, success, train_throughput
+import pytest
+
+from benchmarks import expert_speed, model_speed, search_budget, success, throughput, train_throughput
 from benchmarks.common import write_results
 from maze_mdlm.config import ModelConfig
 
@@ -37,3 +40,48 @@ def test_success_table_and_results_files(tmp_path):
     assert payload["command"].startswith("python -m benchmarks.tiny")
     assert {"cpu", "torch", "git_commit"} <= set(payload["machine"])
     assert "Machine:" in path.read_text()
+
+
+def test_throughput_figures_tiny(tmp_path):
+    sizes = throughput.Sizes(env_episodes=2, env_length=20, expert_episodes=2, train_episodes=20, train_batch=4,
+                             horizon=4, sample_batches=(1, 2), num_steps=2, ks=(1, 2), expansions=2, mctd_seeds=1,
+                             iters=1, warmup=0)
+    r = throughput.run(sizes, ["env", "expert", "train", "sampler", "mctd"], config=TINY)
+    assert [row["env"] for row in r["env"]] == ["MiniGrid-FourRooms-v0", "MazeMDLM/Maze-19x19-v0"]
+    assert all(row["steps"] > 0 and row["dynamics_over_minigrid"] > 0 for row in r["env"])
+    assert r["train"]["trainer_over_bare"] > 0
+    assert [row["batch"] for row in r["sampler"]] == [1, 2] and r["sampler"][0]["plans_per_s_vs_first_batch"] == 1.0
+    assert [row["k"] for row in r["mctd"]["rows"]] == [1, 2] and r["mctd"]["rows"][0]["ratio_vs_k1"] == 1.0
+    md = throughput.to_markdown(r) + throughput.rollout_md({"skipped": throughput.ROLLOUT_MISSING})
+    for title in ("## Env steps", "## BFS expert", "## Training", "## Sampler", "## MCTD", "## Rollout"):
+        assert title in md
+    write_results("throughput", r, md, out_dir=tmp_path)
+    assert json.loads((tmp_path / "throughput.json").read_text())["results"]["sizes"]["ks"] == [1, 2]
+
+
+def test_throughput_quick_flag_and_overrides():
+    fields = {f: None for f in throughput.Sizes.__dataclass_fields__}
+    args = argparse.Namespace(quick=True, **{**fields, "ks": [1, 4], "iters": 2})
+    sizes = throughput.sizes_from_args(args)
+    assert sizes.ks == (1, 4) and sizes.iters == 2 and sizes.env_episodes == throughput.QUICK.env_episodes
+
+
+def test_search_budget_tiny(tmp_path):
+    r = search_budget.run((1, 2), episodes=1, env_id="MiniGrid-FourRooms-v0")
+    assert [row["budget"] for row in r["rows"]] == [1, 2]
+    assert all(row["seed"] == 1_000_000 and 0 < row["mean_expansions"] <= row["budget"] for row in r["rows"])
+    md = search_budget.to_markdown(r, plotted=False)
+    assert "| 1 |" in md and "Plot skipped" in md
+    write_results("search_budget", r, md, out_dir=tmp_path)
+    assert (tmp_path / "search_budget.md").exists()
+
+
+def test_search_budget_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    rows = [{"budget": b, "success_rate": s, "median_plan_ms": ms, "mean_plan_ms": ms * 1.1}
+            for b, s, ms in ((1, 0.2, 5.0), (16, 0.6, 40.0), (256, 0.9, 600.0))]
+    path = search_budget.plot(rows, tmp_path / search_budget.PLOT)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![" in search_budget.to_markdown({"env": "e", "episodes": 1, "seed": 0, "checkpoint": "c",
+                                               "rows": [dict(r, mean_expansions=1.0, decisions=1) for r in rows]},
+                                              plotted=True)
