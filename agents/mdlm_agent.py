@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from agents.base import parse_observation, torch_threads
 from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, step
@@ -17,6 +19,23 @@ from maze_mdlm.sampler import sample
 from maze_mdlm.tokens import END, NUM_ACTIONS
 
 NAVIGATION = (LEFT, RIGHT, FORWARD)
+Pose = tuple[int, int, int]
+Parsed = tuple[np.ndarray, np.ndarray, Pose]  # (image [19,19,3], layout [19,19,3], pose), see parse_observation
+
+
+@dataclass
+class EpisodeState:
+    """What :class:`MDLMAgent` remembers about one running episode.
+
+    Attributes:
+        queue: planned actions not executed yet.
+        expected: the pose the symbolic dynamics predicts after the last action (None at the start).
+        visited: every pose seen in this episode.
+    """
+
+    queue: list[int] = field(default_factory=list)
+    expected: Pose | None = None
+    visited: set[Pose] = field(default_factory=set)
 
 
 class MDLMAgent:
@@ -33,6 +52,14 @@ class MDLMAgent:
     revisits a pose, and a deterministic policy that does (e.g. left, right, left, ...) is stuck in
     that loop for good. Both rules use only the rules of the world (as MCTD does), never the expert;
     turn them off to measure the raw policy.
+
+    Two ways to drive it: ``reset`` / ``act`` for one episode in a plain gymnasium loop, or
+    ``new_episode`` / ``act_batch`` for many episodes in lockstep, where the episodes that need a
+    new plan share one model call (:meth:`sample_plans`, the one method a subclass overrides to
+    plan with another model). Greedy plans (``temperature=0``) do not depend on which other rows
+    share the call (the sampler treats rows independently; on CPU, calls of fewer than 4 rows run
+    other float kernels, logits within ~3e-5, which changed none of 2,765 shipped-model plans
+    checked). Sampled plans do (the noise is drawn for the whole batch).
 
     Args:
         model: a trained :class:`MDLMPolicy`.
@@ -68,10 +95,8 @@ class MDLMAgent:
         self.horizon, self.execute, self.num_steps, self.temperature = horizon, execute, num_steps, temperature
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.safe_first_action, self.avoid_revisits = safe_first_action, avoid_revisits
-        self._visited: set[tuple[int, int, int]] = set()
         self.num_threads = num_threads
-        self._queue: list[int] = []
-        self._expected: tuple[int, int, int] | None = None
+        self._state = EpisodeState()  # the episode that reset / act play
         self.plans = 0
 
     @classmethod
@@ -84,47 +109,94 @@ class MDLMAgent:
         kwargs.setdefault("horizon", int(ckpt.get("train_config", {}).get("horizon", 32)))
         return cls(model, **kwargs)
 
+    # ------------------------------------------------------------------ one episode (gymnasium loop)
     def reset(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
-        parse_observation(obs)
-        self._queue, self._expected, self._visited = [], None, set()
+        self._state = self.new_episode(obs, info)
 
-    def first_action_forbidden(self, layout: np.ndarray, pose: tuple[int, int, int]) -> torch.Tensor:
-        """[1, H, V] bool: at position 0, every token but the useful navigation actions."""
+    def act(self, obs: Mapping[str, Any]) -> int:
+        return self.act_batch([self._state], [obs])[0]
+
+    def plan(self, image: np.ndarray, layout: np.ndarray, pose: Pose) -> list[int]:
+        """Sample one plan from a full-grid image ``[19,19,3]`` (in the episode of ``reset``)."""
+        return self.plan_batch([(image, layout, pose)], [self._state.visited])[0]
+
+    # ------------------------------------------------------------------ many episodes in lockstep
+    def new_episode(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> EpisodeState:
+        """A fresh state for an episode that starts at ``obs`` (validates the observation)."""
+        parse_observation(obs)
+        return EpisodeState()
+
+    def act_batch(self, states: Sequence[EpisodeState], observations: Sequence[Mapping[str, Any]]) -> list[int]:
+        """The next action of each episode; the episodes that need a new plan share one model call."""
+        rows = [parse_observation(obs) for obs in observations]
+        for state, (_, _, pose) in zip(states, rows):
+            state.visited.add(pose)
+        replan = [i for i, (state, (_, _, pose)) in enumerate(zip(states, rows))
+                  if not state.queue or pose != state.expected]  # plan done, or the world surprised us
+        if replan:
+            plans = self.plan_batch([rows[i] for i in replan], [states[i].visited for i in replan])
+            for i, plan in zip(replan, plans):
+                states[i].queue = plan[: self.execute]
+        return [self._pop_action(state, layout, pose) for state, (_, layout, pose) in zip(states, rows)]
+
+    def plan_batch(self, rows: Sequence[Parsed], visited: Sequence[Collection[Pose]]) -> list[list[int]]:
+        """Sample one plan per parsed observation, in one model call; each plan stops before END."""
+        images = np.stack([image for image, _, _ in rows])  # [B, 19, 19, 3]
+        inputs = to_model_input(images, np.array([pose[2] for _, _, pose in rows]))
+        grid, direction = inputs["grid"].to(self.device), inputs["direction"].to(self.device)
+        forbid = None
+        if self.safe_first_action:
+            first = np.stack([self.first_action_forbidden(layout, pose, seen)
+                              for (_, layout, pose), seen in zip(rows, visited)])
+            forbid = self.forbid_tensor(first)
+        with torch_threads(self.num_threads):
+            tokens = self.sample_plans(grid, direction, forbid)
+        self.plans += len(rows)
+        return [plan_actions(plan) for plan in tokens.tolist()]
+
+    @torch.no_grad()
+    def sample_plans(self, grid: Tensor, direction: Tensor, forbid: Tensor | None) -> Tensor:
+        """The model call. grid [B,3,19,19] long, direction [B] long, forbid [B,H,V] bool -> [B,H] long.
+
+        Only the first ``execute`` columns are used; an override may return just those.
+        """
+        return sample(self.model, grid, direction, self.horizon, self.num_steps, temperature=self.temperature,
+                      generator=self.generator, forbid=forbid)
+
+    # ------------------------------------------------------------------ rules of the world
+    def first_action_forbidden(self, layout: np.ndarray, pose: Pose, visited: Collection[Pose] = ()) -> np.ndarray:
+        """[V] bool: the tokens forbidden as a plan's first action (all but the useful navigation ones)."""
         useful, fresh = [], []
         for action in NAVIGATION:
             new_pose, status = step(layout, pose, action)
             if new_pose != pose and status != FAILURE:
                 useful.append(action)
-                if new_pose not in self._visited:
+                if new_pose not in visited:
                     fresh.append(action)
         allowed = (fresh if self.avoid_revisits and fresh else useful) or [LEFT, RIGHT]
-        forbid = torch.ones(1, self.horizon, NUM_ACTIONS, dtype=torch.bool, device=self.device)
-        forbid[0, 1:] = False
-        forbid[0, 0, allowed] = False
-        return forbid
+        forbidden = np.ones(NUM_ACTIONS, dtype=bool)
+        forbidden[allowed] = False
+        return forbidden
 
-    @torch.no_grad()
-    def plan(self, image: np.ndarray, layout: np.ndarray, pose: tuple[int, int, int]) -> list[int]:
-        """Sample one plan from a full-grid image ``[19,19,3]``; returns the actions before END."""
-        inputs = to_model_input(image[None], np.array([pose[2]]))
-        grid, dirs = inputs["grid"].to(self.device), inputs["direction"].to(self.device)
-        forbid = self.first_action_forbidden(layout, pose) if self.safe_first_action else None
-        with torch_threads(self.num_threads):
-            tokens = sample(self.model, grid, dirs, self.horizon, self.num_steps, temperature=self.temperature,
-                            generator=self.generator, forbid=forbid)[0].tolist()
-        self.plans += 1
-        actions = tokens[: tokens.index(END)] if END in tokens else tokens
-        return actions or [FORWARD]  # END first (only possible without safe_first_action)
+    def forbid_tensor(self, first: np.ndarray) -> Tensor:
+        """[B, V] forbidden first tokens -> the sampler's [B, H, V] mask (later positions free)."""
+        forbid = torch.zeros(first.shape[0], self.horizon, NUM_ACTIONS, dtype=torch.bool)
+        forbid[:, 0] = torch.from_numpy(first)
+        return forbid.to(self.device)
 
-    def act(self, obs: Mapping[str, Any]) -> int:
-        image, layout, pose = parse_observation(obs)
-        self._visited.add(pose)
-        if not self._queue or pose != self._expected:
-            self._queue = self.plan(image, layout, pose)[: self.execute]
-        action = self._queue.pop(0)
-        self._expected, _ = step(layout, pose, action)
+    @staticmethod
+    def _pop_action(state: EpisodeState, layout: np.ndarray, pose: Pose) -> int:
+        """Take the next queued action and predict the pose it leads to."""
+        action = state.queue.pop(0)
+        state.expected, _ = step(layout, pose, action)
         return action
 
     def stats(self) -> dict[str, float]:
         """Plans sampled so far."""
         return {"plans_sampled": self.plans}
+
+
+def plan_actions(tokens: list[int]) -> list[int]:
+    """The actions of a sampled plan before its first END (``[FORWARD]`` if it starts with END)."""
+    actions = tokens[: tokens.index(END)] if END in tokens else tokens
+    return actions or [FORWARD]  # END first (only possible without safe_first_action)

@@ -150,7 +150,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         task = progress.add_task("rollout", total=args.episodes)
         metrics = evaluate(
             agent, args.env, args.episodes, args.seed,
-            render_frames=frames, on_episode=lambda _: progress.advance(task),
+            batch_envs=args.batch_envs, render_frames=frames, on_episode=lambda _: progress.advance(task),
         )
     metrics["agent"] = args.agent
     table = Table(title=f"{args.agent} on {args.env}, seeds {args.seed}..{args.seed + args.episodes - 1}")
@@ -230,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", metavar="PATH", help="model checkpoint (default: the shipped one for --env)")
     p.add_argument("--json", metavar="FILE", help="write the metrics as JSON")
     p.add_argument("--render", metavar="FILE.gif", help="write an animated GIF of the first episode")
+    from maze_mdlm.evaluation import DEFAULT_BATCH_ENVS
+
+    p.add_argument("--batch-envs", type=positive_int, default=DEFAULT_BATCH_ENVS, metavar="B",
+                   help=f"environments stepped in lockstep, one batched model call per step (default "
+                        f"{DEFAULT_BATCH_ENVS}); random, bfs and mctd play one episode at a time")
     p.set_defaults(func=cmd_rollout)
     return parser
 

@@ -6,13 +6,16 @@ The CLI, the benchmarks and the tests all call :func:`evaluate`.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from envs.collect import make_env
 from envs.expert import solve
 from envs.observation import FullGridObsWrapper, env_pose, layout_of
+
+DEFAULT_BATCH_ENVS = 32  # envs in lockstep; per-row model cost is flat from ~32 on (README, "Throughput ratios")
 
 
 def evaluate(
@@ -21,63 +24,146 @@ def evaluate(
     episodes: int,
     seed: int,
     *,
+    batch_envs: int = DEFAULT_BATCH_ENVS,
     render_frames: list | None = None,
     on_episode: Callable[[dict], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``agent`` for ``episodes`` episodes; episode i uses reset seed ``seed + i``.
 
+    Agents with ``new_episode(obs, info) -> state`` and ``act_batch(states, observations) -> actions``
+    (:class:`agents.MDLMAgent`) play ``batch_envs`` environments in lockstep, one batched model call
+    per step; when an episode ends, its environment starts the next unassigned seed. Other agents
+    (BFS, random, MCTD, which batches its own search) play one episode at a time. A deterministic
+    agent gives the same ``per_episode`` records for every ``batch_envs``.
+
     Args:
-        agent: anything with ``reset(obs, info)`` and ``act(obs) -> int``.
+        agent: anything with ``reset(obs, info)`` and ``act(obs) -> int``, or the batched pair above.
         env_id: gymnasium id of a MiniGrid world that fits on the 19×19 canvas.
+        batch_envs: environments in lockstep (>= 1) for agents that batch.
         render_frames: if a list is given, the first episode's ``rgb_array`` frames are appended.
-        on_episode: called with each episode's record (for progress displays).
+        on_episode: called with each episode's record as it ends (for progress displays).
 
     Returns:
-        ``agent, env, episodes, seed, success_rate, mean_steps, mean_optimal_steps, path_ratio,
-        mean_return, seconds`` and ``per_episode`` (seed, success, steps, optimal_steps, return).
-        ``path_ratio`` is the mean over successful episodes of steps / BFS-optimal steps. Agents
-        with a ``stats()`` method add what it returns (e.g. MCTD's ``mean_expansions``).
+        ``agent, env, episodes, seed, batch_envs, success_rate, mean_steps, mean_optimal_steps,
+        path_ratio, mean_return, seconds`` and ``per_episode`` (seed, success, steps, optimal_steps,
+        return), ordered by seed. ``batch_envs`` is the number of environments that actually ran in
+        lockstep (1 for agents that do not batch, at most ``episodes``). ``path_ratio`` is the mean
+        over successful episodes of steps / BFS-optimal steps. Agents with a ``stats()`` method add
+        what it returns (e.g. MCTD's ``mean_expansions``).
     """
-    env = FullGridObsWrapper(make_env(env_id, render_mode="rgb_array" if render_frames is not None else None))
-    records = []
+    if batch_envs < 1:
+        raise ValueError(f"batch_envs must be >= 1, got {batch_envs}")
+    batched = hasattr(agent, "act_batch") and hasattr(agent, "new_episode")
+    width = max(1, min(batch_envs, episodes)) if batched else 1
     start = time.perf_counter()
-    for i in range(episodes):
-        obs, info = env.reset(seed=seed + i)
-        optimal = solve(layout_of(obs["image"]), env_pose(env))
-        agent.reset(obs, info)
-        if render_frames is not None and i == 0:
-            render_frames.append(env.render())
-        steps, total, done, terminated = 0, 0.0, False, False
-        while not done:
-            obs, reward, terminated, truncated, info = env.step(int(agent.act(obs)))
-            steps += 1
-            total += float(reward)
-            done = terminated or truncated
-            if render_frames is not None and i == 0:
-                render_frames.append(env.render())
-        record = {
-            "seed": seed + i,
-            "success": bool(terminated and total > 0),
-            "steps": steps,
-            "optimal_steps": len(optimal) if optimal.solvable else None,
-            "return": total,
-        }
-        records.append(record)
-        if on_episode:
-            on_episode(record)
-    env.close()
+    runner = _Lockstep(agent if batched else _OneAtATime(agent), env_id, seed, width, render_frames, on_episode)
+    records = runner.run(episodes)
     metrics = summarize(records)
     metrics.update(
         agent=getattr(agent, "name", type(agent).__name__),
         env=env_id,
         episodes=episodes,
         seed=seed,
+        batch_envs=width,
         seconds=time.perf_counter() - start,
     )
     if hasattr(agent, "stats"):
         metrics.update(agent.stats())
     metrics["per_episode"] = records
     return metrics
+
+
+class _OneAtATime:
+    """The batched interface over a one-episode agent (``reset`` / ``act``); one env only."""
+
+    def __init__(self, agent: Any):
+        self.agent = agent
+
+    def new_episode(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
+        self.agent.reset(obs, info)
+
+    def act_batch(self, states: Sequence[None], observations: Sequence[Mapping[str, Any]]) -> list[int]:
+        return [self.agent.act(obs) for obs in observations]
+
+
+@dataclass
+class _Episode:
+    """One running episode: its env slot, the agent's state for it and its running totals."""
+
+    slot: int
+    index: int  # episode i, reset seed seed + i
+    obs: Mapping[str, Any]
+    state: Any
+    optimal: int | None
+    steps: int = 0
+    total: float = 0.0
+
+
+class _Lockstep:
+    """Steps ``width`` envs in lockstep; one ``act_batch`` call per step for all running episodes."""
+
+    def __init__(self, agent: Any, env_id: str, seed: int, width: int, render_frames: list | None,
+                 on_episode: Callable[[dict], None] | None):
+        self.agent, self.seed, self.frames, self.on_episode = agent, seed, render_frames, on_episode
+        render = "rgb_array" if render_frames is not None else None
+        self.envs = [FullGridObsWrapper(make_env(env_id, render_mode=render if k == 0 else None))
+                     for k in range(width)]
+
+    def run(self, episodes: int) -> list[dict]:
+        """Play episodes ``0 .. episodes-1``; returns their records ordered by seed."""
+        running = [self._start(slot, slot) for slot in range(min(len(self.envs), episodes))]
+        next_index, records = len(running), []
+        try:
+            while running:
+                actions = self.agent.act_batch([e.state for e in running], [e.obs for e in running])
+                still = []
+                for episode, action in zip(running, actions):
+                    record = self._step(episode, int(action))
+                    if record is None:
+                        still.append(episode)
+                        continue
+                    records.append(record)
+                    if next_index < episodes:
+                        still.append(self._start(episode.slot, next_index))
+                        next_index += 1
+                running = still
+        finally:
+            for env in self.envs:
+                env.close()
+        return sorted(records, key=lambda r: r["seed"])
+
+    def _start(self, slot: int, index: int) -> _Episode:
+        """Reset env ``slot`` with seed ``seed + index`` and start the agent's episode there."""
+        env = self.envs[slot]
+        obs, info = env.reset(seed=self.seed + index)
+        optimal = solve(layout_of(obs["image"]), env_pose(env))
+        episode = _Episode(slot, index, obs, None, len(optimal) if optimal.solvable else None)
+        episode.state = self.agent.new_episode(obs, info)
+        self._render(episode)
+        return episode
+
+    def _step(self, episode: _Episode, action: int) -> dict | None:
+        """Apply ``action``; returns the episode's record once it has ended, else None."""
+        obs, reward, terminated, truncated, _ = self.envs[episode.slot].step(action)
+        episode.obs, episode.steps, episode.total = obs, episode.steps + 1, episode.total + float(reward)
+        self._render(episode)
+        if not (terminated or truncated):
+            return None
+        record = {
+            "seed": self.seed + episode.index,
+            "success": bool(terminated and episode.total > 0),
+            "steps": episode.steps,
+            "optimal_steps": episode.optimal,
+            "return": episode.total,
+        }
+        if self.on_episode:
+            self.on_episode(record)
+        return record
+
+    def _render(self, episode: _Episode) -> None:
+        """Append a frame of the first episode (env 0) when frames are wanted."""
+        if self.frames is not None and episode.index == 0:
+            self.frames.append(self.envs[episode.slot].render())
 
 
 def summarize(records: list[dict]) -> dict[str, float]:

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from benchmarks import expert_speed, model_speed, search_budget, success, throughput, train_throughput
+from benchmarks import (expert_speed, model_speed, rollout_speed, search_budget, success, throughput,
+                        train_throughput)
 from benchmarks.common import write_results
 from maze_mdlm.config import ModelConfig
 
@@ -85,3 +86,9 @@ def test_search_budget_plot(tmp_path):
     assert "![" in search_budget.to_markdown({"env": "e", "episodes": 1, "seed": 0, "checkpoint": "c",
                                                "rows": [dict(r, mean_expansions=1.0, decisions=1) for r in rows]},
                                               plotted=True)
+
+
+def test_rollout_speed_runs_and_compares_equal_episodes(tmp_path):
+    rollout_speed.main(["--episodes", "3", "--batch-envs", "2", "--out-dir", str(tmp_path)])
+    r = json.loads((tmp_path / "rollout_speed.json").read_text())["results"]
+    assert r["batch_envs"] == 2 and r["episodes_per_s_1"] > 0 and r["speedup"] > 0

@@ -96,7 +96,7 @@ def test_rollout_with_a_bad_checkpoint_is_a_usage_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "not a maze-mdlm checkpoint" in err
     assert main(["rollout", "--agent", "mdlm", "--env", "MiniGrid-Empty-8x8-v0", "--episodes", "1"]) == 2
-    assert "no checkpoint ships" in capsys.readouterr().err
+    assert "checkpoint ships for MiniGrid-Empty-8x8-v0" in capsys.readouterr().err
 
 
 def test_safe_first_action_never_bumps_into_walls():
