@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from agents.ar_agent import ARAgent
 from agents.base import Agent
 from agents.baselines import BFSAgent, RandomAgent
 from agents.mctd import MCTDAgent
 from agents.mdlm_agent import MDLMAgent
 
-__all__ = ["Agent", "BFSAgent", "MCTDAgent", "MDLMAgent", "RandomAgent"]
+__all__ = ["ARAgent", "Agent", "BFSAgent", "MCTDAgent", "MDLMAgent", "RandomAgent"]

@@ -16,7 +16,7 @@ from envs.observation import to_model_input
 from maze_mdlm.checkpoint import load_checkpoint
 from maze_mdlm.model import MDLMPolicy
 from maze_mdlm.sampler import sample
-from maze_mdlm.tokens import END, NUM_ACTIONS
+from maze_mdlm.tokens import END, MASK, NUM_ACTIONS
 
 NAVIGATION = (LEFT, RIGHT, FORWARD)
 Pose = tuple[int, int, int]
@@ -77,6 +77,7 @@ class MDLMAgent:
     """
 
     name = "mdlm"
+    model_type = "mdlm"  # the checkpoint kind from_checkpoint accepts
 
     def __init__(
         self,
@@ -101,11 +102,15 @@ class MDLMAgent:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, env_id: str | None = None, **kwargs: Any) -> "MDLMAgent":
-        """Load ``path``, or the checkpoint shipped for ``env_id`` (default FourRooms)."""
+        """Load ``path``, or the checkpoint shipped for ``env_id`` (default FourRooms).
+
+        The checkpoint must hold this agent's ``model_type`` ("mdlm"; "ar" for ARAgent)."""
         from envs import FOURROOMS_ID
         from maze_mdlm.shipped import default_checkpoint
 
-        model, ckpt = load_checkpoint(path if path is not None else default_checkpoint(env_id or FOURROOMS_ID))
+        if path is None:
+            path = default_checkpoint(env_id or FOURROOMS_ID, cls.model_type)
+        model, ckpt = load_checkpoint(path, model_type=cls.model_type)
         kwargs.setdefault("horizon", int(ckpt.get("train_config", {}).get("horizon", 32)))
         return cls(model, **kwargs)
 
@@ -161,7 +166,7 @@ class MDLMAgent:
         Only the first ``execute`` columns are used; an override may return just those.
         """
         return sample(self.model, grid, direction, self.horizon, self.num_steps, temperature=self.temperature,
-                      generator=self.generator, forbid=forbid)
+                      generator=self.generator, forbid=forbid, stop_after=self.execute)
 
     # ------------------------------------------------------------------ rules of the world
     def first_action_forbidden(self, layout: np.ndarray, pose: Pose, visited: Collection[Pose] = ()) -> np.ndarray:
@@ -197,6 +202,8 @@ class MDLMAgent:
 
 
 def plan_actions(tokens: list[int]) -> list[int]:
-    """The actions of a sampled plan before its first END (``[FORWARD]`` if it starts with END)."""
-    actions = tokens[: tokens.index(END)] if END in tokens else tokens
+    """The actions of a sampled plan before its first END or MASK (the part left unsampled by
+    ``stop_after``); ``[FORWARD]`` if it starts with END."""
+    stops = [tokens.index(t) for t in (END, MASK) if t in tokens]
+    actions = tokens[: min(stops)] if stops else tokens
     return actions or [FORWARD]  # END first (only possible without safe_first_action)

@@ -6,7 +6,7 @@ from typing import Any
 
 
 def make_agent(name: str, env_id: str, checkpoint: str | None = None, seed: int = 0) -> Any:
-    """Return a fresh agent: ``random``, ``bfs``, ``mdlm`` or ``mctd``.
+    """Return a fresh agent: ``random``, ``bfs``, ``ar``, ``mdlm`` or ``mctd``.
 
     Model agents load ``checkpoint``, or the checkpoint shipped for ``env_id`` when it is None.
     """
@@ -22,6 +22,10 @@ def make_agent(name: str, env_id: str, checkpoint: str | None = None, seed: int 
         from agents.mdlm_agent import MDLMAgent
 
         return MDLMAgent.from_checkpoint(checkpoint, env_id=env_id, seed=seed)
+    if name == "ar":
+        from agents.ar_agent import ARAgent
+
+        return ARAgent.from_checkpoint(checkpoint, env_id=env_id, seed=seed)
     if name == "mctd":
         from agents.mctd import MCTDAgent
 

@@ -20,7 +20,7 @@ from envs.files import atomic_write
 from envs.observation import GridTooLargeError, check_fits
 from envs.seeds import EVAL_SEED_START, TRAIN_SEED_END, TRAIN_SEED_START
 
-AGENTS = ("random", "bfs", "mdlm", "mctd")
+AGENTS = ("random", "bfs", "ar", "mdlm", "mctd")
 
 
 class UsageError(Exception):

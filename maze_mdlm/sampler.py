@@ -161,6 +161,7 @@ def unmask(
     generator: torch.Generator | None = None,
     null_emb: Tensor | None = None,
     forbid: Tensor | None = None,
+    stop_after: int | None = None,
 ) -> Tensor:
     """The unmasking loop on encoded states; :func:`sample` and the MCTD planner both run it.
 
@@ -175,6 +176,7 @@ def unmask(
         guidance: classifier-free guidance scale, float or [B] per row (None / 1 = conditional).
         top_k, top_p, schedule, generator, forbid: as in :func:`sample`.
         null_emb: [B, D] unconditional embeddings (default ``model.null_state_embedding``).
+        stop_after: as in :func:`sample`.
 
     Returns:
         [B, L] long tokens.
@@ -187,7 +189,7 @@ def unmask(
     if null_emb is None and bool((scales != 1.0).any()):
         null_emb = model.null_state_embedding(b).to(state_emb.dtype)
     for step in range(num_steps):
-        if not bool(masked.any()):
+        if not bool(masked.any()) or (stop_after is not None and not bool(masked[:, :stop_after].any())):
             break
         mask_ratio = (tokens == MASK).float().mean(dim=1)
         logits = guided_logits(model, tokens, state_emb, null_emb, mask_ratio, scales)
@@ -216,6 +218,7 @@ def sample(
     init_tokens: Tensor | None = None,
     guidance_scale: float | None = None,
     forbid: Tensor | None = None,
+    stop_after: int | None = None,
 ) -> Tensor:
     """Generate action windows by iterative unmasking.
 
@@ -233,9 +236,12 @@ def sample(
         guidance_scale: classifier-free guidance weight w (None = plain conditional).
         forbid: [B, L, V] bool; True entries are never drawn (e.g. actions the dynamics says
             are no-ops). Each position must leave at least one action allowed.
+        stop_after: stop as soon as the first ``stop_after`` positions of every row are
+            committed (a closed-loop agent that executes k actions per plan needs no more).
+            Those positions are exactly what the full run would give; later ones may be MASK.
 
     Returns:
-        [B, L] long actions in 0..num_actions-1.
+        [B, L] long actions in 0..num_actions-1 (MASK allowed after ``stop_after``).
     """
     b = grid.shape[0]
     device = grid.device
@@ -252,7 +258,8 @@ def sample(
     try:
         state_emb = model.encode_state(grid, direction)  # [B, D], reused at every step
         tokens = unmask(model, state_emb, tokens, num_steps, temperature=temperature, guidance=guidance_scale,
-                        top_k=top_k, top_p=top_p, schedule=schedule, generator=generator, forbid=forbid)
+                        top_k=top_k, top_p=top_p, schedule=schedule, generator=generator, forbid=forbid,
+                        stop_after=stop_after)
     finally:
         model.train(was_training)
     return tokens

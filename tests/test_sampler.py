@@ -195,6 +195,25 @@ def test_state_encoded_once_and_schedule_followed(model: MDLMPolicy) -> None:
     assert all(torch.equal((x == MASK).sum(1), (x[:1] == MASK).sum(1).expand(3)) for x in recorder.inputs)
 
 
+def test_stop_after_keeps_the_first_k_tokens_and_saves_forwards(model: MDLMPolicy) -> None:
+    grid, direction = random_states(8, seed=11)
+    full = sample(model, grid, direction, HORIZON, 8)
+    for k in (1, 3):
+        recorder = CallRecorder(model)
+        early = sample(recorder, grid, direction, HORIZON, 8, stop_after=k)
+        assert torch.equal(early[:, :k], full[:, :k])  # exactly what the full run commits there
+        assert not (early[:, :k] == MASK).any()
+        assert len(recorder.inputs) <= 8
+        # it stopped at the first step after which no row had a masked position among the first k
+        done = [not bool((x[:, :k] == MASK).any()) for x in recorder.inputs[1:]] + [True]
+        assert done.index(True) == len(recorder.inputs) - 1
+    forbid = torch.zeros(8, HORIZON, NUM_ACTIONS, dtype=torch.bool)
+    forbid[:, 0, 1:] = True  # one allowed action: probability 1, committed at the first step
+    recorder = CallRecorder(model)
+    early = sample(recorder, grid, direction, HORIZON, 8, stop_after=1, forbid=forbid)
+    assert len(recorder.inputs) == 1 and (early[:, 0] == 0).all()
+
+
 def test_guidance_batches_one_forward_per_step(model: MDLMPolicy) -> None:
     grid, direction = random_states(3, seed=7)
     recorder = CallRecorder(model)
