@@ -107,3 +107,37 @@ def simulate_plans(layout: np.ndarray, pose: tuple[int, int, int] | np.ndarray, 
         active &= status == RUNNING
         poses[:, t + 1, 0], poses[:, t + 1, 1], poses[:, t + 1, 2] = x, y, d
     return PlanOutcome(status=status, steps=steps, poses=poses)
+
+
+def shortcut(poses: np.ndarray) -> list[int]:
+    """A loop-free action sequence along a path of poses ``[T + 1, 3]``.
+
+    ``poses`` are the poses a plan visited (e.g. a row of :attr:`PlanOutcome.poses`). Whenever
+    the path comes back to a cell it already visited, the excursion in between is cut and
+    replaced by the in-place turns from the direction it had there to the one it has now. The
+    result uses only moves the path itself made, so it is valid wherever the path was, and it
+    ends at the same cell with the same direction. Returns actions (left / right / forward).
+    """
+    path: list[tuple[int, int, int]] = [tuple(int(v) for v in poses[0])]
+    actions: list[int] = []
+    first_at: dict[tuple[int, int], int] = {path[0][:2]: 0}
+    for x, y, d in np.asarray(poses[1:], dtype=np.int64).tolist():
+        px, py, pd = path[-1]
+        if (x, y, d) == (px, py, pd):
+            continue  # a no-op step
+        j = first_at.get((x, y))
+        if j is None:  # a move into a new cell
+            actions.append(FORWARD)
+            path.append((x, y, d))
+            first_at[(x, y)] = len(path) - 1
+            continue
+        for cell in {p[:2] for p in path[j + 1 :]}:  # back in a known cell: drop the excursion
+            if first_at.get(cell, -1) > j:
+                del first_at[cell]
+        del path[j + 1 :], actions[j:]
+        turn = (d - path[j][2]) % 4
+        for action in {0: [], 1: [RIGHT], 2: [RIGHT, RIGHT], 3: [LEFT]}[turn]:
+            nd = (path[-1][2] + (1 if action == RIGHT else -1)) % 4
+            actions.append(action)
+            path.append((x, y, nd))
+    return actions

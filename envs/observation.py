@@ -117,6 +117,16 @@ def layout_of(image: np.ndarray) -> np.ndarray:
     return layout
 
 
+def place_agent(layout: np.ndarray, poses: np.ndarray) -> np.ndarray:
+    """Full-grid images of the agent at each of ``poses`` ``[B, 3]`` in ``layout`` ``[W, H, 3]``
+    (as :func:`encode_env` draws it) -> uint8 ``[B, W, H, 3]``. The inverse of :func:`layout_of`."""
+    poses = np.asarray(poses, dtype=np.int64).reshape(-1, 3)
+    images = np.repeat(np.asarray(layout, dtype=np.uint8)[None], len(poses), axis=0)
+    cells = np.stack([np.full(len(poses), AGENT), np.full(len(poses), COLOR_TO_IDX["red"]), poses[:, 2]], axis=1)
+    images[np.arange(len(poses)), poses[:, 0], poses[:, 1]] = cells
+    return images
+
+
 def to_model_input(images: np.ndarray, directions: np.ndarray) -> dict[str, "Any"]:
     """Batch numpy observations into the model's tensors.
 

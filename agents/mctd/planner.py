@@ -19,7 +19,16 @@ to branch while each sub-plan is long enough to leave a room or a corridor; see
 5. **Backpropagation**: max backup of the scores (:func:`agents.mctd.tree.backup`).
 
 The search stops after ``max_expansions`` expansions, when nothing is left to expand, or
-(``early_stop``) after the first round that found a goal-reaching plan.
+(``early_stop``) after the first round that found a goal-reaching plan once ``min_expansions``
+are done.
+
+Two additions to the paper's loop make plans longer than H useful (both use only the model and
+the symbolic dynamics, never the expert): a simulated plan that is still running at its end is
+**continued by the greedy policy** (``rollout_windows`` windows, ``rollout_execute`` actions of
+each) so that goals beyond the horizon are found, and a goal-reaching plan is **shortcut**
+(:func:`envs.dynamics.shortcut`: excursions that come back to a visited cell are cut). In a
+perfect maze (a tree) the shortcut of any goal-reaching path is the unique simple path, i.e. the
+shortest one up to turns.
 
 Batched denoising is the sampler's own unmasking loop (:func:`maze_mdlm.sampler.unmask`),
 with what one batched call over mixed meta-actions needs: a temperature and a guidance scale
@@ -48,10 +57,10 @@ from agents.mctd.tree import (
     subplan_bounds,
     tree_stats,
 )
-from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, SUCCESS, simulate_plans
-from envs.observation import GOAL, to_model_input
+from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, RUNNING, SUCCESS, shortcut, simulate_plans
+from envs.observation import GOAL, place_agent, to_model_input
 from maze_mdlm.config import PlainConfig
-from maze_mdlm.sampler import unmask
+from maze_mdlm.sampler import sample, unmask
 from maze_mdlm.tokens import END
 
 META_FAMILIES = ("cfg", "temperature")
@@ -76,8 +85,16 @@ class MCTDConfig(PlainConfig):
     max_expansions: int = 24  # budget per decision (children created and simulated)
     parallel: int = 8  # K: leaves selected, expanded and simulated per batched round
     exploration: float = DEFAULT_EXPLORATION  # UCT weight c
-    early_stop: bool = True  # stop after the round that first reaches the goal
+    early_stop: bool = True  # stop after the round that first reaches the goal ...
+    min_expansions: int = 11  # ... once at least this many expansions are done (11 = the root's
+    # 3 meta-actions + one full round of K=8 below them: more candidate paths to pick the shortest)
     skip_end: bool = True  # score plans with END as a no-op (as executed); False: END ends a plan
+    rollout_windows: int = 24  # a simulated plan that neither reaches the goal nor dies is continued
+    # by the greedy policy for up to this many more H-action windows (0 = off), each sampled with
+    # rollout_steps unmasking steps from the pose the dynamics reached
+    rollout_steps: int = 2
+    rollout_execute: int = 4  # actions of each rollout window executed before resampling
+    shortcut: bool = True  # cut the excursions out of goal-reaching plans (envs.dynamics.shortcut)
 
     def __post_init__(self) -> None:
         if self.meta_actions not in META_FAMILIES:
@@ -86,7 +103,9 @@ class MCTDConfig(PlainConfig):
         self.temperatures = tuple(float(t) for t in self.temperatures)
         if not 1 <= self.num_subplans <= self.horizon:
             raise ValueError(f"num_subplans must be in [1, {self.horizon}], got {self.num_subplans}")
-        for name in ("expand_steps", "sim_steps", "max_expansions", "parallel"):
+        if self.rollout_windows < 0:
+            raise ValueError(f"rollout_windows must be >= 0, got {self.rollout_windows}")
+        for name in ("expand_steps", "sim_steps", "max_expansions", "parallel", "rollout_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if any(t < 0 for t in self.temperatures) or self.cfg_temperature < 0:
@@ -147,6 +166,17 @@ def plan_scores(layout: np.ndarray, pose: tuple[int, int, int], plans: np.ndarra
     return scores.astype(np.float64), outcome
 
 
+def shortcut_successes(plans: np.ndarray, outcome: Any) -> np.ndarray:
+    """``plans`` ``[B, L]`` with each goal-reaching row replaced by its loop-free shortcut
+    (:func:`envs.dynamics.shortcut` of its simulated poses), padded with NOOP."""
+    plans = plans.copy()
+    for row in np.nonzero(outcome.status == SUCCESS)[0]:
+        actions = shortcut(outcome.poses[row, : outcome.steps[row] + 1])
+        plans[row] = NOOP
+        plans[row, : len(actions)] = actions
+    return plans
+
+
 # ----------------------------------------------------------------------------- search
 @dataclass
 class SearchResult:
@@ -186,6 +216,7 @@ class MCTDPlanner:
         self.config = config or MCTDConfig()
         self.device = next(model.parameters()).device
         self.generator = generator if generator is not None else torch.Generator(device=self.device).manual_seed(0)
+        self._num_actions = int(model.config.num_actions)
         table = self.config.meta_table()
         self._meta_temperature = torch.tensor([t for t, _ in table], dtype=torch.float64)
         self._meta_guidance = torch.tensor([w for _, w in table], dtype=torch.float32)
@@ -212,7 +243,7 @@ class MCTDPlanner:
         root = new_root(cfg.horizon, len(self._meta_guidance))
         expansions = rounds = 0
         found = False
-        while expansions < budget and not (found and cfg.early_stop):
+        while expansions < budget and not (found and cfg.early_stop and expansions >= cfg.min_expansions):
             batch: list[tuple[Node, int, Node]] = []
             for _ in range(min(cfg.parallel, budget - expansions)):
                 picked = select_expansion(root, cfg.num_subplans, cfg.exploration)
@@ -249,10 +280,55 @@ class MCTDPlanner:
         )  # [K, H] complete (greedy jumpy denoising)
         plans_np, children_np = plans.cpu().numpy(), children.cpu().numpy()
         scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
+        if cfg.rollout_windows and cfg.skip_end and (outcome.status == RUNNING).any():
+            plans_np = np.concatenate([plans_np, self._rollout(layout, outcome)], axis=1)  # [K, H + W*H]
+            scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
+        if cfg.shortcut and (outcome.status == SUCCESS).any():
+            plans_np = shortcut_successes(plans_np, outcome)
+            scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
         for i, (_, _, child) in enumerate(batch):
             backup(child, children_np[i], plans_np[i], (outcome.status[i], outcome.steps[i]),
                    float(scores[i]), cfg.num_subplans)
         return bool((outcome.status == SUCCESS).any())
+
+
+    def _rollout(self, layout: np.ndarray, outcome: Any) -> np.ndarray:
+        """Continue the still-running simulated plans with the greedy policy, window by window,
+        from the poses the dynamics reached. -> ``[K, W * H]`` actions (NOOP once a row has
+        reached the goal or lava, or for rows that were not running)."""
+        cfg = self.config
+        pose = outcome.final_pose.copy()  # [K, 3]
+        live = outcome.status == RUNNING
+        windows = []
+        for _ in range(cfg.rollout_windows):
+            rows = np.nonzero(live)[0]
+            if not len(rows):
+                break
+            inputs = to_model_input(place_agent(layout, pose[rows]), pose[rows, 2])
+            tokens = sample(self.model, inputs["grid"].to(self.device), inputs["direction"].to(self.device),
+                            cfg.horizon, cfg.rollout_steps, forbid=self._noop_forbid(layout, pose[rows]),
+                            generator=self.generator)
+            window = np.full((len(pose), cfg.rollout_execute), NOOP, dtype=np.int64)
+            window[rows] = tokens[:, : cfg.rollout_execute].cpu().numpy()
+            window = np.where(window == END, NOOP, window)
+            windows.append(window)
+            step_out = simulate_plans(layout, pose, window)
+            pose, live = step_out.final_pose.copy(), live & (step_out.status == RUNNING)
+        return np.concatenate(windows, axis=1) if windows else np.zeros((len(pose), 0), np.int64)
+
+    def _noop_forbid(self, layout: np.ndarray, poses: np.ndarray) -> Tensor:
+        """``[R, H, V]`` bool: at position 0, forbid every token but the navigation actions that
+        change the pose without entering lava (a greedy rollout would repeat a no-op forever)."""
+        r = len(poses)
+        probe = simulate_plans(layout, np.repeat(poses, len(NAVIGATION), axis=0),
+                               np.array(NAVIGATION * r, dtype=np.int64)[:, None])
+        moved = (probe.final_pose != np.repeat(poses, len(NAVIGATION), axis=0)).any(axis=1)
+        useful = (moved & (probe.status != FAILURE)).reshape(r, len(NAVIGATION))
+        useful[~useful.any(axis=1)] = True  # boxed in: let the model pick
+        forbid = torch.zeros(r, self.config.horizon, self._num_actions, dtype=torch.bool)
+        forbid[:, 0] = True
+        forbid[:, 0, list(NAVIGATION)] = torch.from_numpy(~useful)
+        return forbid.to(self.device)
 
 
 def executable_prefix(node: Node, first_subplan: int) -> list[int]:
