@@ -74,7 +74,12 @@ class MDLMAgent:
         num_threads: torch intra-op threads while sampling, restored afterwards (None: leave
             torch's setting alone). Default 1: batch-1 plans are small, and torch's 2 threads on a
             2-core CPU shared with another job made each plan several times slower.
+        batch_threads: threads instead of ``num_threads`` when at least ``BIG_BATCH`` rows are
+            planned in one call (batched evaluation); None (default) leaves torch's setting,
+            i.e. every core: a batch of 32 plans ran 1.2x faster on 2 threads than on 1.
     """
+
+    BIG_BATCH = 16
 
     name = "mdlm"
     model_type = "mdlm"  # the checkpoint kind from_checkpoint accepts
@@ -90,13 +95,14 @@ class MDLMAgent:
         safe_first_action: bool = True,
         avoid_revisits: bool = True,
         num_threads: int | None = 1,
+        batch_threads: int | None = None,
     ):
         self.model = model.eval()
         self.device = next(model.parameters()).device
         self.horizon, self.execute, self.num_steps, self.temperature = horizon, execute, num_steps, temperature
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.safe_first_action, self.avoid_revisits = safe_first_action, avoid_revisits
-        self.num_threads = num_threads
+        self.num_threads, self.batch_threads = num_threads, batch_threads
         self._state = EpisodeState()  # the episode that reset / act play
         self.plans = 0
 
@@ -154,7 +160,7 @@ class MDLMAgent:
             first = np.stack([self.first_action_forbidden(layout, pose, seen)
                               for (_, layout, pose), seen in zip(rows, visited)])
             forbid = self.forbid_tensor(first)
-        with torch_threads(self.num_threads):
+        with torch_threads(self.batch_threads if len(rows) >= self.BIG_BATCH else self.num_threads):
             tokens = self.sample_plans(grid, direction, forbid)
         self.plans += len(rows)
         return [plan_actions(plan) for plan in tokens.tolist()]

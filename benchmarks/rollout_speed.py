@@ -3,7 +3,7 @@
 The shipped MDLM checkpoint (greedy), the same seeds, in the same run; the per-episode results
 must be equal (greedy plans do not depend on the batch), else the benchmark fails.
 
-    python -m benchmarks.rollout_speed [--episodes 512] [--batch-envs 32] [--env ID] [--threads 1]
+    python -m benchmarks.rollout_speed [--episodes 512] [--batch-envs 32] [--env ID] [--threads N]
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ from envs.seeds import EVAL_SEED_START
 from maze_mdlm.evaluation import DEFAULT_BATCH_ENVS, evaluate
 
 
-def timed_run(env_id: str, episodes: int, seed: int, batch_envs: int, threads: int,
+def timed_run(env_id: str, episodes: int, seed: int, batch_envs: int, threads: int | None,
               checkpoint: str | None) -> dict[str, Any]:
-    """One ``evaluate`` of a fresh greedy MDLMAgent; its metrics plus episodes/s and steps/s."""
-    agent = MDLMAgent.from_checkpoint(checkpoint, env_id=env_id, num_threads=threads)
+    """One ``evaluate`` of a fresh greedy MDLMAgent; its metrics plus episodes/s and steps/s.
+    ``threads`` None keeps the agent's defaults (1 thread for small batches, all cores for big)."""
+    fixed = {} if threads is None else {"num_threads": threads, "batch_threads": threads}
+    agent = MDLMAgent.from_checkpoint(checkpoint, env_id=env_id, **fixed)
     m = evaluate(agent, env_id, episodes, seed, batch_envs=batch_envs)
     steps = sum(r["steps"] for r in m["per_episode"])
     m.update(episodes_per_s=episodes / m["seconds"], steps_per_s=steps / m["seconds"])
@@ -30,7 +32,7 @@ def timed_run(env_id: str, episodes: int, seed: int, batch_envs: int, threads: i
 
 
 def run(episodes: int = 512, batch_envs: int = DEFAULT_BATCH_ENVS, env_id: str = FOURROOMS_ID,
-        seed: int = EVAL_SEED_START, threads: int = 1, checkpoint: str | None = None) -> dict[str, Any]:
+        seed: int = EVAL_SEED_START, threads: int | None = None, checkpoint: str | None = None) -> dict[str, Any]:
     """Episodes/s at batch_envs=1 and at ``batch_envs``; raises if their episodes differ."""
     one = timed_run(env_id, episodes, seed, 1, threads, checkpoint)
     many = timed_run(env_id, episodes, seed, batch_envs, threads, checkpoint)
@@ -54,7 +56,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         f"| {r['batch_envs']} | {r['episodes_per_s_batched']:.2f} | {r['steps_per_s_batched']:.0f} | "
         f"{r['seconds_batched']:.1f} |\n\n"
         f"Speedup {r['speedup']:.2f}x; {r['episodes']} episodes of {r['env']} from seed {r['seed']}, "
-        f"greedy MDLM (shipped checkpoint), {r['threads']} torch thread(s); identical per-episode results "
+        f"greedy MDLM (shipped checkpoint), torch threads {r['threads'] or 'agent default: 1 below 16 rows, all cores above'}; identical per-episode results "
         f"(success {r['success_rate']:.3f})."
     )
 
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-envs", type=int, default=DEFAULT_BATCH_ENVS, help="compared against 1")
     parser.add_argument("--env", default=FOURROOMS_ID)
     parser.add_argument("--seed", type=int, default=EVAL_SEED_START)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads while sampling (both runs)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads while sampling, both runs (default: the agent's own choice)")
     parser.add_argument("--checkpoint", default=None, help="default: the one shipped for --env")
     parser.add_argument("--out-dir", type=Path, default=RESULTS, help="where the results files go")
     args = parser.parse_args(argv)

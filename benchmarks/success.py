@@ -1,9 +1,10 @@
 """Success of agents × envs on held-out seeds, through the one evaluation runner.
 
-    python -m benchmarks.success [--agents random bfs mdlm mctd] [--envs ID ...] [--episodes 500]
+    python -m benchmarks.success [--agents random bfs ar mdlm mctd] [--envs ID ...] [--episodes 500]
 
 Model agents use the checkpoint shipped for each env. Reports success rate, path ratio, mean
-return, ms per decision and episodes/s.
+return, ms per decision (wall time / env steps; amortised over the lockstep batch for ar and
+mdlm), episodes/s and, for mctd, the median ms of one search.
 """
 
 from __future__ import annotations
@@ -34,18 +35,20 @@ def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int 
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    head = "| agent | env | episodes | success | path ratio | mean return | ms/decision | episodes/s |\n"
-    head += "|---|---|---|---|---|---|---|---|\n"
+    head = ("| agent | env | episodes | success | path ratio | mean return | ms/decision | episodes/s "
+            "| ms/search (median) |\n")
+    head += "|---|---|---|---|---|---|---|---|---|\n"
     for r in rows:
         ratio = "-" if r["path_ratio"] is None else f"{r['path_ratio']:.3f}"
+        search = f"{r['median_plan_ms']:.0f}" if "median_plan_ms" in r else "-"
         head += (f"| {r['agent']} | {r['env']} | {r['episodes']} | {r['success_rate']:.3f} | {ratio} | "
-                 f"{r['mean_return']:.3f} | {r['ms_per_decision']:.2f} | {r['episodes_per_s']:.1f} |\n")
+                 f"{r['mean_return']:.3f} | {r['ms_per_decision']:.2f} | {r['episodes_per_s']:.1f} | {search} |\n")
     return head
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--agents", nargs="+", default=["random", "bfs", "mdlm", "mctd"])
+    parser.add_argument("--agents", nargs="+", default=["random", "bfs", "ar", "mdlm", "mctd"])
     parser.add_argument("--envs", nargs="+", default=[FOURROOMS_ID, MAZE_ID])
     parser.add_argument("--episodes", type=int, default=500)
     parser.add_argument("--seed", type=int, default=EVAL_SEED_START)
