@@ -62,14 +62,22 @@ def pad_grid(image: np.ndarray) -> np.ndarray:
     return canvas
 
 
-def encode_env(env: gym.Env) -> dict[str, Any]:
-    """Encode a (reset) MiniGrid env as ``{"image": uint8 [19,19,3], "direction": int}``."""
+def encode_env(env: gym.Env, layout: np.ndarray | None = None) -> dict[str, Any]:
+    """Encode a (reset) MiniGrid env as ``{"image": uint8 [19,19,3], "direction": int}``.
+
+    ``layout`` (:func:`encode_layout` of the same grid) skips re-encoding the grid."""
     base = env.unwrapped
-    check_fits(base.width, base.height, getattr(base.spec, "id", None) or type(base).__name__)
-    image = base.grid.encode()
+    image = encode_layout(env) if layout is None else layout.copy()
     x, y = base.agent_pos
     image[x, y] = (AGENT, COLOR_TO_IDX["red"], base.agent_dir)
-    return {"image": pad_grid(image), "direction": int(base.agent_dir)}
+    return {"image": image, "direction": int(base.agent_dir)}
+
+
+def encode_layout(env: gym.Env) -> np.ndarray:
+    """The env's grid without the agent, padded to the canvas: uint8 ``[19, 19, 3]``."""
+    base = env.unwrapped
+    check_fits(base.width, base.height, getattr(base.spec, "id", None) or type(base).__name__)
+    return pad_grid(base.grid.encode())
 
 
 def env_pose(env: gym.Env) -> tuple[int, int, int]:
@@ -164,6 +172,21 @@ class FullGridObsWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArgs
             {**env.observation_space.spaces, "image": image_space}
         )
 
+    # MiniGrid's left / right / forward never change the grid: after them the encoded grid of the
+    # previous observation is reused (encoding it was half the cost of a step)
+    GRID_PRESERVING = (0, 1, 2)
+
+    def reset(self, **kwargs: Any):
+        self._layout = None
+        return super().reset(**kwargs)
+
+    def step(self, action: Any):
+        if int(action) not in self.GRID_PRESERVING:
+            self._layout = None
+        return super().step(action)
+
     def observation(self, obs: dict) -> dict:
-        encoded = encode_env(self.env)
+        if getattr(self, "_layout", None) is None:
+            self._layout = encode_layout(self.env)
+        encoded = encode_env(self.env, self._layout)
         return {**obs, "image": encoded["image"], "direction": encoded["direction"]}

@@ -188,17 +188,28 @@ def unmask(
                              device=tokens.device).expand(b)
     if null_emb is None and bool((scales != 1.0).any()):
         null_emb = model.null_state_embedding(b).to(state_emb.dtype)
+    temps = torch.as_tensor(temperature, dtype=torch.float64, device=tokens.device).expand(b)
     for step in range(num_steps):
-        if not bool(masked.any()) or (stop_after is not None and not bool(masked[:, :stop_after].any())):
+        live = masked.any(dim=1) if stop_after is None else masked[:, :stop_after].any(dim=1)  # [B]
+        if not bool(live.any()):
             break
-        mask_ratio = (tokens == MASK).float().mean(dim=1)
-        logits = guided_logits(model, tokens, state_emb, null_emb, mask_ratio, scales)
+        rows = None if bool(live.all()) else live.nonzero().squeeze(1)  # done rows leave the batch
+
+        def pick(x: Tensor | None) -> Tensor | None:
+            return x if x is None or rows is None else x[rows]
+
+        sub_tokens, sub_masked = pick(tokens), pick(masked)
+        mask_ratio = (sub_tokens == MASK).float().mean(dim=1)
+        logits = guided_logits(model, sub_tokens, pick(state_emb), pick(null_emb), mask_ratio, pick(scales))
         if forbid is not None:
-            logits = logits.masked_fill(forbid, float("-inf"))
-        candidates, confidence = draw_candidates(logits, temperature, top_k, top_p, generator)
-        commit = select_commits(confidence, masked, remaining_after[:, step])
-        tokens = torch.where(commit, candidates, tokens)
-        masked = masked & ~commit
+            logits = logits.masked_fill(pick(forbid), float("-inf"))
+        candidates, confidence = draw_candidates(logits, pick(temps), top_k, top_p, generator)
+        commit = select_commits(confidence, sub_masked, pick(remaining_after)[:, step])
+        sub_tokens = torch.where(commit, candidates, sub_tokens)
+        if rows is None:
+            tokens, masked = sub_tokens, sub_masked & ~commit
+        else:
+            tokens, masked = tokens.index_copy(0, rows, sub_tokens), masked.index_copy(0, rows, sub_masked & ~commit)
     return tokens
 
 

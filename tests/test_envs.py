@@ -294,3 +294,23 @@ def test_package_exports():
     for name in envs.__all__:
         assert hasattr(envs, name)
     assert envs.FOURROOMS_ID == "MiniGrid-FourRooms-v0"
+
+
+@pytest.mark.parametrize("env_id", ["MiniGrid-DoorKey-5x5-v0", "MazeMDLM/Maze-19x19-v0"])
+def test_wrapper_reuses_the_grid_only_while_it_cannot_change(env_id):
+    # pickup / drop / toggle change the grid (key picked up, door opened): the cached encoding
+    # must be dropped after them, and every observation must equal a fresh encoding
+    env = FullGridObsWrapper(gym.make(env_id))
+    rng = np.random.default_rng(0)
+    obs, _ = env.reset(seed=3)
+    changed = False
+    for _ in range(300):
+        action = int(rng.choice([0, 1, 2, 2, 3, 5]))
+        before = env.unwrapped.grid.encode()
+        obs, _, terminated, truncated, _ = env.step(action)
+        changed |= not np.array_equal(before, env.unwrapped.grid.encode())
+        assert np.array_equal(obs["image"], encode_env(env)["image"])
+        if terminated or truncated:
+            obs, _ = env.reset(seed=int(rng.integers(1000)))
+            assert np.array_equal(obs["image"], encode_env(env)["image"])
+    assert changed or env_id.startswith("MazeMDLM")  # DoorKey's grid did change at least once

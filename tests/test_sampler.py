@@ -207,6 +207,10 @@ def test_stop_after_keeps_the_first_k_tokens_and_saves_forwards(model: MDLMPolic
         # it stopped at the first step after which no row had a masked position among the first k
         done = [not bool((x[:, :k] == MASK).any()) for x in recorder.inputs[1:]] + [True]
         assert done.index(True) == len(recorder.inputs) - 1
+        # rows whose first k positions are committed leave the batch: no row is sent once done
+        sizes = [x.shape[0] for x in recorder.inputs]
+        assert sizes == sorted(sizes, reverse=True)
+        assert all(bool((x[:, :k] == MASK).any(dim=1).all()) for x in recorder.inputs)
     forbid = torch.zeros(8, HORIZON, NUM_ACTIONS, dtype=torch.bool)
     forbid[:, 0, 1:] = True  # one allowed action: probability 1, committed at the first step
     recorder = CallRecorder(model)
