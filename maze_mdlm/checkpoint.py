@@ -23,7 +23,8 @@ from maze_mdlm.model import MDLMPolicy
 
 FORMAT = "maze-mdlm-checkpoint"
 VERSION = 1
-MODEL_TYPES = {"mdlm": MDLMPolicy, "ar": ARPolicy}  # "model_type" entry -> class (absent: "mdlm")
+MODEL_TYPES = {"mdlm": MDLMPolicy, "ar": ARPolicy}
+LEGACY_CNN_CHANNELS = (32, 64, 64)  # the fixed encoder widths of version-0.1 checkpoints  # "model_type" entry -> class (absent: "mdlm")
 
 
 def model_type_of(model: torch.nn.Module) -> str:
@@ -124,7 +125,9 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     for key in ("model", "model_config", "step"):
         if key not in ckpt:
             raise ValueError(f"{source}: checkpoint has no {key!r} entry")
-    ckpt.setdefault("model_type", "mdlm")
+    ckpt.setdefault("model_type", "mdlm")  # written before the AR baseline existed
+    if isinstance(ckpt["model_config"], dict):  # written before the CNN widths were configurable
+        ckpt["model_config"].setdefault("cnn_channels", LEGACY_CNN_CHANNELS)
     if ckpt["model_type"] not in MODEL_TYPES:
         raise ValueError(f"{source}: unknown model_type {ckpt['model_type']!r} (known: {', '.join(MODEL_TYPES)})")
     return ckpt

@@ -137,3 +137,19 @@ def test_ar_agent_decodes_only_the_executed_prefix_and_keeps_the_loop_rules():
     one = evaluate(ARAgent(tiny_model(), horizon=HORIZON), "MiniGrid-FourRooms-v0", 4, 1_000_000, batch_envs=1)
     many = evaluate(ARAgent(tiny_model(), horizon=HORIZON), "MiniGrid-FourRooms-v0", 4, 1_000_000, batch_envs=4)
     assert one["per_episode"] == many["per_episode"]  # batching never changes a greedy agent's results
+
+
+def test_checkpoints_from_before_model_type_and_cnn_channels_still_load(tmp_path):
+    from dataclasses import replace
+
+    from maze_mdlm.checkpoint import read_checkpoint, write_atomic
+
+    old = replace(TINY, cnn_channels=(32, 64, 64), cond_drop_prob=0.1)
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "old.pt", MDLMPolicy(old), old, None, 0, {}, None)
+    ckpt = read_checkpoint(path)
+    del ckpt["model_type"], ckpt["model_config"]["cnn_channels"]  # as version 0.1 wrote them
+    write_atomic(ckpt, path)
+    model, loaded = load_checkpoint(path)
+    assert isinstance(model, MDLMPolicy) and loaded["model_type"] == "mdlm"
+    assert model.config.cnn_channels == (32, 64, 64)
