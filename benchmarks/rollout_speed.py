@@ -3,7 +3,7 @@
 The shipped MDLM checkpoint (greedy), the same seeds, in the same run; the per-episode results
 must be equal (greedy plans do not depend on the batch), else the benchmark fails.
 
-    python -m benchmarks.rollout_speed [--episodes 512] [--batch-envs 32] [--env ID] [--threads N]
+    python -m benchmarks.rollout_speed [--episodes 512] [--batch-envs 64] [--env ID] [--threads N]
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from benchmarks.common import RESULTS, write_results
 from envs import FOURROOMS_ID
 from envs.seeds import EVAL_SEED_START
 from maze_mdlm.evaluation import DEFAULT_BATCH_ENVS, evaluate
+
+
+THREADS_DEFAULT = "the agent's default (1 below 16 rows, all cores above)"
 
 
 def timed_run(env_id: str, episodes: int, seed: int, batch_envs: int, threads: int | None,
@@ -56,7 +59,8 @@ def to_markdown(r: dict[str, Any]) -> str:
         f"| {r['batch_envs']} | {r['episodes_per_s_batched']:.2f} | {r['steps_per_s_batched']:.0f} | "
         f"{r['seconds_batched']:.1f} |\n\n"
         f"Speedup {r['speedup']:.2f}x; {r['episodes']} episodes of {r['env']} from seed {r['seed']}, "
-        f"greedy MDLM (shipped checkpoint), torch threads {r['threads'] or 'agent default: 1 below 16 rows, all cores above'}; identical per-episode results "
+        f"greedy MDLM (shipped checkpoint), torch threads: {r['threads'] or THREADS_DEFAULT}; "
+        f"identical per-episode results "
         f"(success {r['success_rate']:.3f})."
     )
 
