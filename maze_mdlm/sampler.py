@@ -265,12 +265,14 @@ def sample(
             raise ValueError("init_tokens must hold actions or MASK")
         tokens = init_tokens.to(device=device, dtype=torch.long).clone()
     was_training = model.training
-    model.eval()
+    if was_training:  # eval()/train() walk every module: skip them for a model already in eval mode
+        model.eval()
     try:
         state_emb = model.encode_state(grid, direction)  # [B, D], reused at every step
         tokens = unmask(model, state_emb, tokens, num_steps, temperature=temperature, guidance=guidance_scale,
                         top_k=top_k, top_p=top_p, schedule=schedule, generator=generator, forbid=forbid,
                         stop_after=stop_after)
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train()
     return tokens

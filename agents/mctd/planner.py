@@ -307,7 +307,7 @@ class MCTDPlanner:
             inputs = to_model_input(place_agent(layout, pose[rows]), pose[rows, 2])
             tokens = sample(self.model, inputs["grid"].to(self.device), inputs["direction"].to(self.device),
                             cfg.horizon, cfg.rollout_steps, forbid=self._noop_forbid(layout, pose[rows]),
-                            generator=self.generator)
+                            generator=self.generator, stop_after=cfg.rollout_execute)
             window = np.full((len(pose), cfg.rollout_execute), NOOP, dtype=np.int64)
             window[rows] = tokens[:, : cfg.rollout_execute].cpu().numpy()
             window = np.where(window == END, NOOP, window)
