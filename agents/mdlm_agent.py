@@ -177,17 +177,7 @@ class MDLMAgent:
     # ------------------------------------------------------------------ rules of the world
     def first_action_forbidden(self, layout: np.ndarray, pose: Pose, visited: Collection[Pose] = ()) -> np.ndarray:
         """[V] bool: the tokens forbidden as a plan's first action (all but the useful navigation ones)."""
-        useful, fresh = [], []
-        for action in NAVIGATION:
-            new_pose, status = step(layout, pose, action)
-            if new_pose != pose and status != FAILURE:
-                useful.append(action)
-                if new_pose not in visited:
-                    fresh.append(action)
-        allowed = (fresh if self.avoid_revisits and fresh else useful) or [LEFT, RIGHT]
-        forbidden = np.ones(NUM_ACTIONS, dtype=bool)
-        forbidden[allowed] = False
-        return forbidden
+        return forbidden_first_actions(layout, pose, visited if self.avoid_revisits else ())
 
     def forbid_tensor(self, first: np.ndarray) -> Tensor:
         """[B, V] forbidden first tokens -> the sampler's [B, H, V] mask (later positions free)."""
@@ -205,6 +195,22 @@ class MDLMAgent:
     def stats(self) -> dict[str, float]:
         """Plans sampled so far."""
         return {"plans_sampled": self.plans}
+
+
+def forbidden_first_actions(layout: np.ndarray, pose: Pose, visited: Collection[Pose] = ()) -> np.ndarray:
+    """[V] bool: every token but the navigation actions that change ``pose`` without entering
+    lava and, when some such action does, lead to a pose not in ``visited``. Only the world's
+    rules (:func:`envs.dynamics.step`), never the expert. Boxed in: left and right stay allowed."""
+    useful, fresh = [], []
+    for action in NAVIGATION:
+        new_pose, status = step(layout, pose, action)
+        if new_pose != pose and status != FAILURE:
+            useful.append(action)
+            if new_pose not in visited:
+                fresh.append(action)
+    forbidden = np.ones(NUM_ACTIONS, dtype=bool)
+    forbidden[fresh or useful or [LEFT, RIGHT]] = False
+    return forbidden
 
 
 def plan_actions(tokens: list[int]) -> list[int]:

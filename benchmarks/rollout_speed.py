@@ -3,7 +3,7 @@
 The shipped MDLM checkpoint (greedy), the same seeds, in the same run; the per-episode results
 must be equal (greedy plans do not depend on the batch), else the benchmark fails.
 
-    python -m benchmarks.rollout_speed [--episodes 512] [--batch-envs 64] [--env ID] [--threads N]
+    python -m benchmarks.rollout_speed [--episodes 512] [--batch-envs 128] [--env ID] [--threads N]
 """
 
 from __future__ import annotations

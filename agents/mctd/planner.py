@@ -57,6 +57,7 @@ from agents.mctd.tree import (
     subplan_bounds,
     tree_stats,
 )
+from agents.mdlm_agent import forbidden_first_actions
 from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, RUNNING, SUCCESS, shortcut, simulate_plans
 from envs.observation import GOAL, place_agent, to_model_input
 from maze_mdlm.config import PlainConfig
@@ -317,17 +318,11 @@ class MCTDPlanner:
         return np.concatenate(windows, axis=1) if windows else np.zeros((len(pose), 0), np.int64)
 
     def _noop_forbid(self, layout: np.ndarray, poses: np.ndarray) -> Tensor:
-        """``[R, H, V]`` bool: at position 0, forbid every token but the navigation actions that
-        change the pose without entering lava (a greedy rollout would repeat a no-op forever)."""
-        r = len(poses)
-        probe = simulate_plans(layout, np.repeat(poses, len(NAVIGATION), axis=0),
-                               np.array(NAVIGATION * r, dtype=np.int64)[:, None])
-        moved = (probe.final_pose != np.repeat(poses, len(NAVIGATION), axis=0)).any(axis=1)
-        useful = (moved & (probe.status != FAILURE)).reshape(r, len(NAVIGATION))
-        useful[~useful.any(axis=1)] = True  # boxed in: let the model pick
-        forbid = torch.zeros(r, self.config.horizon, self._num_actions, dtype=torch.bool)
-        forbid[:, 0] = True
-        forbid[:, 0, list(NAVIGATION)] = torch.from_numpy(~useful)
+        """``[R, H, V]`` bool: at each row's position 0, the tokens MDLMAgent forbids as a first
+        action (a greedy rollout would otherwise repeat a no-op forever); later positions free."""
+        forbid = torch.zeros(len(poses), self.config.horizon, self._num_actions, dtype=torch.bool)
+        first = np.stack([forbidden_first_actions(layout, (int(x), int(y), int(d))) for x, y, d in poses])
+        forbid[:, 0] = torch.from_numpy(first)
         return forbid.to(self.device)
 
 
