@@ -106,7 +106,7 @@ class MCTDConfig(PlainConfig):
             raise ValueError(f"num_subplans must be in [1, {self.horizon}], got {self.num_subplans}")
         if self.rollout_windows < 0:
             raise ValueError(f"rollout_windows must be >= 0, got {self.rollout_windows}")
-        for name in ("expand_steps", "sim_steps", "max_expansions", "parallel", "rollout_steps"):
+        for name in ("expand_steps", "sim_steps", "max_expansions", "parallel", "rollout_steps", "rollout_execute"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if any(t < 0 for t in self.temperatures) or self.cfg_temperature < 0:
@@ -282,7 +282,7 @@ class MCTDPlanner:
         plans_np, children_np = plans.cpu().numpy(), children.cpu().numpy()
         scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
         if cfg.rollout_windows and cfg.skip_end and (outcome.status == RUNNING).any():
-            plans_np = np.concatenate([plans_np, self._rollout(layout, outcome)], axis=1)  # [K, H + W*H]
+            plans_np = np.concatenate([plans_np, self._rollout(layout, outcome)], axis=1)  # [K, H + W*E]
             scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
         if cfg.shortcut and (outcome.status == SUCCESS).any():
             plans_np = shortcut_successes(plans_np, outcome)
@@ -292,12 +292,13 @@ class MCTDPlanner:
                    float(scores[i]), cfg.num_subplans)
         return bool((outcome.status == SUCCESS).any())
 
-
     def _rollout(self, layout: np.ndarray, outcome: Any) -> np.ndarray:
         """Continue the still-running simulated plans with the greedy policy, window by window,
-        from the poses the dynamics reached. -> ``[K, W * H]`` actions (NOOP once a row has
+        from the poses the dynamics reached. -> ``[K, W * E]`` actions, E = ``rollout_execute``
+        (at most H) per window (NOOP once a row has
         reached the goal or lava, or for rows that were not running)."""
         cfg = self.config
+        execute = min(cfg.rollout_execute, cfg.horizon)
         pose = outcome.final_pose.copy()  # [K, 3]
         live = outcome.status == RUNNING
         windows = []
@@ -308,9 +309,9 @@ class MCTDPlanner:
             inputs = to_model_input(place_agent(layout, pose[rows]), pose[rows, 2])
             tokens = sample(self.model, inputs["grid"].to(self.device), inputs["direction"].to(self.device),
                             cfg.horizon, cfg.rollout_steps, forbid=self._noop_forbid(layout, pose[rows]),
-                            generator=self.generator, stop_after=cfg.rollout_execute)
-            window = np.full((len(pose), cfg.rollout_execute), NOOP, dtype=np.int64)
-            window[rows] = tokens[:, : cfg.rollout_execute].cpu().numpy()
+                            generator=self.generator, stop_after=execute)
+            window = np.full((len(pose), execute), NOOP, dtype=np.int64)
+            window[rows] = tokens[:, :execute].cpu().numpy()
             window = np.where(window == END, NOOP, window)
             windows.append(window)
             step_out = simulate_plans(layout, pose, window)
