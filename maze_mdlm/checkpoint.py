@@ -23,8 +23,8 @@ from maze_mdlm.model import MDLMPolicy
 
 FORMAT = "maze-mdlm-checkpoint"
 VERSION = 1
-MODEL_TYPES = {"mdlm": MDLMPolicy, "ar": ARPolicy}
-LEGACY_CNN_CHANNELS = (32, 64, 64)  # the fixed encoder widths of version-0.1 checkpoints  # "model_type" entry -> class (absent: "mdlm")
+MODEL_TYPES = {"mdlm": MDLMPolicy, "ar": ARPolicy}  # "model_type" entry -> class (absent: "mdlm")
+LEGACY_CNN_CHANNELS = (32, 64, 64)  # the fixed encoder widths of version-0.1 checkpoints
 
 
 def model_type_of(model: torch.nn.Module) -> str:
@@ -148,4 +148,3 @@ def load_checkpoint(
     model.load_state_dict(ckpt["model"])
     model.to(map_location).eval()
     return model, ckpt
-

@@ -14,11 +14,11 @@ import torch
 
 from envs.dataset import PlanDataset, concat_episodes, load_episodes
 from envs.seeds import VAL_SEED_START
-from maze_mdlm.ar import ARPolicy
-from maze_mdlm.checkpoint import read_checkpoint, save_checkpoint
+from maze_mdlm.checkpoint import MODEL_TYPES, read_checkpoint, save_checkpoint
 from maze_mdlm.config import ModelConfig
-from maze_mdlm.model import MDLMPolicy
 from maze_mdlm.trainer import ARTrainer, Trainer, TrainConfig
+
+TRAINERS = {"mdlm": Trainer, "ar": ARTrainer}  # --model -> trainer (the objective)
 
 _DEFAULTS = TrainConfig()
 
@@ -40,7 +40,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-every", type=nonnegative_int, default=0,
                    help=f"in-env success check period (steps, 0 = only at the end); seeds from {VAL_SEED_START}")
     p.add_argument("--eval-episodes", type=nonnegative_int, default=50, help="episodes per in-env check (0 = none)")
-    p.add_argument("--model", choices=("mdlm", "ar"), default="mdlm",
+    p.add_argument("--model", choices=tuple(MODEL_TYPES), default="mdlm",
                    help="mdlm: masked diffusion (default); ar: the autoregressive baseline, same network made causal")
     p.add_argument("--hidden-dim", type=positive_int, default=ModelConfig.hidden_dim, help="model width")
     p.add_argument("--num-layers", type=positive_int, default=ModelConfig.num_layers, help="DiT blocks")
@@ -116,8 +116,8 @@ def run_training(args: argparse.Namespace) -> int:
         "val_samples": val_data.num_samples,
         "meta": episodes.meta,
     }
-    model = (MDLMPolicy if args.model == "mdlm" else ARPolicy)(model_config)
-    trainer = (Trainer if args.model == "mdlm" else ARTrainer)(model, config, device=device)
+    model = MODEL_TYPES[args.model](model_config)
+    trainer = TRAINERS[args.model](model, config, device=device)
     if args.resume:
         ckpt = read_checkpoint(ckpt_path, map_location=device)
         if ckpt["model_type"] != args.model:
@@ -127,12 +127,12 @@ def run_training(args: argparse.Namespace) -> int:
         trainer.load_state_dict(ckpt)
     out.mkdir(exist_ok=True)
 
-    def eval_fn(m: MDLMPolicy | ARPolicy) -> dict[str, float]:
+    def eval_fn(m: torch.nn.Module) -> dict[str, float]:
         from agents.ar_agent import ARAgent
         from agents.mdlm_agent import MDLMAgent
         from maze_mdlm.evaluation import evaluate
 
-        agent = (MDLMAgent if args.model == "mdlm" else ARAgent)(m, horizon=config.horizon, seed=args.seed)
+        agent = {"mdlm": MDLMAgent, "ar": ARAgent}[args.model](m, horizon=config.horizon, seed=args.seed)
         result = evaluate(agent, eval_env, args.eval_episodes, VAL_SEED_START)
         return {k: result[k] for k in ("success_rate", "path_ratio", "mean_steps")}
 

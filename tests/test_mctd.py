@@ -28,6 +28,7 @@ from maze_mdlm.config import ModelConfig
 from maze_mdlm.model import MDLMPolicy
 from maze_mdlm.sampler import sample
 from maze_mdlm.tokens import END
+from tests.models import perturbed_policy
 
 TINY = ModelConfig(hidden_dim=32, num_layers=1, num_heads=2)
 
@@ -42,13 +43,8 @@ def untrained() -> MDLMPolicy:
 
 @pytest.fixture(scope="module")
 def perturbed() -> MDLMPolicy:
-    """Tiny model with every parameter perturbed, so logits depend on tokens and state."""
-    torch.manual_seed(1)
-    net = MDLMPolicy(TINY)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    return net.eval()
+    """Tiny model with every parameter perturbed (:func:`tests.models.perturbed_policy`)."""
+    return perturbed_policy(TINY, seed=1)
 
 
 # ----------------------------------------------------------------------------- hand-made worlds

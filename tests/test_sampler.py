@@ -16,6 +16,7 @@ from maze_mdlm.sampler import (
     select_commits,
 )
 from maze_mdlm.tokens import MASK, NUM_ACTIONS
+from tests.models import perturbed_policy
 
 HORIZON = 16
 TINY = ModelConfig(hidden_dim=32, num_layers=2, num_heads=2, max_seq_len=HORIZON)
@@ -37,14 +38,8 @@ def random_states(batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def model() -> MDLMPolicy:
-    """Tiny model with every parameter perturbed, so logits depend on tokens, positions,
-    state and ratio (a fresh adaLN-Zero model outputs constant zeros)."""
-    torch.manual_seed(0)
-    net = MDLMPolicy(TINY)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    return net.eval()
+    """Tiny model with every parameter perturbed (:func:`tests.models.perturbed_policy`)."""
+    return perturbed_policy(TINY, seed=0)
 
 
 class CallRecorder:

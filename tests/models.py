@@ -1,0 +1,20 @@
+"""Tiny models shared by the tests."""
+
+from __future__ import annotations
+
+import torch
+
+from maze_mdlm.config import ModelConfig
+from maze_mdlm.model import MDLMPolicy
+
+
+def perturbed_policy(config: ModelConfig, seed: int, scale: float = 0.3) -> MDLMPolicy:
+    """An MDLMPolicy (seeded init) with ``scale`` * N(0, 1) added to every parameter, in eval mode:
+    a fresh adaLN-Zero model outputs constant zeros, this one's logits depend on tokens, positions,
+    state and ratio."""
+    torch.manual_seed(seed)
+    net = MDLMPolicy(config)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(scale * torch.randn_like(p))
+    return net.eval()
