@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from minigrid.core.constants import COLOR_TO_IDX
 
 import envs.expert
 from agents.mctd import MCTDAgent, MCTDConfig, MCTDPlanner
@@ -23,12 +22,12 @@ from agents.mctd.tree import (
     uct_score,
 )
 from envs.dynamics import FAILURE, RUNNING, SUCCESS, step
-from envs.observation import AGENT, EMPTY_CELL, GOAL, LAVA, WALL_CELL
 from maze_mdlm.config import ModelConfig
 from maze_mdlm.model import MDLMPolicy
 from maze_mdlm.sampler import sample
 from maze_mdlm.tokens import END
 from tests.models import perturbed_policy
+from tests.worlds import CORRIDOR, CORRIDOR_START, make_layout, observe
 
 TINY = ModelConfig(hidden_dim=32, num_layers=1, num_heads=2)
 
@@ -45,35 +44,6 @@ def untrained() -> MDLMPolicy:
 def perturbed() -> MDLMPolicy:
     """Tiny model with every parameter perturbed (:func:`tests.models.perturbed_policy`)."""
     return perturbed_policy(TINY, seed=1)
-
-
-# ----------------------------------------------------------------------------- hand-made worlds
-def make_layout(free: list[tuple[int, int]], goal: tuple[int, int],
-                lava: tuple[tuple[int, int], ...] = ()) -> np.ndarray:
-    """[19, 19, 3] layout: walls everywhere except the ``free`` cells, a goal, optional lava."""
-    layout = np.empty((19, 19, 3), dtype=np.uint8)
-    layout[:] = WALL_CELL
-    for x, y in free:
-        layout[x, y] = EMPTY_CELL
-    layout[goal] = (GOAL, COLOR_TO_IDX["green"], 0)
-    for cell in lava:
-        layout[cell] = (LAVA, COLOR_TO_IDX["red"], 0)
-    return layout
-
-
-def observe(layout: np.ndarray, pose: tuple[int, int, int]) -> dict:
-    """A FullyObsWrapper-style observation of ``layout`` with the agent at ``pose``."""
-    image = layout.copy()
-    x, y, d = pose
-    image[x, y] = (AGENT, COLOR_TO_IDX["red"], d)
-    return {"image": image, "direction": d}
-
-
-# An L-shaped corridor: from (1, 1) facing right, the goal at (4, 4) is 7 actions away
-# (forward x3, right, forward x3); every other cell is wall.
-CORRIDOR_FREE = [(x, 1) for x in range(1, 5)] + [(4, y) for y in range(1, 4)]
-CORRIDOR = make_layout(CORRIDOR_FREE, goal=(4, 4))
-CORRIDOR_START = (1, 1, 0)
 
 
 def run_episode(agent: MCTDAgent, layout: np.ndarray, pose: tuple[int, int, int], max_steps: int = 60):
@@ -448,85 +418,3 @@ def test_benchmark_runs_tiny(untrained, tmp_path):
                "parallel": speed, "meta_actions": meta, "command": "test"}
     json_path, md_path = write_results(results, tmp_path)
     assert json_path.is_file() and "| 4 |" in md_path.read_text() and to_markdown(results).startswith("# MCTD")
-
-
-# ----------------------------------------------------------------------------- rollouts and shortcuts
-def test_place_agent_is_the_inverse_of_layout_of():
-    from envs.observation import layout_of, place_agent
-
-    images = place_agent(CORRIDOR, np.array([[1, 1, 0], [4, 2, 1]]))
-    assert images.shape == (2, 19, 19, 3)
-    assert np.array_equal(images[0], observe(CORRIDOR, (1, 1, 0))["image"])
-    assert np.array_equal(images[1], observe(CORRIDOR, (4, 2, 1))["image"])
-    assert all(np.array_equal(layout_of(image), CORRIDOR) for image in images)
-
-
-def test_shortcut_cuts_a_dead_end_excursion_into_turns():
-    from envs.dynamics import FORWARD, LEFT, RIGHT, shortcut, simulate_plans
-
-    # a T: corridor y=1 from x=1..5 with a branch down at x=3; goal at (3, 4)
-    free = [(x, 1) for x in range(1, 6)] + [(3, 2), (3, 3)]
-    layout = make_layout(free, goal=(3, 4))
-    start = (1, 1, 0)  # facing +x
-    wander = [FORWARD, FORWARD, FORWARD, FORWARD,  # overshoot to the dead end at (5, 1)
-              RIGHT, RIGHT, FORWARD, FORWARD,  # turn around, back to (3, 1) facing -x
-              LEFT, FORWARD, FORWARD, FORWARD]  # face +y, down to the goal
-    out = simulate_plans(layout, start, np.array([wander]))
-    assert out.status[0] == SUCCESS
-    short = shortcut(out.poses[0, : out.steps[0] + 1])
-    assert short == [FORWARD, FORWARD, RIGHT, FORWARD, FORWARD, FORWARD]
-    again = simulate_plans(layout, start, np.array([short]))
-    assert again.status[0] == SUCCESS and again.steps[0] == len(short)
-
-
-def test_shortcut_keeps_the_end_pose_and_never_grows_a_path():
-    from envs.dynamics import shortcut, simulate_plans
-
-    layout = make_layout([(x, y) for x in range(1, 8) for y in range(1, 8)], goal=(7, 7))
-    rng = np.random.default_rng(0)
-    plans = rng.choice([0, 1, 2, 2, 3], size=(64, 30))
-    out = simulate_plans(layout, (1, 1, 0), plans)
-    for row in range(64):
-        poses = out.poses[row, : out.steps[row] + 1]
-        short = shortcut(poses)
-        redo = simulate_plans(layout, (1, 1, 0), np.array([short + [3]]))
-        assert tuple(redo.poses[0, len(short)]) == tuple(poses[-1])
-        assert len(short) <= int(np.isin(plans[row, : out.steps[row]], (0, 1, 2)).sum())
-
-
-def test_rollout_continues_only_running_plans_with_noops_after_the_end(perturbed):
-    from agents.mctd.planner import NOOP
-    from envs.dynamics import simulate_plans
-
-    planner = MCTDPlanner(perturbed, MCTDConfig(horizon=4, num_subplans=2, rollout_windows=3, rollout_execute=2),
-                          torch.Generator().manual_seed(0))
-    plans = np.array([[2, 2, 2, 3], [3, 3, 3, 3]])  # the first reaches (4, 1): still running; the second idles
-    out = simulate_plans(CORRIDOR, CORRIDOR_START, plans)
-    out.status[1] = SUCCESS  # pretend the second is done: it must not be continued
-    extra = planner._rollout(CORRIDOR, out)
-    assert extra.shape == (2, 6)
-    assert (extra[1] == NOOP).all()
-    assert set(extra[0].tolist()) <= {0, 1, 2, NOOP}
-
-
-def test_mctd_with_rollouts_finds_a_goal_beyond_the_horizon():
-    # a straight corridor: the goal is 10 forwards away, the plans are 4 long; a denoiser that
-    # prefers `forward` only gets there by continuing its plans with the policy
-    from envs.dynamics import FORWARD, simulate_plans
-
-    torch.manual_seed(0)
-    net = MDLMPolicy(TINY).eval()
-    with torch.no_grad():
-        net.final.head.bias[FORWARD] = 5.0
-    layout = make_layout([(x, 1) for x in range(1, 11)], goal=(11, 1))
-    start = (1, 1, 0)
-    image = observe(layout, start)["image"]
-    config = dict(horizon=4, num_subplans=2, max_expansions=8)
-    off = MCTDPlanner(net, MCTDConfig(rollout_windows=0, **config), torch.Generator().manual_seed(0))
-    assert not off.search(image, layout, start, 60).found_goal
-    on = MCTDPlanner(net, MCTDConfig(rollout_windows=4, rollout_execute=2, **config), torch.Generator().manual_seed(0))
-    result = on.search(image, layout, start, 60)
-    assert result.found_goal
-    best = choose_actions(result, 4, 2)
-    assert best == [FORWARD] * 10
-    assert simulate_plans(layout, start, np.array([best])).status[0] == SUCCESS

@@ -57,16 +57,15 @@ from agents.mctd.tree import (
     subplan_bounds,
     tree_stats,
 )
-from agents.mdlm_agent import forbidden_first_actions
+from agents.mctd.rollout import NOOP, GreedyContinuation
 from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, RUNNING, SUCCESS, shortcut, simulate_plans
-from envs.observation import GOAL, place_agent, to_model_input
+from envs.observation import GOAL, to_model_input
 from maze_mdlm.config import PlainConfig
-from maze_mdlm.sampler import sample, unmask
+from maze_mdlm.sampler import unmask
 from maze_mdlm.tokens import END
 
 META_FAMILIES = ("cfg", "temperature")
 NAVIGATION = (LEFT, RIGHT, FORWARD)
-NOOP = 3  # `pickup`: a no-op for the dynamics, stands in for a skipped END
 
 
 @dataclass
@@ -242,6 +241,8 @@ class MCTDPlanner:
         state = self.model.encode_state(inputs["grid"].to(self.device), inputs["direction"].to(self.device))  # [1, D]
         null = self.model.null_state_embedding(1).to(state.dtype)  # [1, D]
         root = new_root(cfg.horizon, len(self._meta_guidance))
+        continuation = GreedyContinuation(self.model, layout, cfg.horizon, cfg.rollout_steps, cfg.rollout_execute,
+                                          cfg.rollout_windows, self.generator)
         expansions = rounds = 0
         found = False
         while expansions < budget and not (found and cfg.early_stop and expansions >= cfg.min_expansions):
@@ -254,7 +255,7 @@ class MCTDPlanner:
                 batch.append((node, meta, add_placeholder(node, meta)))
             if not batch:
                 break
-            found |= self._expand_and_simulate(batch, state, null, layout, pose, max_steps)
+            found |= self._expand_and_simulate(batch, state, null, layout, pose, max_steps, continuation)
             expansions += len(batch)
             rounds += 1
         return SearchResult(root=root, best=best_node(root), expansions=expansions, rounds=rounds,
@@ -262,7 +263,8 @@ class MCTDPlanner:
                             stats=tree_stats(root))
 
     def _expand_and_simulate(self, batch: list[tuple[Node, int, Node]], state: Tensor, null: Tensor,
-                             layout: np.ndarray, pose: tuple[int, int, int], max_steps: int) -> bool:
+                             layout: np.ndarray, pose: tuple[int, int, int], max_steps: int,
+                             continuation: GreedyContinuation) -> bool:
         """One batched round: expansion, jumpy simulation, scoring, backup. True if a plan
         reached the goal."""
         cfg = self.config
@@ -282,7 +284,8 @@ class MCTDPlanner:
         plans_np, children_np = plans.cpu().numpy(), children.cpu().numpy()
         scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
         if cfg.rollout_windows and cfg.skip_end and (outcome.status == RUNNING).any():
-            plans_np = np.concatenate([plans_np, self._rollout(layout, outcome)], axis=1)  # [K, H + W*E]
+            more = continuation.extend(outcome.final_pose, outcome.status == RUNNING)  # [K, n * E]
+            plans_np = np.concatenate([plans_np, more], axis=1)
             scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
         if cfg.shortcut and (outcome.status == SUCCESS).any():
             plans_np = shortcut_successes(plans_np, outcome)
@@ -291,40 +294,6 @@ class MCTDPlanner:
             backup(child, children_np[i], plans_np[i], (outcome.status[i], outcome.steps[i]),
                    float(scores[i]), cfg.num_subplans)
         return bool((outcome.status == SUCCESS).any())
-
-    def _rollout(self, layout: np.ndarray, outcome: Any) -> np.ndarray:
-        """Continue the still-running simulated plans with the greedy policy, window by window,
-        from the poses the dynamics reached. -> ``[K, W * E]`` actions, E = ``rollout_execute``
-        (at most H) per window (NOOP once a row has
-        reached the goal or lava, or for rows that were not running)."""
-        cfg = self.config
-        execute = min(cfg.rollout_execute, cfg.horizon)
-        pose = outcome.final_pose.copy()  # [K, 3]
-        live = outcome.status == RUNNING
-        windows = []
-        for _ in range(cfg.rollout_windows):
-            rows = np.nonzero(live)[0]
-            if not len(rows):
-                break
-            inputs = to_model_input(place_agent(layout, pose[rows]), pose[rows, 2])
-            tokens = sample(self.model, inputs["grid"].to(self.device), inputs["direction"].to(self.device),
-                            cfg.horizon, cfg.rollout_steps, forbid=self._noop_forbid(layout, pose[rows]),
-                            generator=self.generator, stop_after=execute)
-            window = np.full((len(pose), execute), NOOP, dtype=np.int64)
-            window[rows] = tokens[:, :execute].cpu().numpy()
-            window = np.where(window == END, NOOP, window)
-            windows.append(window)
-            step_out = simulate_plans(layout, pose, window)
-            pose, live = step_out.final_pose.copy(), live & (step_out.status == RUNNING)
-        return np.concatenate(windows, axis=1) if windows else np.zeros((len(pose), 0), np.int64)
-
-    def _noop_forbid(self, layout: np.ndarray, poses: np.ndarray) -> Tensor:
-        """``[R, H, V]`` bool: at each row's position 0, the tokens MDLMAgent forbids as a first
-        action (a greedy rollout would otherwise repeat a no-op forever); later positions free."""
-        forbid = torch.zeros(len(poses), self.config.horizon, self._num_actions, dtype=torch.bool)
-        first = np.stack([forbidden_first_actions(layout, (int(x), int(y), int(d))) for x, y, d in poses])
-        forbid[:, 0] = torch.from_numpy(first)
-        return forbid.to(self.device)
 
 
 def executable_prefix(node: Node, first_subplan: int) -> list[int]:

@@ -1,0 +1,175 @@
+"""MCTD's plan continuation and shortcuts: the memoised greedy rollout reproduces the plain
+window-by-window loop, cycles are replayed, goals beyond the horizon are found, and
+goal-reaching paths are shortcut without growing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from agents.mctd import MCTDConfig, MCTDPlanner
+from agents.mctd.planner import choose_actions
+from agents.mctd.rollout import NOOP, GreedyContinuation
+from agents.mdlm_agent import forbidden_first_actions
+from envs.dynamics import FAILURE, LEFT, RUNNING, SUCCESS, simulate_plans
+from envs.observation import place_agent, to_model_input
+from maze_mdlm.config import ModelConfig
+from maze_mdlm.model import MDLMPolicy
+from maze_mdlm.sampler import sample
+from maze_mdlm.tokens import END
+from tests.models import perturbed_policy
+from tests.worlds import CORRIDOR, CORRIDOR_START, make_layout, observe
+
+TINY = ModelConfig(hidden_dim=32, num_layers=1, num_heads=2)
+
+
+@pytest.fixture(scope="module")
+def untrained() -> MDLMPolicy:
+    """Fresh tiny model: adaLN-Zero makes every logit 0, so greedy decoding says `left`."""
+    torch.manual_seed(0)
+    return MDLMPolicy(TINY).eval()
+
+
+@pytest.fixture(scope="module")
+def perturbed() -> MDLMPolicy:
+    """Tiny model whose logits depend on the state (:func:`tests.models.perturbed_policy`)."""
+    return perturbed_policy(TINY, seed=1)
+
+
+def test_place_agent_is_the_inverse_of_layout_of():
+    from envs.observation import layout_of, place_agent
+
+    images = place_agent(CORRIDOR, np.array([[1, 1, 0], [4, 2, 1]]))
+    assert images.shape == (2, 19, 19, 3)
+    assert np.array_equal(images[0], observe(CORRIDOR, (1, 1, 0))["image"])
+    assert np.array_equal(images[1], observe(CORRIDOR, (4, 2, 1))["image"])
+    assert all(np.array_equal(layout_of(image), CORRIDOR) for image in images)
+
+
+def test_shortcut_cuts_a_dead_end_excursion_into_turns():
+    from envs.dynamics import FORWARD, LEFT, RIGHT, shortcut, simulate_plans
+
+    # a T: corridor y=1 from x=1..5 with a branch down at x=3; goal at (3, 4)
+    free = [(x, 1) for x in range(1, 6)] + [(3, 2), (3, 3)]
+    layout = make_layout(free, goal=(3, 4))
+    start = (1, 1, 0)  # facing +x
+    wander = [FORWARD, FORWARD, FORWARD, FORWARD,  # overshoot to the dead end at (5, 1)
+              RIGHT, RIGHT, FORWARD, FORWARD,  # turn around, back to (3, 1) facing -x
+              LEFT, FORWARD, FORWARD, FORWARD]  # face +y, down to the goal
+    out = simulate_plans(layout, start, np.array([wander]))
+    assert out.status[0] == SUCCESS
+    short = shortcut(out.poses[0, : out.steps[0] + 1])
+    assert short == [FORWARD, FORWARD, RIGHT, FORWARD, FORWARD, FORWARD]
+    again = simulate_plans(layout, start, np.array([short]))
+    assert again.status[0] == SUCCESS and again.steps[0] == len(short)
+
+
+def test_shortcut_keeps_the_end_pose_and_never_grows_a_path():
+    from envs.dynamics import shortcut, simulate_plans
+
+    layout = make_layout([(x, y) for x in range(1, 8) for y in range(1, 8)], goal=(7, 7))
+    rng = np.random.default_rng(0)
+    plans = rng.choice([0, 1, 2, 2, 3], size=(64, 30))
+    out = simulate_plans(layout, (1, 1, 0), plans)
+    for row in range(64):
+        poses = out.poses[row, : out.steps[row] + 1]
+        short = shortcut(poses)
+        redo = simulate_plans(layout, (1, 1, 0), np.array([short + [3]]))
+        assert tuple(redo.poses[0, len(short)]) == tuple(poses[-1])
+        assert len(short) <= int(np.isin(plans[row, : out.steps[row]], (0, 1, 2)).sum())
+
+
+def reference_windows(model, layout, poses, live, horizon, steps, execute, max_windows):
+    """The plain loop GreedyContinuation must reproduce: every live row decodes a window at
+    every step until it reaches the goal or lava, or runs out of windows. -> ([K, n*E], rows decoded)."""
+    pose, live, windows, decoded = np.array(poses), np.array(live), [], 0
+    for _ in range(max_windows):
+        rows = np.nonzero(live)[0]
+        if not len(rows):
+            break
+        inputs = to_model_input(place_agent(layout, pose[rows]), pose[rows, 2])
+        forbid = torch.zeros(len(rows), horizon, 7, dtype=torch.bool)
+        forbid[:, 0] = torch.from_numpy(np.stack([forbidden_first_actions(layout, tuple(p)) for p in pose[rows]]))
+        tokens = sample(model, inputs["grid"], inputs["direction"], horizon, steps, forbid=forbid)
+        window = np.full((len(pose), execute), NOOP)
+        window[rows] = np.where(tokens[:, :execute].numpy() == END, NOOP, tokens[:, :execute].numpy())
+        windows.append(window)
+        decoded += len(rows)
+        out = simulate_plans(layout, pose, window)
+        pose, live = out.final_pose.copy(), live & (out.status == RUNNING)
+    return (np.concatenate(windows, axis=1) if windows else np.zeros((len(pose), 0), np.int64)), decoded
+
+
+LAVA_CELLS = ((3, 3), (4, 2), (2, 5), (5, 4))
+OPEN_ROOM = make_layout([(x, y) for x in range(1, 7) for y in range(1, 7)], goal=(6, 6), lava=LAVA_CELLS)
+
+
+def test_continuation_reproduces_the_plain_window_loop_with_fewer_decodes():
+    model = perturbed_policy(TINY, seed=7)  # its rollouts from these poses loop, reach the goal, or die
+    rng = np.random.default_rng(0)
+    cells = [(x, y) for x in range(1, 7) for y in range(1, 7) if (x, y) not in LAVA_CELLS + ((6, 6),)]
+    poses = np.array([(*cells[i], rng.integers(4)) for i in rng.choice(len(cells), 12)])
+    poses = np.concatenate([poses, poses[:4]])  # duplicate rows share their windows
+    live = np.ones(len(poses), dtype=bool)
+    live[[2, 7]] = False
+    continuation = GreedyContinuation(model, OPEN_ROOM, horizon=6, steps=2, execute=2, max_windows=8)
+    expected, decoded = reference_windows(model, OPEN_ROOM, poses, live, 6, 2, 2, 8)
+    got = continuation.extend(poses, live)
+    assert np.array_equal(got, expected)
+    assert (got[~live] == NOOP).all()
+    status = simulate_plans(OPEN_ROOM, poses, got).status
+    assert {RUNNING, SUCCESS, FAILURE} <= set(status[live].tolist())
+    assert continuation.decoded < decoded and continuation.model_calls <= expected.shape[1] // 2
+    # a later round from the same poses reuses every window: no new decode
+    calls = continuation.model_calls
+    assert np.array_equal(continuation.extend(poses, live), expected)
+    assert continuation.model_calls == calls
+
+
+def test_continuation_replays_a_cycle_without_the_model(untrained):
+    # the untrained model's greedy token is `left` everywhere: two lefts per window turn the agent
+    # around, so window starts alternate between two poses forever
+    continuation = GreedyContinuation(untrained, OPEN_ROOM, horizon=4, steps=1, execute=2, max_windows=7)
+    got = continuation.extend(np.array([[1, 1, 0]]), np.array([True]))
+    assert got.shape == (1, 14) and (got == LEFT).all()
+    assert continuation.model_calls == 2  # (1, 1, 0) and (1, 1, 2), then the cycle is replayed
+    expected, _ = reference_windows(untrained, OPEN_ROOM, np.array([[1, 1, 0]]), [True], 4, 1, 2, 7)
+    assert np.array_equal(got, expected)
+
+
+def test_continuation_stops_rows_at_the_goal_with_noops_after(perturbed):
+    continuation = GreedyContinuation(perturbed, CORRIDOR, horizon=4, steps=2, execute=2, max_windows=3)
+    plans = np.array([[2, 2, 2, 3], [3, 3, 3, 3]])  # the first reaches (4, 1): still running; the second idles
+    out = simulate_plans(CORRIDOR, CORRIDOR_START, plans)
+    live = np.array([True, False])  # pretend the second is done: it must not be continued
+    extra = continuation.extend(out.final_pose, live)
+    assert extra.shape[0] == 2 and extra.shape[1] % 2 == 0 and extra.shape[1] <= 6
+    assert (extra[1] == NOOP).all()
+    assert set(extra[0].tolist()) <= {0, 1, 2, NOOP}
+    done = simulate_plans(CORRIDOR, tuple(out.final_pose[0]), extra[:1])
+    if done.status[0] != RUNNING:  # nothing but NOOPs after the episode ended
+        assert (extra[0, done.steps[0]:] == NOOP).all()
+
+
+def test_mctd_with_rollouts_finds_a_goal_beyond_the_horizon():
+    # a straight corridor: the goal is 10 forwards away, the plans are 4 long; a denoiser that
+    # prefers `forward` only gets there by continuing its plans with the policy
+    from envs.dynamics import FORWARD, simulate_plans
+
+    torch.manual_seed(0)
+    net = MDLMPolicy(TINY).eval()
+    with torch.no_grad():
+        net.final.head.bias[FORWARD] = 5.0
+    layout = make_layout([(x, 1) for x in range(1, 11)], goal=(11, 1))
+    start = (1, 1, 0)
+    image = observe(layout, start)["image"]
+    config = dict(horizon=4, num_subplans=2, max_expansions=8)
+    off = MCTDPlanner(net, MCTDConfig(rollout_windows=0, **config), torch.Generator().manual_seed(0))
+    assert not off.search(image, layout, start, 60).found_goal
+    on = MCTDPlanner(net, MCTDConfig(rollout_windows=4, rollout_execute=2, **config), torch.Generator().manual_seed(0))
+    result = on.search(image, layout, start, 60)
+    assert result.found_goal
+    best = choose_actions(result, 4, 2)
+    assert best == [FORWARD] * 10
+    assert simulate_plans(layout, start, np.array([best])).status[0] == SUCCESS
