@@ -80,32 +80,35 @@ def simulate_plans(layout: np.ndarray, pose: tuple[int, int, int] | np.ndarray, 
     """
     plans = np.asarray(plans, dtype=np.int64)
     n, horizon = plans.shape
-    ok = passable(layout)
-    obj = layout[:, :, 0]
-    width, height = ok.shape
+    width, height = layout.shape[:2]
+    ok = np.zeros((width + 2, height + 2), dtype=bool)  # padded with a blocked border: no bounds checks
+    ok[1:-1, 1:-1] = passable(layout)
+    entered = np.full((width + 2, height + 2), RUNNING, dtype=np.int64)  # status after moving into a cell
+    entered[1:-1, 1:-1][layout[:, :, 0] == OBJECT_TO_IDX["goal"]] = SUCCESS
+    entered[1:-1, 1:-1][layout[:, :, 0] == OBJECT_TO_IDX["lava"]] = FAILURE
     pose = np.broadcast_to(np.asarray(pose, dtype=np.int64), (n, 3))
-    x, y, d = pose[:, 0].copy(), pose[:, 1].copy(), pose[:, 2].copy()
+    x, y, d = pose[:, 0] + 1, pose[:, 1] + 1, pose[:, 2].copy()  # x, y in padded coordinates
+    turn = (plans == RIGHT).astype(np.int64) - (plans == LEFT)  # [B, H]
+    forward = plans == FORWARD
+    before_done = np.cumprod(plans != DONE, axis=1).astype(bool)  # [B, H]: positions before the first END
     status = np.zeros(n, dtype=np.int64)
     steps = np.zeros(n, dtype=np.int64)
     active = np.ones(n, dtype=bool)
     poses = np.empty((n, horizon + 1, 3), dtype=np.int64)
     poses[:, 0] = pose
     for t in range(horizon):
-        a = plans[:, t]
-        active &= a != DONE
-        d = np.where(active & (a == LEFT), (d - 1) % 4, d)
-        d = np.where(active & (a == RIGHT), (d + 1) % 4, d)
+        active &= before_done[:, t]
+        if not active.any():  # every plan has ended: poses stay frozen
+            poses[:, t + 1 :] = poses[:, t : t + 1]
+            break
+        d = (d + turn[:, t] * active) % 4
         fx, fy = x + DIR_DX[d], y + DIR_DY[d]
-        inside = (fx >= 0) & (fx < width) & (fy >= 0) & (fy < height)
-        fxc, fyc = np.clip(fx, 0, width - 1), np.clip(fy, 0, height - 1)
-        move = active & (a == FORWARD) & inside & ok[fxc, fyc]
-        x, y = np.where(move, fxc, x), np.where(move, fyc, y)
+        move = active & forward[:, t] & ok[fx, fy]
+        x, y = np.where(move, fx, x), np.where(move, fy, y)
         steps += active
-        hit = obj[x, y]
-        status = np.where(move & (hit == OBJECT_TO_IDX["goal"]), SUCCESS, status)
-        status = np.where(move & (hit == OBJECT_TO_IDX["lava"]), FAILURE, status)
+        status = np.where(move, entered[x, y], status)
         active &= status == RUNNING
-        poses[:, t + 1, 0], poses[:, t + 1, 1], poses[:, t + 1, 2] = x, y, d
+        poses[:, t + 1, 0], poses[:, t + 1, 1], poses[:, t + 1, 2] = x - 1, y - 1, d
     return PlanOutcome(status=status, steps=steps, poses=poses)
 
 
