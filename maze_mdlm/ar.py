@@ -81,6 +81,6 @@ def generate(
         logits = model.forward_tokens(tokens, state)[:, -1:]  # [B, 1, V]
         if forbid is not None:
             logits = logits.masked_fill(forbid[:, i : i + 1], float("-inf"))
-        action, _ = draw_candidates(logits, temperature, generator=generator)  # [B, 1]
+        action, _ = draw_candidates(logits, temperature, generator=generator, with_confidence=False)  # [B, 1]
         tokens = torch.cat([tokens, action], dim=1)
     return tokens[:, 1:]

@@ -82,14 +82,16 @@ def draw_candidates(
     top_k: int | None = None,
     top_p: float | None = None,
     generator: torch.Generator | None = None,
-) -> tuple[Tensor, Tensor]:
+    with_confidence: bool = True,
+) -> tuple[Tensor, Tensor | None]:
     """Candidate token and its confidence at every position.
 
     logits [B, L, V], temperature a float or [B] per row -> (tokens [B, L] long, confidence
-    [B, L] float64). Greedy where the temperature is 0; elsewhere Gumbel-max sampling from
-    softmax(logits / temperature) restricted by top-k / top-p (noise is drawn for the whole
-    batch once any row samples). Confidence is the model's own probability softmax(logits) of
-    the chosen token, so top_k=1 reproduces greedy decoding exactly.
+    [B, L] float64, or None without ``with_confidence``). Greedy where the temperature is 0;
+    elsewhere Gumbel-max sampling from softmax(logits / temperature) restricted by top-k /
+    top-p (noise is drawn for the whole batch once any row samples). Confidence is the model's
+    own probability softmax(logits) of the chosen token, so top_k=1 reproduces greedy decoding
+    exactly.
     """
     logits64 = logits.to(torch.float64)
     temp = torch.as_tensor(temperature, dtype=torch.float64, device=logits.device).expand(logits.shape[0])
@@ -102,6 +104,8 @@ def draw_candidates(
         scores = filter_logits(logits64 / safe, top_k, top_p)
         drawn = (scores + gumbel_noise(scores.shape, generator, scores.device)).argmax(dim=-1)
         tokens = torch.where(sampling.unsqueeze(1), drawn, tokens)
+    if not with_confidence:
+        return tokens, None
     confidence = torch.softmax(logits64, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
     return tokens, confidence
 
@@ -203,8 +207,9 @@ def unmask(
         logits = guided_logits(model, sub_tokens, pick(state_emb), pick(null_emb), mask_ratio, pick(scales))
         if forbid is not None:
             logits = logits.masked_fill(pick(forbid), float("-inf"))
-        candidates, confidence = draw_candidates(logits, pick(temps), top_k, top_p, generator)
-        commit = select_commits(confidence, sub_masked, pick(remaining_after)[:, step])
+        last = step == num_steps - 1  # the last step fills every remaining position: no ranking
+        candidates, confidence = draw_candidates(logits, pick(temps), top_k, top_p, generator, with_confidence=not last)
+        commit = sub_masked if last else select_commits(confidence, sub_masked, pick(remaining_after)[:, step])
         sub_tokens = torch.where(commit, candidates, sub_tokens)
         if rows is None:
             tokens, masked = sub_tokens, sub_masked & ~commit

@@ -91,8 +91,9 @@ class MCTDConfig(PlainConfig):
     skip_end: bool = True  # score plans with END as a no-op (as executed); False: END ends a plan
     rollout_windows: int = 24  # a simulated plan that neither reaches the goal nor dies is continued
     # by the greedy policy for up to this many more H-action windows (0 = off), each sampled with
-    # rollout_steps unmasking steps from the pose the dynamics reached
-    rollout_steps: int = 2
+    # rollout_steps unmasking steps from the pose the dynamics reached (1: one forward per window;
+    # 2 gave the same success and path ratios on the maze and FourRooms at twice the cost)
+    rollout_steps: int = 1
     rollout_execute: int = 4  # actions of each rollout window executed before resampling
     shortcut: bool = True  # cut the excursions out of goal-reaching plans (envs.dynamics.shortcut)
 
