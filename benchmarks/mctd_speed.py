@@ -69,33 +69,42 @@ def start_observations(env_id: str, seeds: Sequence[int]) -> list[dict[str, Any]
 
 def parallel_speed(model: MDLMPolicy, ks: Sequence[int] = (1, 8, 32), expansions: int = 64,
                    seeds: Sequence[int] = tuple(range(EVAL_SEED_START, EVAL_SEED_START + 3)),
-                   env_id: str = MAZE_ID, horizon: int = 32, max_steps: int = 722,
+                   env_id: str = MAZE_ID, horizon: int = 32, max_steps: int = 722, repeats: int = 3,
                    **config: Any) -> dict[str, Any]:
     """Expansions per second of a search at each K, all at ``expansions`` expansions.
 
-    One untimed warm-up search, then one timed search per seed per K (early stop off).
-    Returns ``{"rows": [{k, expansions, rounds, seconds, expansions_per_s, ratio_vs_k1}]}``;
-    the ratio is against the first K given.
+    One untimed warm-up search per K, then ``repeats`` passes, each timing one search per seed
+    for every K in turn (interleaved, so a slow spell of a shared machine hits every K); a K's
+    time is the median pass. Returns ``{"rows": [{k, expansions, rounds, seconds,
+    expansions_per_s, ms_per_search, phase_ms (per search: denoise / continue / score),
+    rollout_calls (per search), ratio_vs_k1}]}``; ratios are against the first K given.
     """
     observations = [parse_observation(obs) for obs in start_observations(env_id, seeds)]
-    rows = []
+    planners = {}
     for k in ks:
         cfg = MCTDConfig(horizon=horizon, parallel=k, max_expansions=expansions, early_stop=False, **config)
-        planner = MCTDPlanner(model, cfg, torch.Generator().manual_seed(0))
+        planners[k] = MCTDPlanner(model, cfg, torch.Generator().manual_seed(0))
         image, layout, pose = observations[0]
-        planner.search(image, layout, pose, max_steps)  # warm-up
-        done = rounds = 0
-        seconds = 0.0
-        for image, layout, pose in observations:
-            result = planner.search(image, layout, pose, max_steps)
-            done += result.expansions
-            rounds += result.rounds
-            seconds += result.seconds
-        rows.append({"k": k, "expansions": done, "rounds": rounds, "seconds": seconds,
-                     "expansions_per_s": done / seconds, "ms_per_search": 1000 * seconds / len(observations)})
+        planners[k].search(image, layout, pose, max_steps)  # warm-up
+    passes: dict[int, list[list[Any]]] = {k: [] for k in ks}
+    for _ in range(repeats):
+        for k in ks:
+            passes[k].append([planners[k].search(image, layout, pose, max_steps) for image, layout, pose in observations])
+    rows = []
+    n = len(observations)
+    for k in ks:
+        results = sorted(passes[k], key=lambda run: sum(r.seconds for r in run))[(repeats - 1) // 2]  # median pass
+        seconds = sum(r.seconds for r in results)
+        done = sum(r.expansions for r in results)
+        rows.append({"k": k, "expansions": done, "rounds": sum(r.rounds for r in results), "seconds": seconds,
+                     "expansions_per_s": done / seconds, "ms_per_search": 1000 * seconds / n,
+                     "phase_ms": {p: 1000 * sum(r.phase_seconds[p] for r in results) / n
+                                  for p in ("denoise", "continue", "score")},
+                     "rollout_calls": sum(r.stats["rollout_calls"] for r in results) / n})
     for row in rows:
         row["ratio_vs_k1"] = row["expansions_per_s"] / rows[0]["expansions_per_s"]
-    return {"expansions_per_search": expansions, "seeds": list(seeds), "rows": rows}
+        row["phase_ratio_vs_k1"] = {p: rows[0]["phase_ms"][p] / max(row["phase_ms"][p], 1e-9) for p in row["phase_ms"]}
+    return {"expansions_per_search": expansions, "seeds": list(seeds), "repeats": repeats, "rows": rows}
 
 
 def run_episode(agent: MCTDAgent, env: Any, seed: int, step_cap: int | None = None) -> dict[str, Any]:
@@ -154,7 +163,7 @@ def meta_action_success(model: MDLMPolicy, families: Sequence[str] = ("temperatu
 
 def run_benchmark(checkpoint: str | Path | None = None, ks: Sequence[int] = (1, 8, 32), expansions: int = 64,
                   speed_seeds: int = 3, meta_episodes: int = 5, budget: int | None = None,
-                  step_cap: int | None = None, env_id: str = MAZE_ID) -> dict[str, Any]:
+                  step_cap: int | None = None, env_id: str = MAZE_ID, repeats: int = 3) -> dict[str, Any]:
     """Both benchmarks with one model; returns a JSON-ready dict (with torch version and threads)."""
     model, desc, horizon = load_model(checkpoint)
     budget = budget if budget is not None else MCTDConfig().max_expansions
@@ -167,7 +176,8 @@ def run_benchmark(checkpoint: str | Path | None = None, ks: Sequence[int] = (1, 
         "processor": platform.processor() or platform.machine(),
         "defaults": MCTDConfig().to_dict(),
         "parallel": parallel_speed(model, ks, expansions,
-                                   tuple(range(EVAL_SEED_START, EVAL_SEED_START + speed_seeds)), env_id, horizon),
+                                   tuple(range(EVAL_SEED_START, EVAL_SEED_START + speed_seeds)), env_id, horizon,
+                                   repeats=repeats),
         "meta_actions": meta_action_success(model, seeds=tuple(range(EVAL_SEED_START, EVAL_SEED_START + meta_episodes)),
                                             env_id=env_id, max_expansions=budget, horizon=horizon, step_cap=step_cap),
     }
@@ -185,14 +195,21 @@ def to_markdown(results: dict[str, Any]) -> str:
         f"- env: {results['env']}; torch {results['torch']}, {results['threads']} threads, {results['processor']}",
         "",
         f"## Parallel rounds: {par['expansions_per_search']} expansions per search, early stop off, "
-        f"{len(par['seeds'])} start states",
+        f"{len(par['seeds'])} start states, median of {par.get('repeats', 1)} interleaved passes",
         "",
-        "| K | expansions | rounds | ms / search | expansions/s | vs K=1 |",
-        "|---|---|---|---|---|---|",
+        "Phases (ms per search, and K=1's time over this K's): denoise = expansion + jumpy simulation "
+        "(batched over the K rows), continue = greedy policy continuation (rollout decodes are "
+        "sequential along each plan and memoised by pose in both), score = dynamics, shortcut, backup.",
+        "",
+        "| K | expansions | rounds | ms / search | expansions/s | vs K=1 | denoise | continue | score "
+        "| rollout decodes / search |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in par["rows"]:
+        ph, pr = r["phase_ms"], r["phase_ratio_vs_k1"]
+        phases = " | ".join(f"{ph[p]:.0f} ({pr[p]:.1f}x)" for p in ("denoise", "continue", "score"))
         lines.append(f"| {r['k']} | {r['expansions']} | {r['rounds']} | {r['ms_per_search']:.1f} | "
-                     f"{r['expansions_per_s']:.0f} | {r['ratio_vs_k1']:.2f}x |")
+                     f"{r['expansions_per_s']:.0f} | {r['ratio_vs_k1']:.2f}x | {phases} | {r['rollout_calls']:.1f} |")
     lines += [
         "",
         f"## Meta-action families: closed loop, {len(meta['seeds'])} episodes from seed {meta['seeds'][0]}, "
@@ -231,6 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 8, 32], help="leaves per round to compare")
     parser.add_argument("--expansions", type=int, default=64, help="expansions per search in the speed test")
     parser.add_argument("--speed-seeds", type=int, default=3, help="start states in the speed test")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved timing passes in the speed test (median)")
     parser.add_argument("--meta-episodes", type=int, default=5, help="maze episodes per meta-action family")
     parser.add_argument("--budget", type=int, default=None, help="expansions per decision (default: MCTDConfig's)")
     parser.add_argument("--step-cap", type=int, default=None, help="stop an episode after N steps (default: env's)")
@@ -242,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
     results = run_benchmark(args.checkpoint, tuple(args.ks), args.expansions, args.speed_seeds,
-                            args.meta_episodes, args.budget, args.step_cap)
+                            args.meta_episodes, args.budget, args.step_cap, repeats=args.repeats)
     results["command"] = " ".join(["python -m benchmarks.mctd_speed", *(sys.argv[1:] if argv is None else argv)])
     results["seconds"] = time.perf_counter() - start
     if args.note:

@@ -410,7 +410,7 @@ def test_shipped_checkpoint_beats_or_matches_mdlm(env_id, episodes):
 def test_benchmark_runs_tiny(untrained, tmp_path):
     from benchmarks.mctd_speed import meta_action_success, parallel_speed, to_markdown, write_results
 
-    speed = parallel_speed(untrained, ks=(1, 4), expansions=8, seeds=(1_000_000,))
+    speed = parallel_speed(untrained, ks=(1, 4), expansions=8, seeds=(1_000_000,), repeats=1)
     assert [r["expansions"] for r in speed["rows"]] == [8, 8] and speed["rows"][0]["ratio_vs_k1"] == 1.0
     meta = meta_action_success(untrained, seeds=(1_000_000,), max_expansions=4, step_cap=3)
     assert set(meta["families"]) == {"temperature", "cfg"}

@@ -190,7 +190,10 @@ class SearchResult:
         rounds: batched rounds run.
         seconds: wall time of the search.
         found_goal: whether some plan reached the goal.
-        stats: ``nodes`` and ``max_depth`` of the tree (:func:`agents.mctd.tree.tree_stats`).
+        stats: ``nodes`` and ``max_depth`` of the tree (:func:`agents.mctd.tree.tree_stats`),
+            and ``rollout_calls``: the batched policy decodes the continuations ran.
+        phase_seconds: wall time per phase: ``denoise`` (expansion and jumpy simulation),
+            ``continue`` (policy continuation), ``score`` (dynamics, shortcut, backup).
     """
 
     root: Node
@@ -200,6 +203,7 @@ class SearchResult:
     seconds: float
     found_goal: bool
     stats: dict[str, int] = field(default_factory=dict)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class MCTDPlanner:
@@ -246,6 +250,7 @@ class MCTDPlanner:
                                           cfg.rollout_windows, self.generator)
         expansions = rounds = 0
         found = False
+        clock = dict.fromkeys(("denoise", "continue", "score"), 0.0)
         while expansions < budget and not (found and cfg.early_stop and expansions >= cfg.min_expansions):
             batch: list[tuple[Node, int, Node]] = []
             for _ in range(min(cfg.parallel, budget - expansions)):
@@ -256,19 +261,21 @@ class MCTDPlanner:
                 batch.append((node, meta, add_placeholder(node, meta)))
             if not batch:
                 break
-            found |= self._expand_and_simulate(batch, state, null, layout, pose, max_steps, continuation)
+            found |= self._expand_and_simulate(batch, state, null, layout, pose, max_steps, continuation, clock)
             expansions += len(batch)
             rounds += 1
         return SearchResult(root=root, best=best_node(root), expansions=expansions, rounds=rounds,
                             seconds=time.perf_counter() - start_time, found_goal=found,
-                            stats=tree_stats(root))
+                            stats={**tree_stats(root), "rollout_calls": continuation.model_calls},
+                            phase_seconds=clock)
 
     def _expand_and_simulate(self, batch: list[tuple[Node, int, Node]], state: Tensor, null: Tensor,
                              layout: np.ndarray, pose: tuple[int, int, int], max_steps: int,
-                             continuation: GreedyContinuation) -> bool:
+                             continuation: GreedyContinuation, clock: dict[str, float]) -> bool:
         """One batched round: expansion, jumpy simulation, scoring, backup. True if a plan
-        reached the goal."""
+        reached the goal. Adds each phase's wall time to ``clock``."""
         cfg = self.config
+        tic = time.perf_counter()
         k = len(batch)
         parents = torch.from_numpy(np.stack([node.tokens for node, _, _ in batch])).to(self.device)  # [K, H]
         depth = torch.tensor([node.depth for node, _, _ in batch])
@@ -283,9 +290,12 @@ class MCTDPlanner:
             self.model, states, children, cfg.sim_steps, generator=self.generator, null_emb=nulls,
         )  # [K, H] complete (greedy jumpy denoising)
         plans_np, children_np = plans.cpu().numpy(), children.cpu().numpy()
+        tic = _lap(clock, "denoise", tic)
         scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
         if cfg.rollout_windows and cfg.skip_end and (outcome.status == RUNNING).any():
+            tic = _lap(clock, "score", tic)
             more = continuation.extend(outcome.final_pose, outcome.status == RUNNING)  # [K, n * E]
+            tic = _lap(clock, "continue", tic)
             plans_np = np.concatenate([plans_np, more], axis=1)
             scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
         if cfg.shortcut and (outcome.status == SUCCESS).any():
@@ -294,7 +304,15 @@ class MCTDPlanner:
         for i, (_, _, child) in enumerate(batch):
             backup(child, children_np[i], plans_np[i], (outcome.status[i], outcome.steps[i]),
                    float(scores[i]), cfg.num_subplans)
+        _lap(clock, "score", tic)
         return bool((outcome.status == SUCCESS).any())
+
+
+def _lap(clock: dict[str, float], phase: str, tic: float) -> float:
+    """Add the time since ``tic`` to ``clock[phase]``; returns now."""
+    now = time.perf_counter()
+    clock[phase] += now - tic
+    return now
 
 
 def executable_prefix(node: Node, first_subplan: int) -> list[int]:
