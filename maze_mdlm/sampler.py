@@ -127,14 +127,36 @@ def select_commits(confidence: Tensor, masked: Tensor, num_remaining: Tensor) ->
 
 
 def guided_logits(model: torch.nn.Module, tokens: Tensor, state_emb: Tensor, null_emb: Tensor | None,
-                  mask_ratio: Tensor, guidance: Tensor) -> Tensor:
+                  mask_ratio: Tensor, guidance: Tensor, shared_state: bool = False) -> Tensor:
     """Logits [B, L, V] with a classifier-free guidance scale per row, in one forward.
 
     tokens [B, L], state_emb [B, D], null_emb [B, D], mask_ratio [B], guidance [B] float32.
     Rows with ``guidance == 1`` are plain conditional; the others add an unconditional copy
-    to the same batch and get ``uncond + w * (cond - uncond)``.
+    to the same batch and get ``uncond + w * (cond - uncond)``. With ``shared_state`` (every
+    row has the same state and null embedding, and ``mask_ratio`` is a function of the tokens,
+    as in one MCTD search) rows with equal tokens share one conditional and one unconditional
+    row of the forward.
     """
     guided = guidance != 1.0  # [B]
+    if shared_state and tokens.shape[0] > 1:
+        unique, inverse = torch.unique(tokens, dim=0, return_inverse=True)  # [U, L], [B]
+        n = len(unique)
+        if n < len(tokens):
+            ratio = torch.zeros(n, dtype=mask_ratio.dtype, device=mask_ratio.device)
+            ratio = ratio.index_copy(0, inverse, mask_ratio)  # equal tokens, equal ratios
+            uses_null = torch.zeros(n, dtype=torch.bool, device=tokens.device)
+            if null_emb is not None:
+                uses_null[inverse[guided]] = True
+            idx = uses_null.nonzero().squeeze(1)  # unique rows some guided row needs unconditioned
+            out = model.forward_tokens(torch.cat([unique, unique[idx]]),
+                                       torch.cat([state_emb[:n]] + ([null_emb[: len(idx)]] if len(idx) else [])),
+                                       torch.cat([ratio, ratio[idx]])).float()
+            cond = out[:n][inverse]  # [B, L, V]
+            if not len(idx):
+                return cond
+            uncond = torch.zeros_like(out[:n]).index_copy(0, idx, out[n:])[inverse]
+            w = guidance.view(-1, 1, 1)
+            return torch.where(guided.view(-1, 1, 1), uncond + w * (cond - uncond), cond)
     if null_emb is None or not bool(guided.any()):
         return model.forward_tokens(tokens, state_emb, mask_ratio).float()
     idx = guided.nonzero().squeeze(1)
@@ -166,6 +188,7 @@ def unmask(
     null_emb: Tensor | None = None,
     forbid: Tensor | None = None,
     stop_after: int | None = None,
+    shared_state: bool = False,
 ) -> Tensor:
     """The unmasking loop on encoded states; :func:`sample` and the MCTD planner both run it.
 
@@ -181,6 +204,8 @@ def unmask(
         top_k, top_p, schedule, generator, forbid: as in :func:`sample`.
         null_emb: [B, D] unconditional embeddings (default ``model.null_state_embedding``).
         stop_after: as in :func:`sample`.
+        shared_state: every row has the same state (and null) embedding: rows with equal
+            tokens share their forward rows (:func:`guided_logits`).
 
     Returns:
         [B, L] long tokens.
@@ -204,7 +229,8 @@ def unmask(
 
         sub_tokens, sub_masked = pick(tokens), pick(masked)
         mask_ratio = (sub_tokens == MASK).float().mean(dim=1)
-        logits = guided_logits(model, sub_tokens, pick(state_emb), pick(null_emb), mask_ratio, pick(scales))
+        logits = guided_logits(model, sub_tokens, pick(state_emb), pick(null_emb), mask_ratio, pick(scales),
+                               shared_state)
         if forbid is not None:
             logits = logits.masked_fill(pick(forbid), float("-inf"))
         last = step == num_steps - 1  # the last step fills every remaining position: no ranking

@@ -182,6 +182,31 @@ def test_guided_logits_apply_each_rows_own_scale(perturbed):
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)  # batch composition
 
 
+def test_rows_with_equal_tokens_share_their_forward_rows(perturbed):
+    grid, direction = random_grid(5)
+    state = perturbed.encode_state(grid[:1], direction[:1]).expand(6, -1)  # one search: one state
+    null = perturbed.null_state_embedding(6)
+    tokens = torch.full((6, 32), MASK)
+    tokens[3:, :8] = torch.randint(0, 7, (1, 8))  # two distinct rows, three copies each
+    ratio = (tokens == MASK).float().mean(dim=1)
+    w = torch.tensor([1.0, 2.0, 0.5, 1.0, 2.0, 2.0])
+    rows = []
+    hook = perturbed.blocks[0].register_forward_hook(lambda module, args, out: rows.append(out.shape[0]))
+    try:
+        shared = guided_logits(perturbed, tokens, state, null, ratio, w, shared_state=True)
+        plain = guided_logits(perturbed, tokens, state, null, ratio, w)
+        assert rows == [2 + 2, 6 + 4]  # 2 distinct rows + their 2 unconditional copies, vs every row
+        rows.clear()
+        plain_tokens = unmask(perturbed, state, tokens, 2, guidance=w, null_emb=null)
+        rows.clear()
+        shared_tokens = unmask(perturbed, state, tokens, 2, guidance=w, null_emb=null, shared_state=True)
+    finally:
+        hook.remove()
+    torch.testing.assert_close(shared, plain, atol=1e-4, rtol=1e-4)
+    assert torch.equal(shared_tokens, plain_tokens)
+    assert rows[0] == 4  # first step deduplicated; later steps only where rows still agree
+
+
 # ----------------------------------------------------------------------------- evaluation
 def test_plan_scores_rank_success_above_failure_and_lava_at_zero():
     room = [(x, y) for x in range(1, 6) for y in range(1, 6)]

@@ -105,15 +105,22 @@ LAVA_CELLS = ((3, 3), (4, 2), (2, 5), (5, 4))
 OPEN_ROOM = make_layout([(x, y) for x in range(1, 7) for y in range(1, 7)], goal=(6, 6), lava=LAVA_CELLS)
 
 
-def test_continuation_reproduces_the_plain_window_loop_with_fewer_decodes():
-    model = perturbed_policy(TINY, seed=7)  # its rollouts from these poses loop, reach the goal, or die
+def room_rows() -> tuple[np.ndarray, np.ndarray]:
+    """16 start poses in OPEN_ROOM (the last 4 repeat the first 4) and which are live."""
     rng = np.random.default_rng(0)
     cells = [(x, y) for x in range(1, 7) for y in range(1, 7) if (x, y) not in LAVA_CELLS + ((6, 6),)]
     poses = np.array([(*cells[i], rng.integers(4)) for i in rng.choice(len(cells), 12)])
     poses = np.concatenate([poses, poses[:4]])  # duplicate rows share their windows
     live = np.ones(len(poses), dtype=bool)
     live[[2, 7]] = False
-    continuation = GreedyContinuation(model, OPEN_ROOM, horizon=6, steps=2, execute=2, max_windows=8)
+    return poses, live
+
+
+def test_continuation_reproduces_the_plain_window_loop_with_fewer_decodes():
+    model = perturbed_policy(TINY, seed=7)  # its rollouts from these poses loop, reach the goal, or die
+    poses, live = room_rows()
+    continuation = GreedyContinuation(model, OPEN_ROOM, horizon=6, steps=2, execute=2, max_windows=8,
+                                      merge_goals=False)
     expected, decoded = reference_windows(model, OPEN_ROOM, poses, live, 6, 2, 2, 8)
     got = continuation.extend(poses, live)
     assert np.array_equal(got, expected)
@@ -125,6 +132,44 @@ def test_continuation_reproduces_the_plain_window_loop_with_fewer_decodes():
     calls = continuation.model_calls
     assert np.array_equal(continuation.extend(poses, live), expected)
     assert continuation.model_calls == calls
+
+
+def test_merged_rows_only_gain_goals():
+    # the same rows with merging: a row differs from the plain loop only if it met a goal-reaching
+    # continuation, and then it reaches the goal; plain successes stay successes
+    model = perturbed_policy(TINY, seed=7)
+    poses, live = room_rows()
+    expected, _ = reference_windows(model, OPEN_ROOM, poses, live, 6, 2, 2, 8)
+    plain = simulate_plans(OPEN_ROOM, poses, expected)
+    continuation = GreedyContinuation(model, OPEN_ROOM, horizon=6, steps=2, execute=2, max_windows=8)
+    got = continuation.extend(poses, live)
+    merged = simulate_plans(OPEN_ROOM, poses, got)
+    assert got.shape[1] <= 16
+    assert (merged.status[plain.status == SUCCESS] == SUCCESS).all()
+    changed = [r for r in range(len(poses))
+               if not np.array_equal(got[r, : plain.steps[r]], expected[r, : plain.steps[r]])
+               or merged.status[r] != plain.status[r]]
+    assert all(merged.status[r] == SUCCESS for r in changed)
+    assert continuation.to_goal  # goal-reaching poses were recorded
+
+
+def test_a_row_that_meets_a_goal_reaching_continuation_follows_it_without_the_model():
+    from envs.dynamics import FORWARD
+
+    torch.manual_seed(0)
+    net = MDLMPolicy(TINY).eval()
+    with torch.no_grad():
+        net.final.head.bias[FORWARD] = 5.0  # greedy: always forward
+    layout = make_layout([(x, 1) for x in range(1, 11)], goal=(11, 1))
+    continuation = GreedyContinuation(net, layout, horizon=4, steps=1, execute=2, max_windows=8)
+    first = continuation.extend(np.array([[1, 1, 0]]), np.array([True]))
+    assert simulate_plans(layout, (1, 1, 0), first).status[0] == SUCCESS
+    calls = continuation.model_calls
+    # (4, 1) is inside the first continuation's second window, (5, 1) mid-window of the third
+    later = continuation.extend(np.array([[4, 1, 0], [6, 1, 0]]), np.array([True, True]))
+    assert continuation.model_calls == calls
+    out = simulate_plans(layout, np.array([[4, 1, 0], [6, 1, 0]]), later)
+    assert (out.status == SUCCESS).all() and out.steps.tolist() == [7, 5]
 
 
 def test_continuation_replays_a_cycle_without_the_model(untrained):

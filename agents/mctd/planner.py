@@ -95,6 +95,8 @@ class MCTDConfig(PlainConfig):
     # 2 gave the same success and path ratios on the maze and FourRooms at twice the cost)
     rollout_steps: int = 1
     rollout_execute: int = 4  # actions of each rollout window executed before resampling
+    rollout_merge: bool = True  # a continuation that meets an earlier goal-reaching one follows it
+    # (agents.mctd.rollout; False: exactly the plain window-by-window greedy loop)
     shortcut: bool = True  # cut the excursions out of goal-reaching plans (envs.dynamics.shortcut)
 
     def __post_init__(self) -> None:
@@ -247,7 +249,7 @@ class MCTDPlanner:
         null = self.model.null_state_embedding(1).to(state.dtype)  # [1, D]
         root = new_root(cfg.horizon, len(self._meta_guidance))
         continuation = GreedyContinuation(self.model, layout, cfg.horizon, cfg.rollout_steps, cfg.rollout_execute,
-                                          cfg.rollout_windows, self.generator)
+                                          cfg.rollout_windows, self.generator, cfg.rollout_merge)
         expansions = rounds = 0
         found = False
         clock = dict.fromkeys(("denoise", "continue", "score"), 0.0)
@@ -284,10 +286,10 @@ class MCTDPlanner:
         children = unmask(
             self.model, states, parents, cfg.expand_steps, target=self._subplan_mask[depth].to(self.device),
             temperature=self._meta_temperature[meta], guidance=self._meta_guidance[meta], top_p=cfg.top_p,
-            generator=self.generator, null_emb=nulls,
+            generator=self.generator, null_emb=nulls, shared_state=True,
         )  # [K, H]: sub-plan `depth` denoised, later sub-plans still MASK
         plans = unmask(
-            self.model, states, children, cfg.sim_steps, generator=self.generator, null_emb=nulls,
+            self.model, states, children, cfg.sim_steps, generator=self.generator, null_emb=nulls, shared_state=True,
         )  # [K, H] complete (greedy jumpy denoising)
         plans_np, children_np = plans.cpu().numpy(), children.cpu().numpy()
         tic = _lap(clock, "denoise", tic)

@@ -11,9 +11,17 @@ rule depends only on the pose, so the window decoded from a pose is a function o
 :class:`GreedyContinuation` therefore decodes each pose once per search and replays it for
 every row (of this round or a later one) that reaches it at a window start; and a row that
 comes back to a pose it already started a window from is in a cycle it can never leave, so
-the cycle is replayed to the window limit without the model. The actions returned are exactly
-those of the plain window-by-window loop; only the model calls are saved (tested against that
-loop in ``tests/test_mctd.py``).
+the cycle is replayed to the window limit without the model. With ``merge_goals=False`` the
+actions returned are exactly those of the plain window-by-window loop (tested against that
+loop in ``tests/test_mctd_rollout.py``); only model calls are saved.
+
+``merge_goals=True`` (the planner's default) adds one shortcut: every pose on a continuation
+that reached the goal is remembered with the actions that took it there, and a row that
+passes through such a pose (at a window start or inside a window) follows those actions to
+the goal instead of decoding on. Only rows that would have gone on are changed, and each
+changed row reaches the goal: a merge never turns a success into a failure. The planner then
+cuts the loops out of goal-reaching plans (:func:`envs.dynamics.shortcut`), so which of two
+routes through a pose was taken matters less than finding one.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import numpy as np
 import torch
 
 from agents.mdlm_agent import forbidden_first_actions
-from envs.dynamics import RUNNING, simulate_plans
+from envs.dynamics import RUNNING, SUCCESS, simulate_plans
 from envs.observation import place_agent, to_model_input
 from maze_mdlm.sampler import sample
 from maze_mdlm.tokens import END
@@ -36,12 +44,19 @@ Pose = tuple[int, int, int]
 
 @dataclass(frozen=True)
 class Window:
-    """One decoded window: the ``[E]`` actions executed from a pose, the pose they lead to and
-    the dynamics' status there (RUNNING, SUCCESS or FAILURE)."""
+    """One decoded window: the ``[E]`` actions executed from a pose, the ``E + 1`` poses before
+    and after each of them (frozen once the window ended), the dynamics' status at its end
+    (RUNNING, SUCCESS or FAILURE) and ``steps``, the actions executed until then."""
 
     actions: np.ndarray
-    end: Pose
+    poses: tuple[Pose, ...]
     status: int
+    steps: int
+
+    @property
+    def end(self) -> Pose:
+        """The pose the window leads to."""
+        return self.poses[-1]
 
 
 class GreedyContinuation:
@@ -53,61 +68,109 @@ class GreedyContinuation:
         horizon: window length H the model decodes.
         steps: unmasking steps per window.
         execute: actions E of each window that are executed (at most H).
-        max_windows: windows W per plan at most.
+        max_windows: windows W per plan at most (``W * E`` actions).
         generator: passed to the sampler (greedy decoding draws no noise from it).
+        merge_goals: follow known goal-reaching continuations (module docstring).
     """
 
     def __init__(self, model: torch.nn.Module, layout: np.ndarray, horizon: int, steps: int, execute: int,
-                 max_windows: int, generator: torch.Generator | None = None):
+                 max_windows: int, generator: torch.Generator | None = None, merge_goals: bool = True):
         self.model, self.layout, self.horizon, self.steps = model, layout, horizon, steps
         self.execute, self.max_windows, self.generator = min(execute, horizon), max_windows, generator
+        self.merge_goals = merge_goals
         self.device = next(model.parameters()).device
         self.windows: dict[Pose, Window] = {}
+        self.to_goal: dict[Pose, tuple[np.ndarray, int]] = {}  # pose -> (goal-reaching actions, its index)
         self.model_calls = 0  # batched decodes run (sequential model calls)
         self.decoded = 0  # poses decoded (rows over all calls)
+
+    @property
+    def max_actions(self) -> int:
+        """Actions per continued plan at most."""
+        return self.max_windows * self.execute
 
     def extend(self, poses: np.ndarray, live: np.ndarray) -> np.ndarray:
         """Continue the rows of ``poses [K, 3]`` where ``live [K]`` is True.
 
-        Returns ``[K, n * E]`` actions, ``n`` the most windows any row used (NOOP once a row
-        reached the goal or lava, and for rows that were not live).
+        Returns ``[K, n]`` actions, ``n`` the most any row used (NOOP once a row reached the
+        goal or lava, and for rows that were not live).
         """
-        k, width, execute = len(poses), self.max_windows, self.execute
-        out = np.full((k, width, execute), NOOP, dtype=np.int64)
+        k = len(poses)
+        out = np.full((k, self.max_actions), NOOP, dtype=np.int64)
         used = np.zeros(k, dtype=np.int64)
         pose: list[Pose] = [(int(x), int(y), int(d)) for x, y, d in np.asarray(poses).reshape(-1, 3)]
-        started: list[dict[Pose, int]] = [{} for _ in range(k)]  # row -> {window start pose: window index}
+        started: list[dict[Pose, int]] = [{} for _ in range(k)]  # row -> {window start pose: action index}
+        path: list[list[Pose]] = [[] for _ in range(k)]  # row -> pose before each of its actions
         active = [r for r in range(k) if live[r]]
         while active:
-            waiting = [r for r in active if self._advance(r, pose, started[r], out[r], used)]
+            waiting = [r for r in active if self._advance(r, pose, started[r], path[r], out[r], used)]
             if not waiting:
                 break
             self._decode(list(dict.fromkeys(pose[r] for r in waiting)))
             active = waiting
-        return out[:, : int(used.max(initial=0))].reshape(k, -1)
+        return out[:, : int(used.max(initial=0))]
 
-    def _advance(self, row: int, pose: list[Pose], started: dict[Pose, int], out: np.ndarray,
-                 used: np.ndarray) -> bool:
-        """Replay known windows for ``row`` (``out [W, E]``); True if it waits for a decode."""
-        while used[row] < self.max_windows:
-            here = pose[row]
+    def _advance(self, row: int, pose: list[Pose], started: dict[Pose, int], path: list[Pose],
+                 out: np.ndarray, used: np.ndarray) -> bool:
+        """Replay known windows for ``row`` (``out [W * E]``); True if it waits for a decode."""
+        execute, limit = self.execute, self.max_actions
+        while used[row] + execute <= limit:
+            here, at = pose[row], int(used[row])
+            if self._merge(here, [], [], path, out, used, row):
+                return False
             if here in started:  # back at a window start: the same windows repeat forever
                 first = started[here]
-                period = used[row] - first
-                for j in range(used[row], self.max_windows):
-                    out[j] = out[first + (j - first) % period]
-                used[row] = self.max_windows
+                out[at:] = np.resize(out[first:at], limit - at)
+                used[row] = limit
                 return False
             window = self.windows.get(here)
             if window is None:
                 return True
-            started[here] = int(used[row])
-            out[used[row]] = window.actions
-            used[row] += 1
+            for j in range(1, window.steps):  # a goal-reaching route through the window's inside
+                if self._merge(window.poses[j], window.actions[:j].tolist(), list(window.poses[:j]), path, out,
+                               used, row):
+                    return False
+            started[here] = at
+            out[at : at + execute] = window.actions
+            path.extend(window.poses[:execute])
+            used[row] += execute
             pose[row] = window.end
+            if window.status == SUCCESS:
+                self._remember(out[: at + window.steps], path[: at + window.steps])
             if window.status != RUNNING:
                 return False
         return False
+
+    def _merge(self, at_pose: Pose, actions: list[int], poses: list[Pose], path: list[Pose], out: np.ndarray,
+               used: np.ndarray, row: int) -> bool:
+        """If ``at_pose`` (reached after ``actions`` through ``poses`` from the row's current
+        pose) is on a known goal-reaching continuation that fits the row's budget, write the
+        row's way to the goal and return True."""
+        if not self.merge_goals or at_pose not in self.to_goal:
+            return False
+        known, index = self.to_goal[at_pose]
+        tail = known[index:]
+        start = int(used[row])
+        end = start + len(actions) + len(tail)
+        if end > self.max_actions:
+            return False
+        out[start : start + len(actions)] = actions
+        out[start + len(actions) : end] = tail
+        path.extend(poses)
+        used[row] = end
+        self._remember(out[: start + len(actions)], path, tail_of=(known, index))
+        return True
+
+    def _remember(self, actions: np.ndarray, poses: list[Pose],
+                  tail_of: tuple[np.ndarray, int] | None = None) -> None:
+        """Record the poses of a goal-reaching continuation: ``actions [n]`` taken at ``poses [n]``,
+        followed (after a merge) by the known route ``tail_of``."""
+        if tail_of is not None:
+            known, index = tail_of
+            actions = np.concatenate([actions, known[index:]])
+        actions = np.array(actions, dtype=np.int64)
+        for i, p in enumerate(poses):
+            self.to_goal.setdefault(p, (actions, i))
 
     def _decode(self, poses: list[Pose]) -> None:
         """One batched greedy decode of a window from each of ``poses`` (distinct, new)."""
@@ -122,7 +185,7 @@ class GreedyContinuation:
         actions = np.where(actions == END, NOOP, actions)  # [R, E]
         outcome = simulate_plans(self.layout, arr, actions)
         for i, p in enumerate(poses):
-            end = outcome.final_pose[i]
-            self.windows[p] = Window(actions[i], (int(end[0]), int(end[1]), int(end[2])), int(outcome.status[i]))
+            visited = tuple((int(x), int(y), int(d)) for x, y, d in outcome.poses[i])
+            self.windows[p] = Window(actions[i], visited, int(outcome.status[i]), int(outcome.steps[i]))
         self.model_calls += 1
         self.decoded += len(poses)
