@@ -41,17 +41,21 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def command_line(name: str) -> str:
-    """The command that reproduces this benchmark run, for the results file."""
-    return " ".join(["python -m", f"benchmarks.{name}", *sys.argv[1:]])
+def command_line(module: str) -> str:
+    """The command that reproduces this run of ``benchmarks.<module>``, for the results file."""
+    return " ".join(["python -m", f"benchmarks.{module}", *sys.argv[1:]])
 
 
-def write_results(name: str, results: dict[str, Any], markdown: str, out_dir: Path | None = None) -> Path:
-    """Write ``<name>.json`` and ``<name>.md`` (with machine info and the command) to ``out_dir``."""
+def write_results(name: str, results: dict[str, Any], markdown: str, out_dir: Path | None = None,
+                  module: str | None = None) -> Path:
+    """Write ``<name>.json`` and ``<name>.md`` (with machine info and the command) to ``out_dir``.
+
+    ``module`` is the benchmark module that ran (default ``name``; they differ when a run is
+    saved under another name, as ``benchmarks.success --name``)."""
     out_dir = Path(out_dir) if out_dir is not None else RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)
     info = machine_info()
-    payload = {"benchmark": name, "command": command_line(name), "machine": info, "results": results}
+    payload = {"benchmark": name, "command": command_line(module or name), "machine": info, "results": results}
     (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = [f"# {name}", "", f"Command: `{payload['command']}`", "",
              "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "", markdown.rstrip(), ""]

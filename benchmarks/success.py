@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = run(args.agents, args.envs, args.episodes, args.seed, args.checkpoint)
     md = to_markdown(rows)
     print(md)
-    write_results(args.name, {"rows": rows}, md)
+    write_results(args.name, {"rows": rows}, md, module="success")
 
 
 if __name__ == "__main__":

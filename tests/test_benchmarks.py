@@ -41,6 +41,10 @@ def test_success_table_and_results_files(tmp_path):
     assert payload["command"].startswith("python -m benchmarks.tiny")
     assert {"cpu", "torch", "git_commit"} <= set(payload["machine"])
     assert "Machine:" in path.read_text()
+    # a run saved under another name (benchmarks.success --name X) records the module that ran
+    write_results("success_fourrooms", {"rows": rows}, md, out_dir=tmp_path, module="success")
+    named = json.loads((tmp_path / "success_fourrooms.json").read_text())
+    assert named["command"].split()[:3] == ["python", "-m", "benchmarks.success"]
 
 
 def test_throughput_figures_tiny(tmp_path):

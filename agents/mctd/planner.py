@@ -25,15 +25,18 @@ are done.
 Two additions to the paper's loop make plans longer than H useful (both use only the model and
 the symbolic dynamics, never the expert): a simulated plan that is still running at its end is
 **continued by the greedy policy** (``rollout_windows`` windows, ``rollout_execute`` actions of
-each) so that goals beyond the horizon are found, and a goal-reaching plan is **shortcut**
-(:func:`envs.dynamics.shortcut`: excursions that come back to a visited cell are cut). In a
-perfect maze (a tree) the shortcut of any goal-reaching path is the unique simple path, i.e. the
-shortest one up to turns.
+each; :mod:`agents.mctd.rollout`, which decodes each pose once per search and lets a
+continuation that meets an earlier goal-reaching one follow it) so that goals beyond the horizon
+are found, and a goal-reaching plan is **shortcut** (:func:`envs.dynamics.shortcut`: excursions
+that come back to a visited cell are cut). In a perfect maze (a tree) the shortcut of any
+goal-reaching path is the unique simple path, i.e. the shortest one up to turns.
 
 Batched denoising is the sampler's own unmasking loop (:func:`maze_mdlm.sampler.unmask`),
 with what one batched call over mixed meta-actions needs: a temperature and a guidance scale
 per row, a ``target`` mask of which MASK positions to fill (the others stay MASK), and a state
-embedding computed once per search.
+embedding computed once per search. Rows with equal tokens (the meta-actions of one node, at
+their first unmasking step) share their conditional and unconditional forward rows
+(``shared_state``), which is where a round of K leaves saves work that K rounds of one cannot.
 """
 
 from __future__ import annotations
