@@ -299,7 +299,7 @@ class MCTDPlanner:
         scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
         if cfg.rollout_windows and cfg.skip_end and (outcome.status == RUNNING).any():
             tic = _lap(clock, "score", tic)
-            more = continuation.extend(outcome.final_pose, outcome.status == RUNNING)  # [K, n * E]
+            more = continuation.extend(outcome.final_pose, outcome.status == RUNNING)  # [K, n]
             tic = _lap(clock, "continue", tic)
             plans_np = np.concatenate([plans_np, more], axis=1)
             scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
