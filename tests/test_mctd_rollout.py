@@ -211,10 +211,14 @@ def test_mctd_with_rollouts_finds_a_goal_beyond_the_horizon():
     image = observe(layout, start)["image"]
     config = dict(horizon=4, num_subplans=2, max_expansions=8)
     off = MCTDPlanner(net, MCTDConfig(rollout_windows=0, **config), torch.Generator().manual_seed(0))
-    assert not off.search(image, layout, start, 60).found_goal
+    without = off.search(image, layout, start, 60)
+    assert not without.found_goal and without.stats["rollout_calls"] == 0
     on = MCTDPlanner(net, MCTDConfig(rollout_windows=4, rollout_execute=2, **config), torch.Generator().manual_seed(0))
     result = on.search(image, layout, start, 60)
-    assert result.found_goal
+    assert result.found_goal and result.stats["rollout_calls"] >= 1
+    assert set(result.phase_seconds) == {"denoise", "continue", "score"}
+    assert result.phase_seconds["continue"] > 0 and without.phase_seconds["continue"] == 0
+    assert sum(result.phase_seconds.values()) <= result.seconds
     best = choose_actions(result, 4, 2)
     assert best == [FORWARD] * 10
     assert simulate_plans(layout, start, np.array([best])).status[0] == SUCCESS
