@@ -1,31 +1,33 @@
 """Monte Carlo Tree Diffusion (MCTD, Yoon et al. ICML 2025) with parallel rounds (Fast-MCTD).
 
 * :mod:`agents.mctd.tree`: the search tree (pure data structure, UCT, max backup).
-* :mod:`agents.mctd.planner`: batched expansion / jumpy simulation / evaluation.
+* :mod:`agents.mctd.planner`: batched expansion / jumpy simulation / evaluation
+  (:class:`MCTDConfig`, :class:`MCTDPlanner`).
+* :mod:`agents.mctd.rollout`: the greedy-policy continuation of plans that end before the goal.
 * :mod:`agents.mctd.agent`: :class:`MCTDAgent`, the closed-loop gymnasium agent.
 
-Defaults (:class:`MCTDConfig`) and why:
+Defaults (:class:`MCTDConfig`) and why (figures from ``benchmarks/results`` with the shipped
+checkpoints, one thread of the 2-core dev CPU):
 
-* ``horizon=32, num_subplans=4``: the model's training window split into four sub-plans of
-  8 tokens, so the tree has four levels and each level commits a chunk long enough to cross
-  a corridor or a room.
-* ``meta_actions="cfg"``: three guidance scales ``w in (1, 2, 0.5)``, every expansion
-  sampling at temperature 1. On the maze (``benchmarks/mctd_speed.py``, 20 episodes, the same
-  budget) it gave about twice the successes per expansion of the temperature family
-  ``T in (0, 0.7, 1.5)`` (success 0.55 vs 0.25). An ablation with ``w = 1`` everywhere did as
-  well as CFG, so most of the gain comes from sampling every expansion at T=1 rather than
-  from the guidance scale itself; the greedy child of the temperature family repeats the
-  plain policy's plan, which is exactly what the search is there to improve on.
-* ``expand_steps=2, sim_steps=1``: two unmasking steps per 8-token sub-plan (one step was
-  clearly worse: 0.30 vs 0.55 success), and one greedy step for the jumpy simulation.
-* ``max_expansions=24, parallel=8``: with the default 128-wide, 4-layer model on one thread of
-  this 2-core CPU a full 24-expansion search takes a median of about 80 ms (32 expansions:
-  about 105 ms), inside the 100 ms planning budget. Rounds of K=8 run one batched denoising
-  call each: about 1.9x the expansions/s of K=1 at equal expansions with that model (the CPU
-  is compute-bound; 3.4x with a 64-wide, 2-layer one). K=32 adds little because the first
-  rounds cannot be wider than the tree (3 children at the root, 9 below).
+* ``horizon``: the model's training window (``MCTDAgent.from_checkpoint`` reads it: 16 for the
+  maze, 8 for FourRooms; 32 when a config is built by hand), ``num_subplans=4``: four tree levels.
+* ``meta_actions="cfg"``: guidance scales ``w in (1, 2, 0.5)``, every expansion sampling at
+  temperature 1. Before plans were continued by the policy, this family gave about twice the
+  successes per expansion of temperatures ``T in (0, 0.7, 1.5)`` on the maze (success 0.55 vs
+  0.25, 20 episodes, an older checkpoint); with the continuation both solve every episode (30
+  each, budget 24: 90.9 vs 88.8 successes per 1000 expansions), so cfg stays.
+* ``expand_steps=2, sim_steps=1``: two unmasking steps per sub-plan (one was clearly worse:
+  0.30 vs 0.55 in the same older comparison), one greedy step for the jumpy simulation.
+* ``max_expansions=24, parallel=8, min_expansions=11``: the root's 3 meta-actions, then one full
+  round of 8 below them before an early stop; that second round is what keeps FourRooms paths
+  short (path ratio 1.028, against 1.053 with 4 expansions). Median search: 42 ms on the maze,
+  18-20 ms on FourRooms. Rounds of K=8 are about 3x the expansions/s of K=1 at equal expansions.
+* ``rollout_windows=24, rollout_execute=4, rollout_steps=1, rollout_merge=True``: plans are
+  continued by the greedy policy for up to 96 actions, 4 per decoded window, one forward per
+  window (two gave the same success and paths at twice the cost), following earlier
+  goal-reaching continuations where they meet (:mod:`agents.mctd.rollout`).
 * ``exploration=sqrt(2)``, ``early_stop=True``: UCT's standard weight; a search stops after
-  the first round that found a goal-reaching plan.
+  the first round that found a goal-reaching plan once ``min_expansions`` are done.
 """
 
 from __future__ import annotations
