@@ -4,13 +4,14 @@
    K = 1, 8, 32 leaves per batched round, every K doing the same number of expansions
    (early stop off), from the start states of a few maze seeds. Ratio vs K=1.
 2. **Meta-action families** (:func:`meta_action_success`): closed-loop episodes on the maze
-   with temperature meta-actions vs classifier-free-guidance meta-actions at the same
-   expansion budget; reports success rate and successes per 1000 expansions.
+   and on FourRooms with temperature meta-actions vs classifier-free-guidance meta-actions at
+   the same expansion budget; reports success rate, successes per 1000 expansions and the
+   path ratio (steps over BFS-optimal steps, measured after the fact).
 
     python -m benchmarks.mctd_speed [--checkpoint PATH] [--threads N] [--expansions N]
-                                    [--meta-episodes N] [--out-dir DIR]
+                                    [--meta-episodes N] [--meta-envs ID ...] [--out-dir DIR]
 
-Without ``--checkpoint`` it uses the shipped maze checkpoint if present, else an untrained
+Without ``--checkpoint`` each env uses its shipped checkpoint if present, else an untrained
 tiny model (and says so in its output). Results go to ``DIR/mctd_speed.md`` and ``.json``.
 """
 
@@ -30,9 +31,10 @@ import torch
 from agents.base import parse_observation
 from agents.mctd.agent import MCTDAgent
 from agents.mctd.planner import MCTDConfig, MCTDPlanner
-from envs import MAZE_ID
+from envs import FOURROOMS_ID, MAZE_ID
 from envs.collect import make_env
-from envs.observation import FullGridObsWrapper
+from envs.expert import solve
+from envs.observation import FullGridObsWrapper, env_pose, layout_of
 from envs.seeds import EVAL_SEED_START
 from maze_mdlm.checkpoint import load_checkpoint
 from maze_mdlm.config import ModelConfig
@@ -41,17 +43,17 @@ from maze_mdlm.model import MDLMPolicy
 TINY = ModelConfig(hidden_dim=32, num_layers=1, num_heads=2)
 
 
-def load_model(checkpoint: str | Path | None) -> tuple[MDLMPolicy, str, int]:
-    """``(model, description, horizon)``: ``checkpoint``, else the shipped maze checkpoint,
-    else an untrained tiny model (seeded, so runs are comparable)."""
+def load_model(checkpoint: str | Path | None, env_id: str = MAZE_ID) -> tuple[MDLMPolicy, str, int]:
+    """``(model, description, horizon)``: ``checkpoint``, else the checkpoint shipped for
+    ``env_id``, else an untrained tiny model (seeded, so runs are comparable)."""
     if checkpoint is None:
         from maze_mdlm.shipped import default_checkpoint
 
         try:
-            checkpoint = default_checkpoint(MAZE_ID)
+            checkpoint = default_checkpoint(env_id)
         except ValueError:
             torch.manual_seed(0)
-            return MDLMPolicy(TINY).eval(), "UNTRAINED tiny model (no shipped maze checkpoint found)", 32
+            return MDLMPolicy(TINY).eval(), f"UNTRAINED tiny model (no shipped checkpoint for {env_id})", 32
     model, ckpt = load_checkpoint(checkpoint)
     cfg = ckpt["model_config"]
     desc = (f"checkpoint {checkpoint} (step {ckpt['step']}, hidden_dim {cfg['hidden_dim']}, "
@@ -108,8 +110,10 @@ def parallel_speed(model: MDLMPolicy, ks: Sequence[int] = (1, 8, 32), expansions
 
 
 def run_episode(agent: MCTDAgent, env: Any, seed: int, step_cap: int | None = None) -> dict[str, Any]:
-    """One closed-loop episode; ``step_cap`` stops it early (counted as a failure)."""
+    """One closed-loop episode; ``step_cap`` stops it early (counted as a failure). Records the
+    BFS-optimal length of the episode (for the path ratio; the agent never sees it)."""
     obs, info = env.reset(seed=seed)
+    optimal = solve(layout_of(obs["image"]), env_pose(env.unwrapped))
     agent.reset(obs, info)
     before = len(agent.records)
     steps, success, done = 0, False, False
@@ -119,7 +123,8 @@ def run_episode(agent: MCTDAgent, env: Any, seed: int, step_cap: int | None = No
         done = terminated or truncated
         success = bool(terminated and reward > 0)
     recs = agent.records[before:]
-    return {"seed": seed, "success": success, "steps": steps, "decisions": len(recs),
+    return {"seed": seed, "success": success, "steps": steps,
+            "optimal_steps": len(optimal) if optimal.solvable else None, "decisions": len(recs),
             "expansions": int(sum(r["expansions"] for r in recs)),
             "plan_ms": [r["plan_ms"] for r in recs], "found_goal": [r["found_goal"] for r in recs]}
 
@@ -132,7 +137,8 @@ def meta_action_success(model: MDLMPolicy, families: Sequence[str] = ("temperatu
 
     Per family: ``success_rate``, ``successes_per_1k_expansions`` (successes divided by all
     expansions spent in all episodes), ``mean_expansions_per_episode``,
-    ``goal_found_rate`` (searches that found a goal-reaching plan), ``mean_steps`` and
+    ``goal_found_rate`` (searches that found a goal-reaching plan), ``mean_steps``,
+    ``path_ratio`` (mean over successful episodes of steps / BFS-optimal steps) and
     ``median_plan_ms``. Each family gets a fresh agent with seed 0.
     """
     env = FullGridObsWrapper(make_env(env_id))
@@ -146,15 +152,17 @@ def meta_action_success(model: MDLMPolicy, families: Sequence[str] = ("temperatu
         successes = sum(e["success"] for e in episodes)
         plan_ms = [ms for e in episodes for ms in e["plan_ms"]]
         found = [f for e in episodes for f in e["found_goal"]]
+        ratios = [e["steps"] / e["optimal_steps"] for e in episodes if e["success"] and e["optimal_steps"]]
         out["families"][family] = {
             "meta_table": agent.config.meta_table(),
             "success_rate": successes / len(episodes),
             "successes_per_1k_expansions": 1000.0 * successes / max(expansions, 1),
             "mean_expansions_per_episode": expansions / len(episodes),
             "mean_steps": float(np.mean([e["steps"] for e in episodes])),
+            "path_ratio": float(np.mean(ratios)) if ratios else None,
             "goal_found_rate": float(np.mean(found)) if found else 0.0,
             "median_plan_ms": float(np.median(plan_ms)) if plan_ms else 0.0,
-            "per_episode": [{k: e[k] for k in ("seed", "success", "steps", "decisions", "expansions")}
+            "per_episode": [{k: e[k] for k in ("seed", "success", "steps", "optimal_steps", "decisions", "expansions")}
                             for e in episodes],
         }
     env.close()
@@ -163,10 +171,21 @@ def meta_action_success(model: MDLMPolicy, families: Sequence[str] = ("temperatu
 
 def run_benchmark(checkpoint: str | Path | None = None, ks: Sequence[int] = (1, 8, 32), expansions: int = 64,
                   speed_seeds: int = 3, meta_episodes: int = 5, budget: int | None = None,
-                  step_cap: int | None = None, env_id: str = MAZE_ID, repeats: int = 3) -> dict[str, Any]:
-    """Both benchmarks with one model; returns a JSON-ready dict (with torch version and threads)."""
+                  step_cap: int | None = None, env_id: str = MAZE_ID, repeats: int = 3,
+                  meta_envs: Sequence[str] = (MAZE_ID, FOURROOMS_ID)) -> dict[str, Any]:
+    """Both benchmarks; returns a JSON-ready dict (with torch version and threads).
+
+    The speed test runs on ``env_id``; the meta-action comparison on each of ``meta_envs``,
+    with ``checkpoint`` or else the checkpoint shipped for that env."""
     model, desc, horizon = load_model(checkpoint)
     budget = budget if budget is not None else MCTDConfig().max_expansions
+    meta = {}
+    for meta_env in meta_envs:
+        meta_model, meta_desc, meta_horizon = (model, desc, horizon) if checkpoint is not None or meta_env == env_id \
+            else load_model(None, meta_env)
+        seeds = tuple(range(EVAL_SEED_START, EVAL_SEED_START + meta_episodes))
+        meta[meta_env] = {"model": meta_desc, **meta_action_success(
+            meta_model, seeds=seeds, env_id=meta_env, max_expansions=budget, horizon=meta_horizon, step_cap=step_cap)}
     return {
         "model": desc,
         "env": env_id,
@@ -178,14 +197,13 @@ def run_benchmark(checkpoint: str | Path | None = None, ks: Sequence[int] = (1, 
         "parallel": parallel_speed(model, ks, expansions,
                                    tuple(range(EVAL_SEED_START, EVAL_SEED_START + speed_seeds)), env_id, horizon,
                                    repeats=repeats),
-        "meta_actions": meta_action_success(model, seeds=tuple(range(EVAL_SEED_START, EVAL_SEED_START + meta_episodes)),
-                                            env_id=env_id, max_expansions=budget, horizon=horizon, step_cap=step_cap),
+        "meta_actions": meta,
     }
 
 
 def to_markdown(results: dict[str, Any]) -> str:
     """The results as a Markdown report."""
-    par, meta = results["parallel"], results["meta_actions"]
+    par, meta = results["parallel"], results["meta_actions"]  # meta: env id -> comparison
     lines = [
         "# MCTD benchmark",
         "",
@@ -210,21 +228,25 @@ def to_markdown(results: dict[str, Any]) -> str:
         phases = " | ".join(f"{ph[p]:.0f} ({pr[p]:.1f}x)" for p in ("denoise", "continue", "score"))
         lines.append(f"| {r['k']} | {r['expansions']} | {r['rounds']} | {r['ms_per_search']:.1f} | "
                      f"{r['expansions_per_s']:.0f} | {r['ratio_vs_k1']:.2f}x | {phases} | {r['rollout_calls']:.1f} |")
-    lines += [
-        "",
-        f"## Meta-action families: closed loop, {len(meta['seeds'])} episodes from seed {meta['seeds'][0]}, "
-        f"budget {meta['max_expansions']} expansions per decision"
-        + (f", step cap {meta['step_cap']}" if meta["step_cap"] else ""),
-        "",
-        "| family | (temperature, w) per meta-action | success | successes / 1k expansions | "
-        "expansions / episode | searches that found the goal | mean steps | median plan ms |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, f in meta["families"].items():
-        table = ", ".join(f"({t:g}, {w:g})" for t, w in f["meta_table"])
-        lines.append(f"| {name} | {table} | {f['success_rate']:.2f} | {f['successes_per_1k_expansions']:.2f} | "
-                     f"{f['mean_expansions_per_episode']:.0f} | {f['goal_found_rate']:.2f} | "
-                     f"{f['mean_steps']:.1f} | {f['median_plan_ms']:.1f} |")
+    for env_id, m in meta.items():
+        lines += [
+            "",
+            f"## Meta-action families on {env_id}: closed loop, {len(m['seeds'])} episodes from seed "
+            f"{m['seeds'][0]}, budget {m['max_expansions']} expansions per decision"
+            + (f", step cap {m['step_cap']}" if m["step_cap"] else ""),
+            "",
+            f"Model: {m.get('model', results['model'])}",
+            "",
+            "| family | (temperature, w) per meta-action | success | successes / 1k expansions | "
+            "expansions / episode | searches that found the goal | mean steps | path ratio | median plan ms |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, f in m["families"].items():
+            table = ", ".join(f"({t:g}, {w:g})" for t, w in f["meta_table"])
+            ratio = "-" if f["path_ratio"] is None else f"{f['path_ratio']:.3f}"
+            lines.append(f"| {name} | {table} | {f['success_rate']:.3f} | {f['successes_per_1k_expansions']:.2f} | "
+                         f"{f['mean_expansions_per_episode']:.1f} | {f['goal_found_rate']:.2f} | "
+                         f"{f['mean_steps']:.1f} | {ratio} | {f['median_plan_ms']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -249,7 +271,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--expansions", type=int, default=64, help="expansions per search in the speed test")
     parser.add_argument("--speed-seeds", type=int, default=3, help="start states in the speed test")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timing passes in the speed test (median)")
-    parser.add_argument("--meta-episodes", type=int, default=5, help="maze episodes per meta-action family")
+    parser.add_argument("--meta-episodes", type=int, default=5, help="episodes per meta-action family and env")
+    parser.add_argument("--meta-envs", nargs="+", default=[MAZE_ID, FOURROOMS_ID],
+                        help="envs of the meta-action comparison")
     parser.add_argument("--budget", type=int, default=None, help="expansions per decision (default: MCTDConfig's)")
     parser.add_argument("--step-cap", type=int, default=None, help="stop an episode after N steps (default: env's)")
     parser.add_argument("--out-dir", default="benchmarks/results", help="where to write mctd_speed.{md,json}")
@@ -260,7 +284,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
     results = run_benchmark(args.checkpoint, tuple(args.ks), args.expansions, args.speed_seeds,
-                            args.meta_episodes, args.budget, args.step_cap, repeats=args.repeats)
+                            args.meta_episodes, args.budget, args.step_cap, repeats=args.repeats,
+                            meta_envs=tuple(args.meta_envs))
     results["command"] = " ".join(["python -m benchmarks.mctd_speed", *(sys.argv[1:] if argv is None else argv)])
     results["seconds"] = time.perf_counter() - start
     if args.note:

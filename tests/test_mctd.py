@@ -439,7 +439,9 @@ def test_benchmark_runs_tiny(untrained, tmp_path):
     assert [r["expansions"] for r in speed["rows"]] == [8, 8] and speed["rows"][0]["ratio_vs_k1"] == 1.0
     meta = meta_action_success(untrained, seeds=(1_000_000,), max_expansions=4, step_cap=3)
     assert set(meta["families"]) == {"temperature", "cfg"}
+    assert all(f["per_episode"][0]["optimal_steps"] > 0 for f in meta["families"].values())
     results = {"model": "tiny", "env": "maze", "torch": torch.__version__, "threads": 1, "processor": "cpu",
-               "parallel": speed, "meta_actions": meta, "command": "test"}
+               "parallel": speed, "meta_actions": {"maze": meta}, "command": "test"}
     json_path, md_path = write_results(results, tmp_path)
     assert json_path.is_file() and "| 4 |" in md_path.read_text() and to_markdown(results).startswith("# MCTD")
+    assert "Meta-action families on maze" in md_path.read_text()
