@@ -31,7 +31,7 @@ routes through a pose was taken matters less than finding one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -65,6 +65,20 @@ class Window:
     def end(self) -> Pose:
         """The pose the window leads to."""
         return self.poses[-1]
+
+
+@dataclass
+class _Row:
+    """One plan being continued: ``out [max_actions]`` its actions (a view into the result),
+    ``used`` how many are written, ``pose`` where it is, ``started`` its window starts (pose ->
+    action index), ``path`` the pose before each written action, ``last`` its latest window."""
+
+    out: np.ndarray
+    pose: Pose
+    used: int = 0
+    started: dict[Pose, int] = field(default_factory=dict)
+    path: list[Pose] = field(default_factory=list)
+    last: Window | None = None
 
 
 class GreedyContinuation:
@@ -109,75 +123,67 @@ class GreedyContinuation:
         Returns ``[K, n]`` actions, ``n`` the most any row used (NOOP once a row reached the
         goal or lava, and for rows that were not live).
         """
-        k = len(poses)
-        out = np.full((k, self.max_actions), NOOP, dtype=np.int64)
-        used = np.zeros(k, dtype=np.int64)
-        pose: list[Pose] = [(int(x), int(y), int(d)) for x, y, d in np.asarray(poses).reshape(-1, 3)]
-        started: list[dict[Pose, int]] = [{} for _ in range(k)]  # row -> {window start pose: action index}
-        path: list[list[Pose]] = [[] for _ in range(k)]  # row -> pose before each of its actions
-        last: list[Window | None] = [None] * k  # row -> the window it replayed last
-        active = [r for r in range(k) if live[r]]
+        out = np.full((len(poses), self.max_actions), NOOP, dtype=np.int64)
+        rows = [_Row(out[i], (int(x), int(y), int(d))) for i, (x, y, d) in enumerate(np.asarray(poses).reshape(-1, 3))]
+        active = [row for row, alive in zip(rows, live) if alive]
         while active:
-            waiting = [r for r in active if self._advance(r, pose, started[r], path[r], out[r], used, last)]
+            waiting = [row for row in active if self._advance(row)]
             if not waiting:
                 break
-            needed = list(dict.fromkeys(pose[r] for r in waiting))
-            guesses = [last[r].ahead for r in waiting if self.speculate and last[r] is not None]
+            needed = list(dict.fromkeys(row.pose for row in waiting))
+            guesses = [row.last.ahead for row in waiting if self.speculate and row.last is not None]
             extra = [g for g in dict.fromkeys(guesses) if g is not None and g not in self.windows and g not in needed]
             self._decode(needed + extra)
             active = waiting
-        return out[:, : int(used.max(initial=0))]
+        return out[:, : max((row.used for row in rows), default=0)]
 
-    def _advance(self, row: int, pose: list[Pose], started: dict[Pose, int], path: list[Pose],
-                 out: np.ndarray, used: np.ndarray, last: list[Window | None]) -> bool:
-        """Replay known windows for ``row`` (``out [W * E]``); True if it waits for a decode."""
+    def _advance(self, row: _Row) -> bool:
+        """Replay known windows for ``row``; True if it waits for a decode at ``row.pose``."""
         execute, limit = self.execute, self.max_actions
-        while used[row] + execute <= limit:
-            here, at = pose[row], int(used[row])
-            if self._merge(here, [], [], path, out, used, row):
+        while row.used + execute <= limit:
+            here, at = row.pose, row.used
+            if self._merge(row, here, [], []):
                 return False
-            if here in started:  # back at a window start: the same windows repeat forever
-                first = started[here]
-                out[at:] = np.resize(out[first:at], limit - at)
-                used[row] = limit
+            if here in row.started:  # back at a window start: the same windows repeat forever
+                first = row.started[here]
+                row.out[at:] = np.resize(row.out[first:at], limit - at)
+                row.used = limit
                 return False
             window = self.windows.get(here)
             if window is None:
                 return True
             for j in range(1, window.steps):  # a goal-reaching route through the window's inside
-                if self._merge(window.poses[j], window.actions[:j].tolist(), list(window.poses[:j]), path, out,
-                               used, row):
+                if self._merge(row, window.poses[j], window.actions[:j].tolist(), list(window.poses[:j])):
                     return False
-            started[here] = at
-            last[row] = window
-            out[at : at + execute] = window.actions
-            path.extend(window.poses[:execute])
-            used[row] += execute
-            pose[row] = window.end
+            row.started[here] = at
+            row.last = window
+            row.out[at : at + execute] = window.actions
+            row.path.extend(window.poses[:execute])
+            row.used += execute
+            row.pose = window.end
             if window.status == SUCCESS:
-                self._remember(out[: at + window.steps], path[: at + window.steps])
+                self._remember(row.out[: at + window.steps], row.path[: at + window.steps])
             if window.status != RUNNING:
                 return False
         return False
 
-    def _merge(self, at_pose: Pose, actions: list[int], poses: list[Pose], path: list[Pose], out: np.ndarray,
-               used: np.ndarray, row: int) -> bool:
-        """If ``at_pose`` (reached after ``actions`` through ``poses`` from the row's current
-        pose) is on a known goal-reaching continuation that fits the row's budget, write the
-        row's way to the goal and return True."""
+    def _merge(self, row: _Row, at_pose: Pose, actions: list[int], poses: list[Pose]) -> bool:
+        """If ``at_pose`` (reached after ``actions`` through ``poses`` from ``row.pose``) is on a
+        known goal-reaching continuation that fits the row's budget, write the row's way to the
+        goal and return True."""
         if not self.merge_goals or at_pose not in self.to_goal:
             return False
         known, index = self.to_goal[at_pose]
         tail = known[index:]
-        start = int(used[row])
+        start = row.used
         end = start + len(actions) + len(tail)
         if end > self.max_actions:
             return False
-        out[start : start + len(actions)] = actions
-        out[start + len(actions) : end] = tail
-        path.extend(poses)
-        used[row] = end
-        self._remember(out[: start + len(actions)], path, tail_of=(known, index))
+        row.out[start : start + len(actions)] = actions
+        row.out[start + len(actions) : end] = tail
+        row.path.extend(poses)
+        row.used = end
+        self._remember(row.out[: start + len(actions)], row.path, tail_of=(known, index))
         return True
 
     def _remember(self, actions: np.ndarray, poses: list[Pose],
