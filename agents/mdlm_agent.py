@@ -181,9 +181,7 @@ class MDLMAgent:
 
     def forbid_tensor(self, first: np.ndarray) -> Tensor:
         """[B, V] forbidden first tokens -> the sampler's [B, H, V] mask (later positions free)."""
-        forbid = torch.zeros(first.shape[0], self.horizon, NUM_ACTIONS, dtype=torch.bool)
-        forbid[:, 0] = torch.from_numpy(first)
-        return forbid.to(self.device)
+        return first_position_mask(first, self.horizon).to(self.device)
 
     @staticmethod
     def _pop_action(state: EpisodeState, layout: np.ndarray, pose: Pose) -> int:
@@ -195,6 +193,14 @@ class MDLMAgent:
     def stats(self) -> dict[str, float]:
         """Plans sampled so far."""
         return {"plans_sampled": self.plans}
+
+
+def first_position_mask(first: np.ndarray, horizon: int) -> Tensor:
+    """``[B, V]`` bool tokens forbidden at position 0 -> the sampler's ``forbid`` ``[B, H, V]``
+    (later positions free)."""
+    forbid = torch.zeros(first.shape[0], horizon, NUM_ACTIONS, dtype=torch.bool)
+    forbid[:, 0] = torch.from_numpy(first)
+    return forbid
 
 
 def forbidden_first_actions(layout: np.ndarray, pose: Pose, visited: Collection[Pose] = ()) -> np.ndarray:

@@ -137,38 +137,29 @@ def guided_logits(model: torch.nn.Module, tokens: Tensor, state_emb: Tensor, nul
     as in one MCTD search) rows with equal tokens share one conditional and one unconditional
     row of the forward.
     """
-    guided = guidance != 1.0  # [B]
-    if shared_state and tokens.shape[0] > 1:
-        unique, inverse = torch.unique(tokens, dim=0, return_inverse=True)  # [U, L], [B]
-        n = len(unique)
-        if n < len(tokens):
-            ratio = torch.zeros(n, dtype=mask_ratio.dtype, device=mask_ratio.device)
-            ratio = ratio.index_copy(0, inverse, mask_ratio)  # equal tokens, equal ratios
-            uses_null = torch.zeros(n, dtype=torch.bool, device=tokens.device)
-            if null_emb is not None:
-                uses_null[inverse[guided]] = True
-            idx = uses_null.nonzero().squeeze(1)  # unique rows some guided row needs unconditioned
-            out = model.forward_tokens(torch.cat([unique, unique[idx]]),
-                                       torch.cat([state_emb[:n]] + ([null_emb[: len(idx)]] if len(idx) else [])),
-                                       torch.cat([ratio, ratio[idx]])).float()
-            cond = out[:n][inverse]  # [B, L, V]
-            if not len(idx):
-                return cond
-            uncond = torch.zeros_like(out[:n]).index_copy(0, idx, out[n:])[inverse]
-            w = guidance.view(-1, 1, 1)
-            return torch.where(guided.view(-1, 1, 1), uncond + w * (cond - uncond), cond)
-    if null_emb is None or not bool(guided.any()):
-        return model.forward_tokens(tokens, state_emb, mask_ratio).float()
-    idx = guided.nonzero().squeeze(1)
-    out = model.forward_tokens(
-        torch.cat([tokens, tokens[idx]]),
-        torch.cat([state_emb, null_emb[idx]]),
-        torch.cat([mask_ratio, mask_ratio[idx]]),
-    ).float()
     b = tokens.shape[0]
-    cond, uncond = out[:b], out[b:]
-    w = guidance[idx].view(-1, 1, 1)
-    return cond.index_copy(0, idx, uncond + w * (cond[idx] - uncond))
+    guided = (guidance != 1.0) & (null_emb is not None)  # [B] rows that need an unconditional pass
+    rows, inverse, ratio = tokens, None, mask_ratio  # the forward's conditional rows
+    if shared_state and b > 1:
+        unique, where = torch.unique(tokens, dim=0, return_inverse=True)  # [U, L], [B]
+        if len(unique) < b:
+            rows, inverse = unique, where
+            ratio = torch.zeros(len(unique), dtype=mask_ratio.dtype, device=mask_ratio.device)
+            ratio = ratio.index_copy(0, inverse, mask_ratio)  # equal tokens, equal ratios
+    n = rows.shape[0]
+    needs_null = torch.zeros(n, dtype=torch.bool, device=tokens.device)
+    needs_null[guided if inverse is None else inverse[guided]] = True
+    idx = needs_null.nonzero().squeeze(1)  # conditional rows that also run unconditioned
+    if not len(idx):
+        cond = model.forward_tokens(rows, state_emb[:n], ratio).float()
+        return cond if inverse is None else cond[inverse]
+    out = model.forward_tokens(torch.cat([rows, rows[idx]]), torch.cat([state_emb[:n], null_emb[idx]]),
+                               torch.cat([ratio, ratio[idx]])).float()
+    cond, uncond = out[:n], torch.zeros_like(out[:n]).index_copy(0, idx, out[n:])
+    if inverse is not None:
+        cond, uncond = cond[inverse], uncond[inverse]  # [B, L, V]
+    w = guidance.view(-1, 1, 1)
+    return torch.where(guided.view(-1, 1, 1), uncond + w * (cond - uncond), cond)
 
 
 @torch.no_grad()

@@ -226,7 +226,6 @@ class MCTDPlanner:
         self.config = config or MCTDConfig()
         self.device = next(model.parameters()).device
         self.generator = generator if generator is not None else torch.Generator(device=self.device).manual_seed(0)
-        self._num_actions = int(model.config.num_actions)
         table = self.config.meta_table()
         self._meta_temperature = torch.tensor([t for t, _ in table], dtype=torch.float64)
         self._meta_guidance = torch.tensor([w for _, w in table], dtype=torch.float32)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from agents.mdlm_agent import forbidden_first_actions
+from agents.mdlm_agent import first_position_mask, forbidden_first_actions
 from envs.dynamics import RUNNING, SUCCESS, simulate_plans
 from envs.observation import place_agent, to_model_input
 from maze_mdlm.sampler import sample
@@ -201,8 +201,7 @@ class GreedyContinuation:
         """One batched greedy decode of a window from each of ``poses`` (distinct, new)."""
         arr = np.array(poses, dtype=np.int64)  # [R, 3]
         inputs = to_model_input(place_agent(self.layout, arr), arr[:, 2])
-        forbid = torch.zeros(len(arr), self.horizon, int(self.model.config.num_actions), dtype=torch.bool)
-        forbid[:, 0] = torch.from_numpy(np.stack([forbidden_first_actions(self.layout, p) for p in poses]))
+        forbid = first_position_mask(np.stack([forbidden_first_actions(self.layout, p) for p in poses]), self.horizon)
         tokens = sample(self.model, inputs["grid"].to(self.device), inputs["direction"].to(self.device),
                         self.horizon, self.steps, forbid=forbid.to(self.device), generator=self.generator,
                         stop_after=self.execute)
