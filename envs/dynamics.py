@@ -1,9 +1,11 @@
-"""Side-effect-free symbolic dynamics of MiniGrid navigation on an encoded grid.
+"""Side-effect-free symbolic dynamics on an encoded grid, batched over plans.
 
-Exact for the navigation actions ``left``, ``right`` and ``forward`` (verified step for step
-against MiniGrid's own ``step`` in the tests): walls, closed doors and objects block, lava ends
-the episode as a failure, the goal ends it as a success. Other actions leave the pose unchanged;
-in :func:`simulate_plans` MiniGrid's ``done`` action (6) marks the end of a plan.
+:func:`simulate_plans` is the navigation fast path (MCTD's inner loop on worlds without object
+actions): exact for ``left``, ``right`` and ``forward`` (verified step for step against MiniGrid's
+own ``step`` in the tests): walls, closed doors and objects block, lava ends the episode as a
+failure, the goal ends it as a success. Other actions leave the pose unchanged; MiniGrid's
+``done`` action (6) marks the end of a plan. :func:`simulate_world` runs ``[B, H]`` plans under
+all seven actions and a task (:mod:`envs.world` holds the rules and the one-step reference).
 
 Poses are ``(x, y, direction)`` with MiniGrid's direction convention (0 right, 1 down, 2 left,
 3 up). Layouts are ``[W, H, 3]`` uint8 encodings without the agent (see
@@ -15,21 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from minigrid.core.constants import OBJECT_TO_IDX, STATE_TO_IDX
+from minigrid.core.constants import OBJECT_TO_IDX
 
-LEFT, RIGHT, FORWARD, DONE = 0, 1, 2, 6
-RUNNING, SUCCESS, FAILURE = 0, 1, 2
-DIR_DX = np.array([1, 0, -1, 0], dtype=np.int64)
-DIR_DY = np.array([0, 1, 0, -1], dtype=np.int64)
-
-_OVERLAPPABLE = ("empty", "floor", "goal", "lava")
-
-
-def passable(layout: np.ndarray) -> np.ndarray:
-    """Boolean ``[W, H]``: cells the agent may enter (as MiniGrid's ``can_overlap``)."""
-    obj, state = layout[:, :, 0], layout[:, :, 2]
-    ok = np.isin(obj, [OBJECT_TO_IDX[name] for name in _OVERLAPPABLE])
-    return ok | ((obj == OBJECT_TO_IDX["door"]) & (state == STATE_TO_IDX["open"]))
+from envs.world import (  # noqa: F401  (re-exported: the dynamics' public names)
+    DIR_DX, DIR_DY, DONE, DROP, FAILURE, FORWARD, LEFT, PICKUP_ACTION, RIGHT, RUNNING, SUCCESS,
+    TOGGLE, WorldState, passable, world_step,
+)
 
 
 def step(layout: np.ndarray, pose: tuple[int, int, int], action: int) -> tuple[tuple[int, int, int], int]:
