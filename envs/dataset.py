@@ -28,7 +28,7 @@ import numpy as np
 from envs.files import atomic_write
 from envs.dynamics import DIR_DX, DIR_DY, FORWARD, LEFT, RIGHT
 from envs.observation import AGENT, EMPTY_CELL, GRID_SIZE
-from envs.world import BOX, OBJECT_ACTIONS, WorldState, world_step
+from envs.world import OBJECT_ACTIONS, WorldState, world_step
 
 MAGIC = b"MAZEMDLM-DATA\n"
 FORMAT = "maze-mdlm-dataset"

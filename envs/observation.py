@@ -185,7 +185,7 @@ def to_model_input(images: np.ndarray, directions: np.ndarray, carrying: np.ndar
     direction = torch.as_tensor(np.asarray(directions), dtype=torch.long)
     n = grid.shape[0]
     if carrying is None:
-        carrying = np.broadcast_to(np.asarray(EMPTY_CELL, dtype=np.int64), (n, 3))
+        carrying = np.tile(np.asarray(EMPTY_CELL, dtype=np.int64), (n, 1))
     if tasks is None:
         tasks = np.zeros((n, TASK_DIM), dtype=np.int64)
     return {
@@ -268,8 +268,13 @@ class FullGridObsWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArgs
     GRID_PRESERVING = (0, 1, 2)
 
     def reset(self, **kwargs: Any):
+        """``(obs, info)``; ``info["boxes"]`` lists ``((x, y), contents)`` of every closed box:
+        privileged (not in MiniGrid's observation), read only by the oracle ``BFSAgent``."""
         self._layout, self._task = None, None
-        return super().reset(**kwargs)
+        obs, info = super().reset(**kwargs)
+        from envs.world import state_from_env
+
+        return obs, {**info, "boxes": [b for b in state_from_env(self.env).boxes if b[0] != "carried"]}
 
     def step(self, action: Any):
         if not self._cache_grid or int(action) not in self.GRID_PRESERVING:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from minigrid.core.constants import OBJECT_TO_IDX, STATE_TO_IDX
 
-from envs.tasks import FETCH, GOAL, GOTO, OPEN, OPEN_SEQ, PICKUP, PUTNEAR, BoundTask, Task
+from envs.tasks import FETCH, GOTO, OPEN, OPEN_SEQ, PICKUP, PUTNEAR, BoundTask, Task
 
 LEFT, RIGHT, FORWARD, PICKUP_ACTION, DROP, TOGGLE, DONE = range(7)
 OBJECT_ACTIONS = (PICKUP_ACTION, DROP, TOGGLE)
@@ -97,7 +97,6 @@ def world_step(state: WorldState, action: int, task: BoundTask | None = None) ->
     fx, fy = state.front()
     layout, carrying, boxes = state.layout, state.carrying, dict(state.boxes)
     front = tuple(int(v) for v in layout[fx, fy])
-    kind = task.task.kind if task is not None else GOAL
     status = RUNNING
     pose = state.pose
     changed = False  # the layout array is copied only when a cell changes
