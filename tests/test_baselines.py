@@ -13,7 +13,7 @@ from agents.base import Agent, parse_observation
 from agents.baselines import BFSAgent, RandomAgent
 from agents.registry import make_agent
 from envs import FOURROOMS_ID, MAZE_ID, FullGridObsWrapper, ObservationError
-from envs.dynamics import DONE
+from envs.dynamics import DONE, RIGHT
 from envs.seeds import EVAL_SEED_START
 from maze_mdlm.evaluation import evaluate, summarize
 
