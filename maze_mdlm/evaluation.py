@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from envs.collect import make_env
-from envs.expert import solve_env
+from envs.expert import UNSOLVABLE, ExpertBudgetError, solve_env
 from envs.observation import FullGridObsWrapper
 
 DEFAULT_BATCH_ENVS = 128  # envs in lockstep; 1.07x the episodes/s of 64 (README, "Throughput")
@@ -138,7 +138,10 @@ class _Lockstep:
         """Reset env ``slot`` with seed ``seed + index`` and start the agent's episode there."""
         env = self.envs[slot]
         obs, info = env.reset(seed=self.seed + index)
-        optimal = solve_env(env)
+        try:
+            optimal = solve_env(env)
+        except ExpertBudgetError:  # counted as unknown, never as a made-up length
+            optimal = UNSOLVABLE
         episode = _Episode(slot, index, obs, None, len(optimal) if optimal.solvable else None)
         episode.state = self.agent.new_episode(obs, info)
         self._render(episode)
