@@ -20,6 +20,17 @@ FOURROOMS_MAX_STEPS = 100  # MiniGrid FourRooms' own max_steps
 MAZE_MAX_STEPS = 2 * 19 * 19  # envs.maze.MazeEnv's default max_steps
 
 
+def env_max_steps(env_id: str) -> int:
+    """The episode limit of a registered MiniGrid env (``max_steps`` of a fresh instance)."""
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    try:
+        return int(getattr(env.unwrapped, "max_steps", FOURROOMS_MAX_STEPS))
+    finally:
+        env.close()
+
+
 class MCTDAgent:
     """Plan with MCTD, execute, replan.
 
@@ -81,16 +92,17 @@ class MCTDAgent:
 
         ``kwargs`` go to the constructor (``max_steps``, ``config`` or :class:`MCTDConfig`
         fields). ``horizon`` defaults to the checkpoint's training horizon and ``max_steps``
-        to the env's limit (722 for our maze, else 100 as FourRooms).
+        to the env's own ``max_steps`` (722 for our 19×19 mazes, 100 for FourRooms).
         """
-        from envs import FOURROOMS_ID, MAZE_ID
+        from envs import FOURROOMS_ID
         from maze_mdlm.shipped import default_checkpoint
 
         env_id = env_id or FOURROOMS_ID
         model, ckpt = load_checkpoint(path if path is not None else default_checkpoint(env_id), model_type="mdlm")
         if "config" not in kwargs:
             kwargs.setdefault("horizon", int(ckpt.get("train_config", {}).get("horizon", 32)))
-        kwargs.setdefault("max_steps", MAZE_MAX_STEPS if env_id == MAZE_ID else FOURROOMS_MAX_STEPS)
+        if "max_steps" not in kwargs:
+            kwargs["max_steps"] = env_max_steps(env_id)
         return cls(model, seed=seed, **kwargs)
 
     def reset(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
