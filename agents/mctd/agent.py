@@ -31,6 +31,9 @@ def env_max_steps(env_id: str) -> int:
         env.close()
 
 
+FALLBACKS = ("policy", "plan", "heuristic")  # "heuristic" is the 0.3 name of "plan"
+
+
 class MCTDAgent:
     """Plan with MCTD, execute, replan.
 
@@ -69,8 +72,8 @@ class MCTDAgent:
                  config: MCTDConfig | None = None, num_threads: int | None = 1, fallback: str = "policy",
                  **overrides: Any):
         config = dataclasses.replace(config or MCTDConfig(), **overrides)
-        if fallback not in ("policy", "heuristic"):
-            raise ValueError(f"fallback must be 'policy' or 'heuristic', got {fallback!r}")
+        if fallback not in FALLBACKS:
+            raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         self.model = model.eval()
@@ -82,6 +85,7 @@ class MCTDAgent:
         self.policy = MDLMAgent(self.model, horizon=config.horizon, seed=seed, num_threads=num_threads)
         self._queue: list[int] = []
         self._expected: tuple[int, int, int] | None = None
+        self._visited: set[tuple[int, int]] = set()  # cells of the episode so far
         self.last_search: SearchResult | None = None  # the latest search's tree and result
         self.records: list[dict[str, float]] = []  # one dict per decision that planned
 
@@ -109,6 +113,7 @@ class MCTDAgent:
         """Start an episode (validates the observation; the generator is not reseeded)."""
         parse_observation(obs)
         self._queue, self._expected = [], None
+        self._visited: set[tuple[int, int]] = set()
         self.policy.reset(obs, info)
 
     def plan(self, obs: Mapping[str, Any]) -> list[int]:
@@ -119,7 +124,7 @@ class MCTDAgent:
     def _plan(self, image: np.ndarray, layout: np.ndarray, pose: tuple[int, int, int],
               obs: Mapping[str, Any]) -> list[int]:
         with torch_threads(self.num_threads):
-            result = self.planner.search(image, layout, pose, self.max_steps)
+            result = self.planner.search(image, layout, pose, self.max_steps, visited=self._visited)
         self.last_search = result
         self.records.append({
             "expansions": result.expansions,
@@ -136,6 +141,7 @@ class MCTDAgent:
     def act(self, obs: Mapping[str, Any]) -> int:
         """The next action (0 left, 1 right, 2 forward); plans when needed."""
         image, layout, pose = parse_observation(obs)
+        self._visited.add(pose[:2])
         if not self._queue or pose != self._expected:
             self._queue = self._plan(image, layout, pose, obs)
         action = self._queue.pop(0)
@@ -146,13 +152,16 @@ class MCTDAgent:
         """Search statistics over every decision that planned so far.
 
         ``decisions``, ``mean_expansions``, ``mean_plan_ms``, ``median_plan_ms``,
-        ``mean_rounds``, ``mean_nodes``, ``max_depth`` (deepest node of any tree) and
-        ``goal_found_rate`` (fraction of searches that found a goal-reaching plan).
+        ``plan_ms_p50``, ``plan_ms_p95``, ``plan_ms_p99`` (percentiles of the search time of a
+        decision that planned), ``mean_rounds``, ``mean_nodes``, ``max_depth`` (deepest node of
+        any tree) and ``goal_found_rate`` (fraction of searches that found a goal-reaching plan).
         """
         recs = self.records
         if not recs:
             return {"decisions": 0, "mean_expansions": 0.0, "mean_plan_ms": 0.0, "median_plan_ms": 0.0,
+                    "plan_ms_p50": 0.0, "plan_ms_p95": 0.0, "plan_ms_p99": 0.0,
                     "mean_rounds": 0.0, "mean_nodes": 0.0, "max_depth": 0, "goal_found_rate": 0.0}
+        plan_ms = np.array([r["plan_ms"] for r in recs])
 
         def mean(key: str) -> float:
             return float(np.mean([r[key] for r in recs]))
@@ -161,7 +170,10 @@ class MCTDAgent:
             "decisions": len(recs),
             "mean_expansions": mean("expansions"),
             "mean_plan_ms": mean("plan_ms"),
-            "median_plan_ms": float(np.median([r["plan_ms"] for r in recs])),
+            "median_plan_ms": float(np.median(plan_ms)),
+            "plan_ms_p50": float(np.percentile(plan_ms, 50)),
+            "plan_ms_p95": float(np.percentile(plan_ms, 95)),
+            "plan_ms_p99": float(np.percentile(plan_ms, 99)),
             "mean_rounds": mean("rounds"),
             "mean_nodes": mean("nodes"),
             "max_depth": int(max(r["max_depth"] for r in recs)),

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Collection
 
 import numpy as np
 import torch
@@ -68,6 +68,7 @@ from maze_mdlm.sampler import unmask
 from maze_mdlm.tokens import END
 
 META_FAMILIES = ("cfg", "temperature")
+PARTIAL_SCORES = ("manhattan", "novelty")
 NAVIGATION = (LEFT, RIGHT, FORWARD)
 
 
@@ -101,6 +102,13 @@ class MCTDConfig(PlainConfig):
     rollout_merge: bool = True  # a continuation that meets an earlier goal-reaching one follows it
     # (agents.mctd.rollout; False: exactly the plain window-by-window greedy loop)
     shortcut: bool = True  # cut the excursions out of goal-reaching plans (envs.dynamics.shortcut)
+    partial_score: str = "manhattan"  # how plans that neither reach the goal nor die rank:
+    # "manhattan" (final cell near the goal) or "novelty" (cells the episode has not visited, the
+    # agent passes them; plan_scores)
+    time_budget_ms: float | None = None  # wall-clock budget per search (anytime: the best plan found
+    # when time is up; no new round starts and continuations stop decoding once it has passed; at
+    # least one round always runs). None (default): only max_expansions bounds a search, so plans
+    # do not depend on the machine's speed
 
     def __post_init__(self) -> None:
         if self.meta_actions not in META_FAMILIES:
@@ -109,6 +117,10 @@ class MCTDConfig(PlainConfig):
         self.temperatures = tuple(float(t) for t in self.temperatures)
         if not 1 <= self.num_subplans <= self.horizon:
             raise ValueError(f"num_subplans must be in [1, {self.horizon}], got {self.num_subplans}")
+        if self.partial_score not in PARTIAL_SCORES:
+            raise ValueError(f"partial_score must be one of {PARTIAL_SCORES}, got {self.partial_score!r}")
+        if self.time_budget_ms is not None and self.time_budget_ms <= 0:
+            raise ValueError(f"time_budget_ms must be > 0 or None, got {self.time_budget_ms}")
         if self.rollout_windows < 0:
             raise ValueError(f"rollout_windows must be >= 0, got {self.rollout_windows}")
         for name in ("expand_steps", "sim_steps", "max_expansions", "parallel", "rollout_steps", "rollout_execute"):
@@ -133,7 +145,8 @@ def goal_cells(layout: np.ndarray) -> np.ndarray:
 
 
 def plan_scores(layout: np.ndarray, pose: tuple[int, int, int], plans: np.ndarray,
-                max_steps: int, skip_end: bool = True) -> tuple[np.ndarray, Any]:
+                max_steps: int, skip_end: bool = True,
+                visited: Collection[tuple[int, int]] | None = None) -> tuple[np.ndarray, Any]:
     """Score ``B`` complete plans ``[B, H]`` by executing them with the symbolic dynamics.
 
     With ``skip_end`` (default) END (6) is executed as a no-op instead of ending the plan:
@@ -146,7 +159,13 @@ def plan_scores(layout: np.ndarray, pose: tuple[int, int, int], plans: np.ndarra
     * lava: 0;
     * otherwise ``0.1 * (1 - manhattan(final cell, nearest goal) / (W + H - 2))``, strictly
       below 0.1 (the final cell is never the goal), so every success outranks every
-      non-success, and among failures ending nearer the goal is better.
+      non-success, and among failures ending nearer the goal is better;
+    * with ``visited`` (the cells the episode has been in), a plan that neither reaches the goal
+      nor dies scores ``0.1 * (0.8 * novelty + 0.2 * nearness)`` instead, ``novelty`` the
+      number of cells of its path that are not in ``visited``, over the plan length + 1: plans
+      that end alive after going where the episode has not been rank first, and the Manhattan
+      nearness only breaks ties. Still strictly below 0.1 and above lava's 0 (nearness > 0 for
+      any cell but the goal).
 
     Returns:
         (scores [B] float64 in [0, 1], the :class:`envs.dynamics.PlanOutcome` of the
@@ -166,6 +185,11 @@ def plan_scores(layout: np.ndarray, pose: tuple[int, int, int], plans: np.ndarra
                                 np.cumsum(np.isin(plans, NAVIGATION), axis=1)], axis=1)  # [B, H + 1]
     t = nav_count[np.arange(len(plans)), outcome.steps]  # navigation actions executed
     scores = 0.1 * np.clip(near, 0.0, 1.0)
+    if visited is not None:
+        seen = set(visited)
+        novelty = np.array([len({(int(x), int(y)) for x, y in outcome.poses[row, : outcome.steps[row] + 1, :2]} - seen)
+                            for row in range(len(plans))], dtype=np.float64) / (plans.shape[1] + 1)
+        scores = 0.1 * (0.8 * np.clip(novelty, 0.0, 1.0) + 0.2 * np.clip(near, 0.0, 1.0)) * (1 - 1e-9)
     success = np.maximum(1.0 - 0.9 * t / float(max_steps), 0.1)
     scores = np.where(outcome.status == SUCCESS, success, scores)
     scores = np.where(outcome.status == FAILURE, 0.0, scores)
@@ -237,25 +261,32 @@ class MCTDPlanner:
 
     @torch.no_grad()
     def search(self, image: np.ndarray, layout: np.ndarray, pose: tuple[int, int, int],
-               max_steps: int, max_expansions: int | None = None) -> SearchResult:
+               max_steps: int, max_expansions: int | None = None,
+               visited: Collection[tuple[int, int]] | None = None) -> SearchResult:
         """Search for a plan from a full-grid ``image [19,19,3]`` with the agent at ``pose``.
 
         ``layout`` is the image without the agent (:func:`envs.observation.layout_of`);
-        ``max_steps`` scales the success score; ``max_expansions`` overrides the config.
+        ``max_steps`` scales the success score; ``max_expansions`` overrides the config;
+        ``visited``: the (x, y) cells the episode has been in, used by ``partial_score="novelty"``
+        (ignored with "manhattan").
         """
         cfg = self.config
         start_time = time.perf_counter()
+        deadline = None if cfg.time_budget_ms is None else start_time + cfg.time_budget_ms / 1000.0
         budget = cfg.max_expansions if max_expansions is None else max_expansions
         inputs = to_model_input(image[None], np.array([pose[2]]))
         state = self.model.encode_state(inputs["grid"].to(self.device), inputs["direction"].to(self.device))  # [1, D]
         null = self.model.null_state_embedding(1).to(state.dtype)  # [1, D]
         root = new_root(cfg.horizon, len(self._meta_guidance))
         continuation = GreedyContinuation(self.model, layout, cfg.horizon, cfg.rollout_steps, cfg.rollout_execute,
-                                          cfg.rollout_windows, self.generator, cfg.rollout_merge)
+                                          cfg.rollout_windows, self.generator, cfg.rollout_merge, deadline=deadline)
         expansions = rounds = 0
         found = False
         clock = dict.fromkeys(("denoise", "continue", "score"), 0.0)
+        seen = frozenset(visited or ()) if cfg.partial_score == "novelty" else None
         while expansions < budget and not (found and cfg.early_stop and expansions >= cfg.min_expansions):
+            if rounds and deadline is not None and time.perf_counter() >= deadline:
+                break  # anytime: keep the best plan found so far
             batch: list[tuple[Node, int, Node]] = []
             for _ in range(min(cfg.parallel, budget - expansions)):
                 picked = select_expansion(root, cfg.num_subplans, cfg.exploration)
@@ -265,7 +296,7 @@ class MCTDPlanner:
                 batch.append((node, meta, add_placeholder(node, meta)))
             if not batch:
                 break
-            found |= self._expand_and_simulate(batch, state, null, layout, pose, max_steps, continuation, clock)
+            found |= self._expand_and_simulate(batch, state, null, layout, pose, max_steps, continuation, clock, seen)
             expansions += len(batch)
             rounds += 1
         return SearchResult(root=root, best=best_node(root), expansions=expansions, rounds=rounds,
@@ -275,7 +306,8 @@ class MCTDPlanner:
 
     def _expand_and_simulate(self, batch: list[tuple[Node, int, Node]], state: Tensor, null: Tensor,
                              layout: np.ndarray, pose: tuple[int, int, int], max_steps: int,
-                             continuation: GreedyContinuation, clock: dict[str, float]) -> bool:
+                             continuation: GreedyContinuation, clock: dict[str, float],
+                             visited: frozenset | None = None) -> bool:
         """One batched round: expansion, jumpy simulation, scoring, backup. True if a plan
         reached the goal. Adds each phase's wall time to ``clock``."""
         cfg = self.config
@@ -295,16 +327,16 @@ class MCTDPlanner:
         )  # [K, H] complete (greedy jumpy denoising)
         plans_np, children_np = plans.cpu().numpy(), children.cpu().numpy()
         tic = _lap(clock, "denoise", tic)
-        scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
+        scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end, visited)
         if cfg.rollout_windows and cfg.skip_end and (outcome.status == RUNNING).any():
             tic = _lap(clock, "score", tic)
             more = continuation.extend(outcome.final_pose, outcome.status == RUNNING)  # [K, n]
             tic = _lap(clock, "continue", tic)
             plans_np = np.concatenate([plans_np, more], axis=1)
-            scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
+            scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end, visited)
         if cfg.shortcut and (outcome.status == SUCCESS).any():
             plans_np = shortcut_successes(plans_np, outcome)
-            scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
+            scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end, visited)
         for i, (_, _, child) in enumerate(batch):
             backup(child, children_np[i], plans_np[i], (outcome.status[i], outcome.steps[i]),
                    float(scores[i]), cfg.num_subplans)
