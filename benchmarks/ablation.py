@@ -11,6 +11,8 @@ with a fresh agent. Rows (each switches components off and keeps everything else
 * ``mdlm``: the MDLM closed loop as shipped (first-action rules on).
 * ``mctd tree only @B``: MCTD without policy continuation and without shortcut
   (``rollout_windows=0, shortcut=False``) at budget B expansions per search (B=1: ``parallel=1``).
+* ``mctd tree only @24, 0.3 fallback``: the same with 0.3's handling of a search that finds no
+  goal-reaching plan (``fallback="policy", partial_score="manhattan"``: one MDLM step instead).
 * ``mctd + continuation``: tree and continuation, no shortcut.
 * ``mctd + shortcut``: tree and shortcut, no continuation.
 * ``mctd full @1``: every part, budget 1 (``max_expansions=1, parallel=1``).
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -38,7 +41,7 @@ from agents.ar_agent import ARAgent
 from agents.baselines import BFSAgent
 from agents.mctd import MCTDAgent
 from agents.mdlm_agent import MDLMAgent
-from benchmarks.common import write_results
+from benchmarks.common import RESULTS, write_results
 from envs import BRAID_MAZE_ID, FOURROOMS_ID, LAVA_MAZE_ID, MAZE_ID
 from envs.seeds import EVAL_SEED_START
 from maze_mdlm.evaluation import evaluate, summarize
@@ -59,6 +62,7 @@ class Row:
 
 TREE_ONLY = {"rollout_windows": 0, "shortcut": False}
 BUDGET_1 = {"max_expansions": 1, "parallel": 1}
+OLD_FALLBACK = {"fallback": "policy", "partial_score": "manhattan"}  # 0.3: a search without a goal is thrown away
 ROWS = (
     Row("bfs", "bfs"),
     Row("ar", "ar"),
@@ -67,6 +71,7 @@ ROWS = (
     Row("mctd tree only @1", "mctd", {**TREE_ONLY, **BUDGET_1}),
     Row("mctd tree only @24", "mctd", TREE_ONLY),
     Row("mctd tree only @96", "mctd", {**TREE_ONLY, "max_expansions": 96}),
+    Row("mctd tree only @24, 0.3 fallback", "mctd", {**TREE_ONLY, **OLD_FALLBACK}),
     Row("mctd + continuation", "mctd", {"shortcut": False}),
     Row("mctd + shortcut", "mctd", {"rollout_windows": 0}),
     Row("mctd full @1", "mctd", BUDGET_1),
@@ -185,6 +190,18 @@ def to_markdown(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def merge(names: Sequence[str], name: str) -> None:
+    """Join the rows of results files ``names`` (e.g. one run per env, run side by side) into
+    ``name``; the merged file records each part's command and machine."""
+    parts = [json.loads((RESULTS / f"{part}.json").read_text()) for part in names]
+    rows = [row for part in parts for row in part["results"]["rows"]]
+    md = to_markdown(rows)
+    md = "Parts (run side by side, one per env group):\n\n" + "\n".join(
+        f"- `{p['command']}` (git {p['machine']['git_commit']})" for p in parts) + "\n\n" + md
+    write_results(name, {"rows": rows, "parts": [{"command": p["command"], "machine": p["machine"]} for p in parts]},
+                  md, module="ablation")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=list(ENVS), help="gymnasium env ids (default: %(default)s)")
@@ -193,7 +210,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=EVAL_SEED_START, help="first reset seed (held-out range)")
     parser.add_argument("--rows", nargs="+", default=None, help="row names to run (default: all)")
     parser.add_argument("--name", default="ablation", help="results file name")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="NAME",
+                        help="instead of running: join the results files NAME.json (runs split by env) into --name")
     args = parser.parse_args(argv)
+    if args.merge:
+        merge(args.merge, args.name)
+        return
 
     def show(r: dict) -> None:
         print(f"{r['env']} | {r['row']} | success {r['success_rate_all']:.3f} | path {r['path_ratio_all']} | "

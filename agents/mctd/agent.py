@@ -45,10 +45,14 @@ class MCTDAgent:
     to the env; if the best plan has nothing executable, the best-scoring plan that has is
     used, else ``forward``.
 
-    When a search finds no goal-reaching plan (the goal is beyond the horizon), the default
-    ``fallback="policy"`` takes one step of the closed-loop MDLM policy (:class:`MDLMAgent`, greedy,
-    with its no-op / revisit rules) instead of the first sub-plan ranked by the Manhattan
-    heuristic, which misleads around walls; ``fallback="heuristic"`` keeps the latter.
+    When a search finds no goal-reaching plan (the goal is beyond what the plans reach), the
+    default ``fallback="plan"`` executes the first sub-plan of the best partial plan: with the
+    default ``partial_score="novelty"`` that is the plan that ends alive after entering the most
+    cells this episode has not been in (the agent keeps the episode's cells and passes them to
+    the search). ``fallback="policy"`` (the 0.3 default) throws the search away and takes one
+    step of the closed-loop MDLM policy (:class:`MDLMAgent`, greedy, with its no-op / revisit
+    rules). ``"heuristic"`` is the 0.3 name of ``"plan"`` (with ``partial_score="manhattan"``
+    it ranks partial plans by the Manhattan heuristic, which misleads around walls).
 
     Args:
         model: an :class:`MDLMPolicy` (a trained one plans well; an untrained one still
@@ -59,7 +63,8 @@ class MCTDAgent:
             and same observations give the same plans.
         config: search hyper-parameters; any :class:`MCTDConfig` field may also be passed as
             a keyword and overrides it.
-        fallback: "policy" or "heuristic": what to execute when no plan reaches the goal.
+        fallback: "plan" (default), "policy" or "heuristic" (= "plan"): what to execute when
+            no plan reaches the goal.
         num_threads: torch intra-op threads while planning, restored afterwards (None: leave
             torch's setting alone). Default 1: the batches are small (at most 2K rows of H
             tokens), and with torch's default of 2 threads on a 2-core CPU shared with other
@@ -69,7 +74,7 @@ class MCTDAgent:
     name = "mctd"
 
     def __init__(self, model: MDLMPolicy, max_steps: int = FOURROOMS_MAX_STEPS, seed: int = 0,
-                 config: MCTDConfig | None = None, num_threads: int | None = 1, fallback: str = "policy",
+                 config: MCTDConfig | None = None, num_threads: int | None = 1, fallback: str = "plan",
                  **overrides: Any):
         config = dataclasses.replace(config or MCTDConfig(), **overrides)
         if fallback not in FALLBACKS:

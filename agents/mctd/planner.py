@@ -98,9 +98,9 @@ class MCTDConfig(PlainConfig):
     # ROLLOUT_STEPS unmasking step from the pose the dynamics reached
     rollout_execute: int = 4  # actions of each rollout window executed before resampling
     shortcut: bool = True  # cut the excursions out of goal-reaching plans (envs.dynamics.shortcut)
-    partial_score: str = "manhattan"  # how plans that neither reach the goal nor die rank:
-    # "manhattan" (final cell near the goal) or "novelty" (cells the episode has not visited, the
-    # agent passes them; plan_scores)
+    partial_score: str = "novelty"  # how plans that neither reach the goal nor die rank (plan_scores):
+    # "novelty" (cells the episode has not been in, which the agent passes; Manhattan nearness to the
+    # goal breaks ties) or "manhattan" (0.3: the final cell's nearness to the goal only)
     time_budget_ms: float | None = None  # wall-clock budget per search (anytime: the best plan found
     # when time is up; no new round starts and continuations stop decoding once it has passed; at
     # least one round always runs). None (default): only max_expansions bounds a search, so plans
