@@ -192,3 +192,35 @@ def test_no_agent_module_imports_the_expert(module):
     reached = _closure(module)
     assert not reached & FORBIDDEN, f"{module} reaches {sorted(reached & FORBIDDEN)}"
     assert not reached & ORACLE, f"{module} reaches the oracle {sorted(reached & ORACLE)}"
+
+
+# ----------------------------------------------------------------------------- CLI and benchmark
+def test_rollout_mctd_time_budget_reports_percentiles(tmp_path, capsys):
+    import json
+
+    from maze_mdlm.cli import main
+
+    report = tmp_path / "r.json"
+    rc = main(["rollout", "--agent", "mctd", "--env", "MazeMDLM/Maze-19x19-v0", "--episodes", "1",
+               "--time-budget-ms", "50", "--json", str(report)])
+    assert rc == 0, capsys.readouterr().err
+    metrics = json.loads(report.read_text())
+    assert metrics["success_rate"] == 1.0
+    assert 0 < metrics["plan_ms_p50"] <= metrics["plan_ms_p95"] <= metrics["plan_ms_p99"]
+    for bad in (["--agent", "mdlm", "--time-budget-ms", "50"], ["--agent", "mctd", "--time-budget-ms", "0"]):
+        assert main(["rollout", "--episodes", "1", *bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("maze-mdlm: error") or "usage:" in err or "error" in err
+
+
+def test_ablation_tiny(tmp_path):
+    from benchmarks import ablation
+
+    rows = ablation.run(["MazeMDLM/LavaMaze-19x19-v0"], episodes=2, blocks=2,
+                        rows=["bfs", "mctd tree only @1", "mctd full @1"])
+    assert [r["row"] for r in rows] == ["bfs", "mctd tree only @1", "mctd full @1"]
+    assert rows[0]["success"] == 1.0 and rows[0]["path_ratio"] == 1.0
+    assert rows[1]["options"] == {"rollout_windows": 0, "shortcut": False, "max_expansions": 1, "parallel": 1}
+    assert rows[2]["mean_expansions"] == 1.0 and rows[2]["decision_ms_p95"] >= rows[2]["decision_ms_p50"]
+    md = ablation.to_markdown(rows)
+    assert "## MazeMDLM/LavaMaze-19x19-v0" in md and "| bfs | 1.000 ± 0.000 | 1.000 ± 0.000 |" in md
