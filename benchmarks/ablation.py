@@ -21,9 +21,10 @@ with a fresh agent. Rows (each switches components off and keeps everything else
 
 Columns: success and path ratio as mean ± std over ``blocks`` disjoint blocks of consecutive
 seeds (one training seed per model: the spread is over evaluation episodes, not over training
-runs), median / p95 ms per decision (wall time of one ``act`` call, i.e. one env step, over
-all steps of all episodes), and for MCTD the median / p95 ms of a search and the mean
-expansions per search. Envs without a shipped checkpoint of their own (the braid and lava
+runs), median / p95 ms per decision (wall time of one ``act`` call, i.e. one env step: over
+all steps of all episodes, except for ar and mdlm, which play their episodes in lockstep and
+are timed one at a time on the first ``TIMING_EPISODES``), and for MCTD the median / p95 ms
+of a search and the mean expansions per search. Envs without a shipped checkpoint of their own (the braid and lava
 mazes) use the maze's checkpoints zero-shot.
 """
 
@@ -49,6 +50,7 @@ from maze_mdlm.shipped import SHIPPED, default_checkpoint
 
 ENVS = (MAZE_ID, FOURROOMS_ID, BRAID_MAZE_ID, LAVA_MAZE_ID)
 TIME_BUDGET_MS = 100.0
+TIMING_EPISODES = 5  # one-at-a-time episodes that time ar and mdlm (their success comes from lockstep)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,10 +127,20 @@ def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None
     return (float(np.mean(vals)), float(np.std(vals))) if vals else (None, None)
 
 
-def run_row(row: Row, env_id: str, episodes: int, blocks: int, seed: int = EVAL_SEED_START) -> dict[str, Any]:
-    """Play ``episodes`` episodes of one row; success and path ratio per block of seeds."""
+def run_row(row: Row, env_id: str, episodes: int, blocks: int, seed: int = EVAL_SEED_START,
+            timing_episodes: int = TIMING_EPISODES) -> dict[str, Any]:
+    """Play ``episodes`` episodes of one row; success and path ratio per block of seeds.
+
+    ``ar`` and ``mdlm`` (greedy, so their episodes are the same in lockstep as one at a time) play
+    all episodes in lockstep, and their ms per decision come from a separate one-at-a-time run of
+    the first ``timing_episodes`` episodes; every other row is timed on all its episodes.
+    """
     timed = TimedAgent(make_row_agent(row, env_id))
-    m = evaluate(timed, env_id, episodes, seed, batch_envs=1)
+    if row.kind in ("ar", "mdlm"):
+        m = evaluate(make_row_agent(row, env_id), env_id, episodes, seed, batch_envs=episodes)
+        evaluate(timed, env_id, min(timing_episodes, episodes), seed, batch_envs=1)
+    else:
+        m = evaluate(timed, env_id, episodes, seed, batch_envs=1)
     records = m.pop("per_episode")
     parts = [summarize(list(part)) for part in np.array_split(np.array(records, dtype=object), blocks)]
     success, success_std = mean_std([p["success_rate"] for p in parts])
