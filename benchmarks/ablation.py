@@ -42,7 +42,7 @@ from agents.ar_agent import ARAgent
 from agents.baselines import BFSAgent
 from agents.mctd import MCTDAgent
 from agents.mdlm_agent import MDLMAgent
-from benchmarks.common import RESULTS, write_results
+from benchmarks.common import RESULTS, command_line, write_results
 from envs import BRAID_MAZE_ID, FOURROOMS_ID, LAVA_MAZE_ID, MAZE_ID
 from envs.seeds import EVAL_SEED_START
 from maze_mdlm.evaluation import evaluate, summarize
@@ -233,7 +233,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{r['env']} | {r['row']} | success {r['success_rate_all']:.3f} | path {r['path_ratio_all']} | "
               f"p50 {r['decision_ms_p50']:.1f} ms | p95 {r['decision_ms_p95']:.1f} ms | {r['seconds']:.0f} s", flush=True)
 
-    results = run(args.envs, args.episodes, args.blocks, args.seed, args.rows, on_row=show)
+    done: list[dict] = []
+    partial = RESULTS / f"{args.name}.partial.json"
+
+    def keep(r: dict) -> None:  # rows so far, in case a long run is stopped
+        show(r)
+        done.append(r)
+        partial.write_text(json.dumps({"command": command_line("ablation"), "rows": done}, indent=2) + "\n")
+
+    results = run(args.envs, args.episodes, args.blocks, args.seed, args.rows, on_row=keep)
+    partial.unlink(missing_ok=True)
     md = to_markdown(results)
     print(md)
     write_results(args.name, {"rows": results}, md, module="ablation")
