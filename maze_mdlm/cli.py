@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-import gymnasium as gym
 
 import envs
 from envs.dataset import DatasetFormatError
@@ -50,6 +49,17 @@ def _int_at_least(minimum: int, what: str):
 
 positive_int = _int_at_least(1, "positive")
 nonnegative_int = _int_at_least(0, "non-negative")
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0, with a one-line error otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
 
 
 def check_env_id(env_id: str, grid_size: int | None = None) -> None:
@@ -142,8 +152,13 @@ def cmd_rollout(args: argparse.Namespace) -> int:
             import PIL  # noqa: F401
         except ImportError:
             raise UsageError("--render needs Pillow: pip install 'maze-mdlm[render]'") from None
+    options = {}
+    if args.time_budget_ms is not None:
+        if args.agent != "mctd":
+            raise UsageError("--time-budget-ms applies to --agent mctd only")
+        options["time_budget_ms"] = args.time_budget_ms
     try:
-        agent = make_agent(args.agent, env_id=args.env, checkpoint=args.checkpoint, seed=args.seed)
+        agent = make_agent(args.agent, env_id=args.env, checkpoint=args.checkpoint, seed=args.seed, **options)
     except ValueError as err:  # missing or foreign checkpoint
         raise UsageError(f"--checkpoint: {err}") from None
     frames: list | None = [] if gif_path else None
@@ -240,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-envs", type=positive_int, default=DEFAULT_BATCH_ENVS, metavar="B",
                    help=f"environments stepped in lockstep, one batched model call per step (default "
                         f"{DEFAULT_BATCH_ENVS}); random, bfs and mctd play one episode at a time")
+    p.add_argument("--time-budget-ms", type=positive_float, default=None, metavar="MS",
+                   help="mctd only: wall-clock budget of one search in ms (anytime; results then depend on "
+                        "the machine's speed). Default: none, only the expansion budget")
     p.set_defaults(func=cmd_rollout)
     return parser
 
