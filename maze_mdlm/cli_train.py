@@ -60,6 +60,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seeds numpy, torch and the in-training eval")
     p.add_argument("--resume", action="store_true", help="continue DIR/checkpoint.pt up to --steps")
     p.add_argument("--val-every", type=nonnegative_int, default=_DEFAULTS.val_every, help="validation period (steps)")
+    p.add_argument("--log-every", type=positive_int, default=_DEFAULTS.log_every,
+                   help="period (steps) of the averaged train records in metrics.jsonl")
     p.add_argument("--eval-every", type=nonnegative_int, default=0,
                    help=f"in-env success check period (steps, 0 = only at the end); seeds from {VAL_SEED_START}")
     p.add_argument("--eval-episodes", type=nonnegative_int, default=50, help="episodes per in-env check (0 = none)")
@@ -175,7 +177,7 @@ def prepare(args: argparse.Namespace) -> TrainSetup:
                                    cond_drop_prob=ModelConfig.cond_drop_prob if args.model == "mdlm" else 0.0)
         config = TrainConfig(
             steps=args.steps, batch_size=args.batch_size, lr=args.lr, horizon=args.horizon, seed=args.seed,
-            val_every=args.val_every, eval_every=args.eval_every,
+            val_every=args.val_every, eval_every=args.eval_every, log_every=args.log_every,
             warmup_steps=min(_DEFAULTS.warmup_steps, max(args.steps // 10, 1)),
             curriculum_warmup_steps=min(_DEFAULTS.curriculum_warmup_steps, max(args.steps // 4, 1)),
             precision=args.precision, compile=args.compile,
