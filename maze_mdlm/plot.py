@@ -44,7 +44,7 @@ def plot_run(records: Sequence[dict[str, Any]], out: str | os.PathLike, title: s
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), constrained_layout=True)
-    panels = (("loss", "masked cross-entropy (nats)"), ("accuracy", "accuracy on masked tokens"))
+    panels = (("loss", "cross-entropy on predicted tokens (nats)"), ("accuracy", "accuracy on predicted tokens"))
     for ax, (key, ylabel) in zip(axes[:2], panels):
         for event, label, style in (("train", "train (window mean)", "-"), ("val", "validation (50% mask)", "o-")):
             steps, values = series(records, event, key)
