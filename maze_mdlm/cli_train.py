@@ -156,8 +156,8 @@ def prepare(args: argparse.Namespace) -> TrainSetup:
         raise UsageError(f"{ckpt_path} exists; pass --resume to continue it or choose another --out")
     if args.batch_size < 2:
         raise UsageError("--batch-size must be at least 2")
-    if not args.lr > 0:
-        raise UsageError(f"--lr must be positive, got {args.lr}")
+    if not 0 < args.lr < float("inf"):
+        raise UsageError(f"--lr must be a positive number, got {args.lr}")
     try:
         dist = distributed.from_environment()
         distributed.shard_rows(args.batch_size, dist)
@@ -185,6 +185,9 @@ def prepare(args: argparse.Namespace) -> TrainSetup:
     except ValueError as err:  # a combination the model rejects, e.g. --hidden-dim 30 with 4 heads
         raise UsageError(f"model config: {err}") from None
     episodes, sources = load_sources(args.data)
+    if args.val_every and len(episodes) < 2:
+        raise UsageError(f"validation needs at least 2 episodes, the data has {len(episodes)}; "
+                         "collect more or pass --val-every 0")
     eval_env = None
     if args.eval_episodes:
         eval_env = episodes.meta["envs"][0]

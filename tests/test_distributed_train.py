@@ -127,6 +127,7 @@ def test_compile_failure_is_one_line_and_writes_nothing(tmp_path, data_file, cap
         (["--batch-size", "15"], {"RANK": "0", "WORLD_SIZE": "2"}, "not divisible by the 2 processes"),
         (["--precision", "fp16"], {}, "--precision"),
         (["--log-every", "0"], {}, "--log-every"),
+        (["--lr", "inf"], {}, "--lr"),
         (["--data", "minari:nobody/nothing-v0"], {"MINARI_DATASETS_PATH": "{tmp}"}, "minari"),
     ],
 )

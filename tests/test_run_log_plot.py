@@ -88,3 +88,18 @@ def test_plot_draws_three_labelled_panels(tmp_path, data_file, capsys):
 def test_plot_bad_input(tmp_path, capsys):
     assert main(["plot", str(tmp_path)]) == 2
     assert "metrics.jsonl" in capsys.readouterr().err
+
+
+def test_missing_extras_exit_2_before_writing(tmp_path, data_file, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if tensorboard were not installed
+    assert main(["train", "--data", str(data_file), "--out", str(tmp_path / "run"), *TINY, "--tensorboard"]) == 2
+    assert "maze-mdlm[tensorboard]" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "metrics.jsonl").write_text('{"event": "train", "step": 1, "loss": 1.0}\n')
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["plot", str(tmp_path / "r")]) == 2
+    assert "maze-mdlm[plot]" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "metrics.png").exists()
