@@ -368,9 +368,12 @@ def cmd_export_minari(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise UsageError(f"--data {path}: no such file")
     try:
-        parse_dataset_id(args.dataset_id)
-    except Exception as err:  # noqa: BLE001 - Minari's own id check
-        raise UsageError(f"--dataset-id {args.dataset_id!r}: {err}") from None
+        version = parse_dataset_id(args.dataset_id)[2]
+    except Exception:  # noqa: BLE001 - Minari's own id check
+        version = None
+    if version is None:
+        raise UsageError(f"--dataset-id {args.dataset_id!r} is not a Minari id: (namespace/)name-vN, "
+                         "e.g. mazemdlm/fourrooms-expert-v0")
     if (Path(get_dataset_path(args.dataset_id)) / "data").exists():
         raise UsageError(f"--dataset-id {args.dataset_id} exists already at {get_dataset_path(args.dataset_id)}")
     episodes = load_episodes(path)

@@ -33,6 +33,9 @@ def test_export_load_train_round_trip(tmp_path, capsys):
     assert main(["export-minari", "--data", str(data), "--dataset-id", "mazemdlm/fourrooms-test-v0"]) == 0
     assert main(["export-minari", "--data", str(data), "--dataset-id", "mazemdlm/fourrooms-test-v0"]) == 2
     assert "exists" in capsys.readouterr().err
+    for bad in ("no-version", "bad id-v0"):
+        assert main(["export-minari", "--data", str(data), "--dataset-id", bad]) == 2
+        assert "is not a Minari id" in capsys.readouterr().err
 
     ours = load_episodes(data)
     dataset = minari.load_dataset("mazemdlm/fourrooms-test-v0")

@@ -103,3 +103,6 @@ def test_missing_extras_exit_2_before_writing(tmp_path, data_file, capsys, monke
     assert main(["plot", str(tmp_path / "r")]) == 2
     assert "maze-mdlm[plot]" in capsys.readouterr().err
     assert not (tmp_path / "r" / "metrics.png").exists()
+    monkeypatch.setitem(sys.modules, "minari", None)
+    assert main(["export-minari", "--data", str(data_file), "--dataset-id", "x/y-v0"]) == 2
+    assert "maze-mdlm[minari]" in capsys.readouterr().err
