@@ -107,6 +107,29 @@ def test_bf16_autocast_trains_and_differs_from_fp32(tmp_path, data_file):
     assert all(v.dtype == torch.float32 for v in w16.values() if v.is_floating_point())
 
 
+def test_compile_traces_the_training_forward(tmp_path, data_file, monkeypatch):
+    """--compile goes through torch.compile (dynamo; the eager backend here, to skip the C++ build) and
+    trains the same losses; the checkpoint holds the bare module's keys."""
+    compiled = []
+    real = torch.compile
+
+    def eager_compile(model, *args, **kwargs):
+        compiled.append(model)
+        return real(model, *args, backend="eager", **kwargs)
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    assert _train(data_file, tmp_path / "plain", 3) == 0
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    assert _train(data_file, tmp_path / "compiled", 3, "--compile") == 0
+    assert len(compiled) == 1 and counters["stats"]["unique_graphs"] >= 1  # the forward was traced
+    a, b = _losses(tmp_path / "plain"), _losses(tmp_path / "compiled")
+    assert all(b[s] == pytest.approx(a[s], rel=1e-5) for s in a)
+    ckpt = read_checkpoint(tmp_path / "compiled" / "checkpoint.pt")
+    assert ckpt["train_config"]["compile"] is True and not any(k.startswith("_orig_mod.") for k in ckpt["model"])
+
+
 def test_compile_failure_is_one_line_and_writes_nothing(tmp_path, data_file, capsys, monkeypatch):
     def broken(model, *args, **kwargs):
         def run(*a, **k):
