@@ -236,10 +236,6 @@ def check_compiles(trainer: Trainer) -> None:
 
 def run_training(args: argparse.Namespace, make_agent: AgentFactory | None = None) -> int:
     """Run ``train``; ``make_agent`` builds the in-training check's agent (default: the ``--model``'s)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from maze_mdlm.run_log import RunLog
-
     setup = prepare(args)
     dist, config = setup.dist, setup.config
     make_agent = make_agent or policy_agent_factory(args.model)
@@ -263,8 +259,7 @@ def run_training(args: argparse.Namespace, make_agent: AgentFactory | None = Non
             trainer.load_state_dict(setup.resume_from)
         check_compiles(trainer)
         if dist.is_main:
-            _train_main(args, setup, trainer, train_data, val_data, dataset_meta, make_agent,
-                        RunLog, (BarColumn, Progress, TextColumn, TimeRemainingColumn))
+            _train_main(args, setup, trainer, train_data, val_data, dataset_meta, make_agent)
         else:  # the other ranks only compute their shards of each batch
             trainer.fit(train_data)
     finally:
@@ -272,10 +267,13 @@ def run_training(args: argparse.Namespace, make_agent: AgentFactory | None = Non
     return 0
 
 
-def _train_main(args, setup: TrainSetup, trainer: Trainer, train_data, val_data, dataset_meta, make_agent,
-                RunLog, progress_parts) -> None:
+def _train_main(args: argparse.Namespace, setup: TrainSetup, trainer: Trainer, train_data: PlanDataset,
+                val_data: PlanDataset, dataset_meta: dict[str, Any], make_agent: AgentFactory) -> None:
     """Rank 0 (or the only process): train, log, save, evaluate."""
-    BarColumn, Progress, TextColumn, TimeRemainingColumn = progress_parts
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from maze_mdlm.run_log import RunLog
+
     config, model, eval_env = setup.config, trainer.model, setup.eval_env
     setup.out.mkdir(exist_ok=True)
 
