@@ -114,3 +114,18 @@ def test_bumping_into_walls_is_refused(tmp_path):
     _record("test/bumps-v0", env, [0], lambda e: [2, 2, 2, 2])  # forward into the east wall
     with pytest.raises(MinariFormatError, match="does not follow the actions"):
         load_minari_episodes("test/bumps-v0")
+
+
+def test_two_env_export_has_no_env_and_trains_without_the_check(tmp_path, capsys):
+    data = tmp_path / "two.data"
+    assert main(["collect-data", "--env", "MiniGrid-FourRooms-v0", "--env", "MiniGrid-Empty-8x8-v0",
+                 "--episodes", "3", "--out", str(data)]) == 0
+    assert main(["export-minari", "--data", str(data), "--dataset-id", "test/two-v0"]) == 0
+    ours, back = load_episodes(data), load_minari_episodes("test/two-v0")
+    for name in ("layouts", "start_pose", "offsets", "actions", "seeds"):
+        assert np.array_equal(getattr(back, name), getattr(ours, name)), name
+    capsys.readouterr()
+    run = tmp_path / "run"
+    assert main(["train", "--data", "minari:test/two-v0", "--out", str(run), *TINY[:-1], "3"]) == 2
+    assert "--eval-episodes 0" in capsys.readouterr().err and not run.exists()
+    assert main(["train", "--data", "minari:test/two-v0", "--out", str(run), *TINY]) == 0
