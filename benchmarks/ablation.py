@@ -204,11 +204,16 @@ def to_markdown(results: list[dict[str, Any]]) -> str:
 
 def merge(names: Sequence[str], name: str) -> None:
     """Join the rows of results files ``names`` (e.g. one run per env, run side by side) into
-    ``name``; the merged file records each part's command and machine."""
+    ``name``; a row of a later file replaces the same env's row of the same name in an earlier
+    one (a re-run of some rows). The merged file records each part's command and machine."""
     parts = [json.loads((RESULTS / f"{part}.json").read_text()) for part in names]
-    rows = [row for part in parts for row in part["results"]["rows"]]
+    keyed: dict[tuple[str, str], dict] = {}
+    for part in parts:  # a later part's row replaces an earlier one of the same env and name
+        for row in part["results"]["rows"]:
+            keyed[(row["env"], row["row"])] = row
+    rows = list(keyed.values())
     md = to_markdown(rows)
-    md = "Parts (run side by side, one per env group):\n\n" + "\n".join(
+    md = "Parts (later parts replace the rows they re-ran):\n\n" + "\n".join(
         f"- `{p['command']}` (git {p['machine']['git_commit']})" for p in parts) + "\n\n" + md
     write_results(name, {"rows": rows, "parts": [{"command": p["command"], "machine": p["machine"]} for p in parts]},
                   md, module="ablation")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,7 @@ def machine_info() -> dict[str, Any]:
 
 def command_line(module: str) -> str:
     """The command that reproduces this run of ``benchmarks.<module>``, for the results file."""
-    return " ".join(["python -m", f"benchmarks.{module}", *sys.argv[1:]])
+    return " ".join(["python -m", f"benchmarks.{module}", shlex.join(sys.argv[1:])]).rstrip()
 
 
 def write_results(name: str, results: dict[str, Any], markdown: str, out_dir: Path | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from envs import FOURROOMS_ID, MAZE_ID
+from envs import BRAID_MAZE_ID, FOURROOMS_ID, LAVA_MAZE_ID, MAZE_ID
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 SHIPPED = {
@@ -12,6 +12,11 @@ SHIPPED = {
     ("mdlm", MAZE_ID): "maze.pt",
     ("ar", FOURROOMS_ID): "fourrooms_ar.pt",
     ("ar", MAZE_ID): "maze_ar.pt",
+    # the braid and lava mazes have no model of their own: the maze's, zero-shot (README, Results)
+    ("mdlm", BRAID_MAZE_ID): "maze.pt",
+    ("mdlm", LAVA_MAZE_ID): "maze.pt",
+    ("ar", BRAID_MAZE_ID): "maze_ar.pt",
+    ("ar", LAVA_MAZE_ID): "maze_ar.pt",
 }
 
 

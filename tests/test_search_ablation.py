@@ -224,3 +224,17 @@ def test_ablation_tiny(tmp_path):
     assert rows[2]["mean_expansions"] == 1.0 and rows[2]["decision_ms_p95"] >= rows[2]["decision_ms_p50"]
     md = ablation.to_markdown(rows)
     assert "## MazeMDLM/LavaMaze-19x19-v0" in md and "| bfs | 1.000 ± 0.000 | 1.000 ± 0.000 |" in md
+
+
+def test_partial_plan_fallback_never_walks_into_lava_when_every_plan_dies():
+    net = perturbed_policy(TINY, seed=2)
+    with torch.no_grad():
+        net.final.head.bias[FORWARD] = 50.0  # every plan is forward, forward, ...
+    room = [(x, y) for x in range(1, 4) for y in range(1, 4)]
+    layout = make_layout(room, goal=(3, 3), lava=((2, 1),))
+    obs = observe(layout, (1, 1, 0))  # facing the lava
+    agent = MCTDAgent(net, seed=0, horizon=8, num_subplans=2, max_expansions=6, parallel=3, rollout_windows=0)
+    agent.reset(obs)
+    action = agent.act(obs)
+    assert not agent.last_search.found_goal
+    assert step(layout, (1, 1, 0), action)[1] == RUNNING  # a safe policy step, not forward into lava

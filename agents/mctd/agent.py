@@ -11,7 +11,7 @@ import torch
 
 from agents.base import parse_observation, torch_threads
 from agents.mdlm_agent import MDLMAgent
-from agents.mctd.planner import MCTDConfig, MCTDPlanner, SearchResult, choose_actions
+from agents.mctd.planner import MCTDConfig, MCTDPlanner, SearchResult, choose_actions, partial_plan_actions
 from envs.dynamics import step
 from maze_mdlm.checkpoint import load_checkpoint
 from maze_mdlm.model import MDLMPolicy
@@ -31,7 +31,7 @@ def env_max_steps(env_id: str) -> int:
         env.close()
 
 
-FALLBACKS = ("policy", "plan", "heuristic")  # "heuristic" is the 0.3 name of "plan"
+FALLBACKS = ("plan", "policy", "heuristic")
 
 
 class MCTDAgent:
@@ -51,8 +51,10 @@ class MCTDAgent:
     cells this episode has not been in (the agent keeps the episode's cells and passes them to
     the search). ``fallback="policy"`` (the 0.3 default) throws the search away and takes one
     step of the closed-loop MDLM policy (:class:`MDLMAgent`, greedy, with its no-op / revisit
-    rules). ``"heuristic"`` is the 0.3 name of ``"plan"`` (with ``partial_score="manhattan"``
-    it ranks partial plans by the Manhattan heuristic, which misleads around walls).
+    rules); ``"plan"`` does the same when every plan of the search died (lava) or has nothing
+    to execute. ``"heuristic"`` is 0.3's unchanged: the best-scoring executable prefix of any
+    plan, else ``forward`` (with ``partial_score="manhattan"`` it ranks partial plans by the
+    Manhattan heuristic, which misleads around walls; its last resort can step into lava).
 
     Args:
         model: an :class:`MDLMPolicy` (a trained one plans well; an untrained one still
@@ -63,8 +65,8 @@ class MCTDAgent:
             and same observations give the same plans.
         config: search hyper-parameters; any :class:`MCTDConfig` field may also be passed as
             a keyword and overrides it.
-        fallback: "plan" (default), "policy" or "heuristic" (= "plan"): what to execute when
-            no plan reaches the goal.
+        fallback: "plan" (default), "policy" or "heuristic" (0.3's): what to execute when no
+            plan reaches the goal.
         num_threads: torch intra-op threads while planning, restored afterwards (None: leave
             torch's setting alone). Default 1: the batches are small (at most 2K rows of H
             tokens), and with torch's default of 2 threads on a 2-core CPU shared with other
@@ -140,6 +142,9 @@ class MCTDAgent:
             "max_depth": result.stats["max_depth"],
             "found_goal": float(result.found_goal),
         })
+        if not result.found_goal and self.fallback == "plan":
+            actions = partial_plan_actions(result, self.config.horizon, self.config.num_subplans)
+            return actions if actions else [self.policy.act(obs)]  # every plan died: one safe policy step
         if not result.found_goal and self.fallback == "policy":
             return [self.policy.act(obs)]
         return choose_actions(result, self.config.horizon, self.config.num_subplans)

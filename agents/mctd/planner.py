@@ -382,3 +382,18 @@ def choose_actions(result: SearchResult, horizon: int, num_subplans: int) -> lis
             return actions
     return [FORWARD]
 
+
+
+def partial_plan_actions(result: SearchResult, horizon: int, num_subplans: int) -> list[int] | None:
+    """The first sub-plan of the best plan that ends alive without reaching the goal (RUNNING,
+    highest score, a non-empty executable prefix), or None when no such plan exists (every plan
+    died or has nothing to execute)."""
+    first = subplan_bounds(horizon, num_subplans, 0)[1]
+    alive = sorted((n for n in result.root.iter_nodes()
+                    if n.own_value is not None and n.outcome is not None and n.outcome[0] == RUNNING),
+                   key=lambda n: -n.own_value)  # stable: first found wins ties
+    for node in alive:
+        actions = executable_prefix(node, first)
+        if actions:
+            return actions
+    return None
