@@ -20,12 +20,17 @@ class BFSAgent:
 
     name = "bfs"
 
+    def __init__(self) -> None:
+        self.last_plan: list[int] = []  # the optimal plan from the latest act()'s observation
+
     def reset(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
         parse_observation(obs)  # fail early on a partial view
+        self.last_plan = []
 
     def act(self, obs: Mapping[str, Any]) -> int:
         _, layout, pose = parse_observation(obs)
         plan = solve(layout, pose)
+        self.last_plan = [int(a) for a in plan.actions] if plan.solvable else []
         return plan.actions[0] if plan.solvable and len(plan) else DONE
 
 
@@ -35,7 +40,13 @@ class RandomAgent:
     name = "random"
 
     def __init__(self, seed: int = 0):
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
+
+    def seed_episode(self, episode_seed: int) -> None:
+        """Restart the generator from ``(seed, episode_seed)``, so that an episode does not depend
+        on the ones before it (:func:`maze_mdlm.evaluation.evaluate` calls it per episode)."""
+        self.rng = np.random.default_rng([self.seed, int(episode_seed)])
 
     def reset(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
         parse_observation(obs)

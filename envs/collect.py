@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from contextlib import nullcontext
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -54,6 +54,7 @@ def collect(
     workers: int = 1,
     on_progress: Callable[[int], None] | None = None,
     command: str = "",
+    map_chunks: Callable[[Callable[[Any], Any], list], Iterable[Any]] | None = None,
 ) -> Episodes:
     """Run the BFS expert on ``episodes`` seeds of each env. Unsolvable seeds are skipped.
 
@@ -64,6 +65,8 @@ def collect(
         workers: worker processes (1 = in-process).
         on_progress: called with the number of episodes just finished.
         command: the command line, recorded in the file's metadata.
+        map_chunks: ``map_chunks(func, jobs)`` yields ``func(job)`` for each job in order, e.g.
+            :func:`maze_mdlm.ray_tools.ray_map` (Ray tasks); replaces the worker pool.
     """
     jobs = [
         (env_id, start, min(start + CHUNK, seed + episodes))
@@ -71,8 +74,10 @@ def collect(
         for start in range(seed, seed + episodes, CHUNK)
     ]
     results = []
-    with mp.get_context("spawn").Pool(workers) if workers > 1 else nullcontext() as pool:
-        for result in (pool.imap(_solve_chunk, jobs) if pool else map(_solve_chunk, jobs)):
+    local_pool = workers > 1 and map_chunks is None
+    with mp.get_context("spawn").Pool(workers) if local_pool else nullcontext() as pool:
+        mapper = map_chunks or (pool.imap if pool else map)
+        for result in mapper(_solve_chunk, jobs):
             results.append(result)
             if on_progress:
                 on_progress(len(result[1]))
