@@ -76,6 +76,7 @@ class MCTDAgent:
         self.last_search_pose: tuple[int, int, int] | None = None  # the pose it searched from
         self.last_plan: list[int] = []  # the actions held at the latest act(), the returned one first
         self._fell_back = False  # the latest plan is the policy's step (no goal-reaching plan found)
+        self._chosen: tuple[int, ...] = ()  # the actions the latest search queued
         self.records: list[dict[str, float]] = []  # one dict per decision that planned
 
     @classmethod
@@ -131,14 +132,13 @@ class MCTDAgent:
     @property
     def last_candidates(self) -> list[list[int]]:
         """The other plans of the latest search (action ids from :attr:`last_search_pose`, best
-        score first, the chosen one left out): each simulated node's plan up to where its
-        simulation ended. Computed on demand from :attr:`last_search`."""
+        score first, each once, the chosen one left out): each simulated node's plan up to where
+        its simulation ended. Computed on demand from :attr:`last_search`."""
         if self.last_search is None:
             return []
-        chosen = None if self._fell_back or self.last_search.best is None else id(self.last_search.best)
-        nodes = sorted((n for n in self.last_search.root.iter_nodes() if n.own_value is not None
-                        and id(n) != chosen), key=lambda n: -n.own_value)
-        seen, out = set(), []
+        nodes = sorted((n for n in self.last_search.root.iter_nodes() if n.own_value is not None),
+                       key=lambda n: -n.own_value)
+        seen, out = {self._chosen}, []
         for node in nodes:
             actions = tuple(simulated_actions(node))
             if actions and actions not in seen:
@@ -165,9 +165,10 @@ class MCTDAgent:
             "found_goal": float(result.found_goal),
         })
         self._fell_back = not result.found_goal and self.fallback == "policy"
-        if self._fell_back:
-            return [self.policy.act(obs)]
-        return choose_actions(result, self.config.horizon, self.config.num_subplans)
+        actions = [self.policy.act(obs)] if self._fell_back else choose_actions(
+            result, self.config.horizon, self.config.num_subplans)
+        self._chosen = tuple(actions)
+        return actions
 
     def act(self, obs: Mapping[str, Any]) -> int:
         """The next action (0 left, 1 right, 2 forward); plans when needed."""
