@@ -36,6 +36,7 @@ def ray_session(address: str | None = LOCAL) -> Iterator[Any]:
     ray = import_ray()
     started = False
     if not ray.is_initialized():
+        check_reachable(address)
         try:
             ray.init(address=None if address in (None, LOCAL) else address, include_dashboard=False,
                      logging_level=logging.WARNING, log_to_driver=False)
@@ -47,6 +48,23 @@ def ray_session(address: str | None = LOCAL) -> Iterator[Any]:
     finally:
         if started:
             ray.shutdown()
+
+
+def check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """For a ``host:port`` or ``ray://host:port`` address, fail within ``timeout`` seconds when
+    nothing listens there (``ray.init`` itself keeps retrying for minutes)."""
+    if address in (None, LOCAL, "auto"):
+        return
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise RayUnavailableError(f"expected a Ray address like host:6379, ray://host:10001 or auto, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise RayUnavailableError(f"nothing answers at {address!r} ({err})") from None
 
 
 def cluster_cpus() -> int:

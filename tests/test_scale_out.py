@@ -208,3 +208,17 @@ def test_ray_rollout_is_identical_per_seed(tmp_path, capsys, local_ray):
         assert spread["ray"] == "local" and spread["workers"] == 2
         if agent == "mctd":
             assert spread["decisions"] == local["decisions"]
+
+
+def test_ray_unreachable_address_exits_2_quickly(tmp_path, capsys):
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for argv in (["rollout", "--agent", "bfs", "--episodes", "1", "--json", str(tmp_path / "r.json")],
+                 ["collect-data", "--env", FOURROOMS_ID, "--episodes", "1", "--out", str(tmp_path / "d")]):
+        rc = main([*argv, "--ray", f"127.0.0.1:{port}"])
+        assert "nothing answers" in _usage_error(rc, capsys.readouterr().err)
+    assert _listing(tmp_path) == []
