@@ -1,4 +1,4 @@
-"""Reference agents: the BFS oracle and a uniformly random policy."""
+"""Reference agents: the expert oracle and a uniformly random policy."""
 
 from __future__ import annotations
 
@@ -7,15 +7,21 @@ from typing import Any, Mapping
 import numpy as np
 
 from agents.base import parse_observation
-from envs.dynamics import DONE, FORWARD, LEFT, RIGHT
-from envs.expert import solve
+from envs.expert import UNSOLVABLE, ExpertBudgetError, solve_state
+from envs.observation import observation_task, track_carrying
+from envs.tasks import Task
+from envs.world import DONE, NOTHING, WorldState, world_step
 
 
 class BFSAgent:
-    """The oracle: the first action of the BFS-optimal plan from the current observation.
+    """The oracle: follows the expert's optimal plan (:mod:`envs.expert`, A* over the full state),
+    and replans whenever an observation differs from the state its plan predicted, so it is
+    optimal from any state.
 
-    It replans at every step (a BFS on the 19×19×4 state graph takes well under a millisecond), so it
-    is optimal from any state. With no reachable goal it sends MiniGrid's no-op ``done``.
+    It is the one agent that reads privileged state: what closed boxes hold, from
+    ``info["boxes"]`` (given by :class:`envs.FullGridObsWrapper` at reset; without it boxes count
+    as empty). What it carries comes from the observation's ``carrying``, or is tracked from its
+    own actions for MiniGrid's ``FullyObsWrapper``. With no solution it sends ``done``.
     """
 
     name = "bfs"
@@ -24,18 +30,43 @@ class BFSAgent:
         self.last_plan: list[int] = []  # the optimal plan from the latest act()'s observation
 
     def reset(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
-        parse_observation(obs)  # fail early on a partial view
+        image, layout, pose = parse_observation(obs)  # fails early on a partial view
+        self._boxes = tuple(sorted(((tuple(w), tuple(c)) for w, c in (info or {}).get("boxes", ())), key=str))
+        self._task = Task.from_vector(observation_task(obs)).bind(layout)
+        self._carrying = tuple(int(v) for v in obs.get("carrying", NOTHING))
+        self._plan: list[int] = []
+        self._expected: WorldState | None = None
+        self._last: tuple | None = None  # (image, pose, action) of the previous step
         self.last_plan = []
 
     def act(self, obs: Mapping[str, Any]) -> int:
-        _, layout, pose = parse_observation(obs)
-        plan = solve(layout, pose)
-        self.last_plan = [int(a) for a in plan.actions] if plan.solvable else []
-        return plan.actions[0] if plan.solvable and len(plan) else DONE
+        if not hasattr(self, "_task"):  # used without reset: start from this observation
+            self.reset(obs)
+        image, layout, pose = parse_observation(obs)
+        if "carrying" in obs:
+            self._carrying = tuple(int(v) for v in obs["carrying"])
+        elif self._last is not None:
+            self._carrying = track_carrying(self._carrying, self._last[0], self._last[1], self._last[2], image)
+        expected = self._expected
+        if (expected is not None and self._plan and expected.pose == pose and expected.carrying == self._carrying
+                and np.array_equal(expected.layout, layout)):
+            state = expected
+        else:
+            state = WorldState(layout, pose, self._carrying, self._boxes)
+            try:
+                plan = solve_state(state, self._task)
+            except ExpertBudgetError:  # beyond the expert's budget: counted as a failure, not hidden
+                plan = UNSOLVABLE
+            self._plan = list(plan.actions) if plan.solvable else []
+        self.last_plan = list(self._plan)
+        action = self._plan.pop(0) if self._plan else DONE
+        self._expected, _ = world_step(state, action, self._task)
+        self._last = (image, pose, action)
+        return action
 
 
 class RandomAgent:
-    """Uniformly random navigation actions (left, right, forward), seeded for reproducibility."""
+    """Uniformly random MiniGrid actions (all seven), seeded for reproducibility."""
 
     name = "random"
 
@@ -52,4 +83,4 @@ class RandomAgent:
         parse_observation(obs)
 
     def act(self, obs: Mapping[str, Any]) -> int:
-        return int(self.rng.choice((LEFT, RIGHT, FORWARD)))
+        return int(self.rng.integers(0, 7))

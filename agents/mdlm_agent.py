@@ -11,14 +11,14 @@ import torch
 from torch import Tensor
 
 from agents.base import parse_observation, torch_threads
-from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, step
+from envs.dynamics import FORWARD, step
 from envs.observation import to_model_input
+from envs.rules import forbidden_first_actions
 from maze_mdlm.checkpoint import load_checkpoint
 from maze_mdlm.model import MDLMPolicy
 from maze_mdlm.sampler import sample
 from maze_mdlm.tokens import END, MASK, NUM_ACTIONS
 
-NAVIGATION = (LEFT, RIGHT, FORWARD)
 Pose = tuple[int, int, int]
 Parsed = tuple[np.ndarray, np.ndarray, Pose]  # (image [19,19,3], layout [19,19,3], pose), see parse_observation
 
@@ -110,6 +110,7 @@ class MDLMAgent:
     ):
         self.model = model.eval()
         self.device = next(model.parameters()).device
+        self.grid_size = model.config.grid_size  # the canvas the model sees (evaluation wraps envs to it)
         self.horizon, self.execute, self.num_steps, self.temperature = horizon, execute, num_steps, temperature
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.safe_first_action, self.avoid_revisits = safe_first_action, avoid_revisits
@@ -238,22 +239,6 @@ def first_position_mask(first: np.ndarray, horizon: int) -> Tensor:
     forbid = torch.zeros(first.shape[0], horizon, NUM_ACTIONS, dtype=torch.bool)
     forbid[:, 0] = torch.from_numpy(first)
     return forbid
-
-
-def forbidden_first_actions(layout: np.ndarray, pose: Pose, visited: Collection[Pose] = ()) -> np.ndarray:
-    """[V] bool: every token but the navigation actions that change ``pose`` without entering
-    lava and, when some such action does, lead to a pose not in ``visited``. Only the world's
-    rules (:func:`envs.dynamics.step`), never the expert. Boxed in: left and right stay allowed."""
-    useful, fresh = [], []
-    for action in NAVIGATION:
-        new_pose, status = step(layout, pose, action)
-        if new_pose != pose and status != FAILURE:
-            useful.append(action)
-            if new_pose not in visited:
-                fresh.append(action)
-    forbidden = np.ones(NUM_ACTIONS, dtype=bool)
-    forbidden[fresh or useful or [LEFT, RIGHT]] = False
-    return forbidden
 
 
 def plan_actions(tokens: list[int]) -> list[int]:

@@ -1,8 +1,10 @@
-"""Collect BFS-expert episodes, in parallel worker processes, into an :class:`Episodes` record.
+"""Collect expert episodes, in parallel worker processes, into an :class:`Episodes` record.
 
 Episode ``i`` of env ``k`` uses reset seed ``seed + i``. Work is cut into fixed chunks of
 consecutive seeds; the chunks are solved by any number of workers and put back in seed order, so
-the result (and the file) is the same for every worker count.
+the result (and the file) is the same for every worker count. Every expert plan is replayed in
+the env itself before it is kept: a seed whose start has no solution, or whose plan the env does
+not reward, stops the collection with :class:`ExpertFailure` (nothing is skipped silently).
 """
 
 from __future__ import annotations
@@ -16,10 +18,17 @@ import numpy as np
 
 import envs  # noqa: F401  (registers our envs in worker processes)
 from envs.dataset import VERSION, Episodes
-from envs.expert import solve
-from envs.observation import encode_env, env_pose, layout_of
+from envs.expert import ExpertBudgetError, solve_state
+from envs.observation import canvas_size, check_fits, pad_grid
+from envs.registry import lookup
+from envs.tasks import parse_mission
+from envs.world import BOX, state_from_env
 
 CHUNK = 250
+
+
+class ExpertFailure(RuntimeError):
+    """The expert could not solve a seed (no solution, search budget, or a plan the env rejects)."""
 
 
 def make_env(env_id: str, **kwargs) -> gym.Env:
@@ -27,24 +36,53 @@ def make_env(env_id: str, **kwargs) -> gym.Env:
     return gym.make(env_id, **kwargs)
 
 
-def _solve_chunk(job: tuple[str, int, int]) -> tuple[np.ndarray, ...]:
-    """Solve the episodes with seeds ``[start, stop)`` of one env."""
-    env_id, start, stop = job
+def grid_size_for(env_ids: Sequence[str], grid_size: int | None = None) -> int:
+    """The canvas for a set of envs: ``grid_size`` if given (each env must fit), else 19 or the
+    largest world's side (up to 25). Raises ``GridTooLargeError`` / ``UnsupportedEnvError``."""
+    specs = [lookup(e) for e in env_ids]
+    size = grid_size if grid_size is not None else max(canvas_size(s.width, s.height) for s in specs)
+    for spec in specs:
+        check_fits(spec.width, spec.height, spec.env_id, size)
+    return size
+
+
+def _solve_chunk(job: tuple[str, int, int, int]) -> tuple:
+    """Solve the episodes with seeds ``[start, stop)`` of one env on a ``size`` canvas."""
+    env_id, start, stop, size = job
     env = make_env(env_id)
     n = stop - start
-    layouts = np.empty((n, 19, 19, 3), dtype=np.uint8)
+    layouts = np.empty((n, size, size, 3), dtype=np.uint8)
     poses = np.empty((n, 3), dtype=np.int16)
-    solvable = np.zeros(n, dtype=bool)
-    plans = []
+    tasks = np.empty((n, 5), dtype=np.uint8)
+    plans, boxes = [], []
     for i, seed in enumerate(range(start, stop)):
         env.reset(seed=seed)
-        pose = env_pose(env)
-        layouts[i], poses[i] = layout_of(encode_env(env)["image"]), pose
-        plan = solve(layouts[i], pose)
-        solvable[i] = plan.solvable
+        state = state_from_env(env)
+        task = parse_mission(env.unwrapped.mission).bind(state.layout)
+        try:
+            plan = solve_state(state, task)
+        except ExpertBudgetError as err:
+            raise ExpertFailure(f"{env_id} seed {seed}: {err}") from None
+        if not plan.solvable:
+            raise ExpertFailure(f"{env_id} seed {seed}: the start has no solution")
+        _check_plan(env, plan.actions, env_id, seed)
+        layouts[i], poses[i], tasks[i] = pad_grid(state.layout, size), state.pose, task.task.vector()
+        boxes += [(i, x, y, *contents) for (x, y), contents in state.boxes if state.layout[x, y, 0] == BOX]
         plans.append(np.asarray(plan.actions, dtype=np.uint8))
     env.close()
-    return layouts, poses, solvable, plans
+    return layouts, poses, tasks, plans, np.asarray(boxes, dtype=np.int64).reshape(-1, 6)
+
+
+def _check_plan(env: gym.Env, actions: Sequence[int], env_id: str, seed: int) -> None:
+    """Replay an expert plan in the env (reset to ``seed``); it must end the episode rewarded."""
+    env.reset(seed=seed)
+    for t, action in enumerate(actions):
+        _, reward, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            if terminated and reward > 0 and t == len(actions) - 1:
+                return
+            break
+    raise ExpertFailure(f"{env_id} seed {seed}: the expert's plan does not solve the env")
 
 
 def collect(
@@ -54,22 +92,31 @@ def collect(
     workers: int = 1,
     on_progress: Callable[[int], None] | None = None,
     command: str = "",
+    grid_size: int | None = None,
     map_chunks: Callable[[Callable[[Any], Any], list], Iterable[Any]] | None = None,
 ) -> Episodes:
-    """Run the BFS expert on ``episodes`` seeds of each env. Unsolvable seeds are skipped.
+    """Run the expert on ``episodes`` seeds of each env.
 
     Args:
-        env_ids: gymnasium ids (each must fit on the 19×19 canvas).
+        env_ids: gymnasium ids from :mod:`envs.registry`.
         episodes: episodes per env; env k's episode i uses reset seed ``seed + i``.
         seed: first reset seed.
         workers: worker processes (1 = in-process).
         on_progress: called with the number of episodes just finished.
         command: the command line, recorded in the file's metadata.
+        grid_size: the canvas side (default: :func:`grid_size_for`).
         map_chunks: ``map_chunks(func, jobs)`` yields ``func(job)`` for each job in order, e.g.
             :func:`maze_mdlm.ray_tools.ray_map` (Ray tasks); replaces the worker pool.
+
+    Raises:
+        ExpertFailure: if the expert cannot solve some seed (the message names it).
+        envs.registry.UnsupportedEnvError, envs.observation.GridTooLargeError: for bad env ids.
     """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    size = grid_size_for(env_ids, grid_size)
     jobs = [
-        (env_id, start, min(start + CHUNK, seed + episodes))
+        (env_id, start, min(start + CHUNK, seed + episodes), size)
         for env_id in env_ids
         for start in range(seed, seed + episodes, CHUNK)
     ]
@@ -82,24 +129,27 @@ def collect(
             if on_progress:
                 on_progress(len(result[1]))
 
-    seeds, env_index, layouts, poses, plans = [], [], [], [], []
-    unsolvable = 0
-    for (env_id, start, stop), (lay, pose, ok, chunk_plans) in zip(jobs, results):
-        keep = np.nonzero(ok)[0]
-        unsolvable += int((~ok).sum())
-        seeds.append(np.arange(start, stop, dtype=np.int64)[keep])
-        env_index.append(np.full(len(keep), list(env_ids).index(env_id), dtype=np.uint8))
-        layouts.append(lay[keep])
-        poses.append(pose[keep])
-        plans.extend(chunk_plans[i] for i in keep)
+    seeds, env_index, layouts, poses, tasks, plans, boxes = [], [], [], [], [], [], []
+    count = 0
+    for (env_id, start, stop, _), (lay, pose, task, chunk_plans, chunk_boxes) in zip(jobs, results):
+        seeds.append(np.arange(start, stop, dtype=np.int64))
+        env_index.append(np.full(stop - start, list(env_ids).index(env_id), dtype=np.uint8))
+        layouts.append(lay)
+        poses.append(pose)
+        tasks.append(task)
+        plans.extend(chunk_plans)
+        chunk_boxes = chunk_boxes.copy()  # results may be read-only (Ray returns zero-copy arrays)
+        chunk_boxes[:, 0] += count
+        boxes.append(chunk_boxes)
+        count += stop - start
     lengths = np.array([len(p) for p in plans], dtype=np.int64)
     meta = {
         "envs": list(env_ids),
         "episodes_per_env": int(episodes),
         "seed": int(seed),
         "seed_range": [int(seed), int(seed + episodes)],
-        "unsolvable_skipped": unsolvable,
-        "expert": "bfs",
+        "grid_size": int(size),
+        "expert": "astar",
         "dataset_version": VERSION,
         "command": command,
     }
@@ -110,5 +160,7 @@ def collect(
         start_pose=np.concatenate(poses),
         offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         actions=np.concatenate(plans) if plans else np.zeros(0, dtype=np.uint8),
+        tasks=np.concatenate(tasks),
+        boxes=np.concatenate(boxes).astype(np.int16),
         meta=meta,
     )

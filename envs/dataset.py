@@ -6,8 +6,10 @@ File layout (all little-endian, no pickle, no timestamps, so equal inputs give e
 
 The JSON header names the format and version, the envs, the seed range, how the file was made,
 and each array's dtype, shape, offset and compressed size. One record per episode, keyed by its
-reset seed: the static layout (the 19×19×3 grid without the agent), the start pose and the expert
-actions. The per-step states are not stored; they are rebuilt from the layout and the actions.
+reset seed: the start layout (the ``G×G×3`` grid without the agent; ``meta["grid_size"]``), the
+start pose, the task vector, what closed boxes hold, and the expert actions. The per-step states
+are not stored; they are rebuilt from the start state and the actions with the world's rules
+(:func:`replay_states`). Version 1 files (navigation only, 19×19, no tasks or boxes) still load.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ import numpy as np
 
 from envs.files import atomic_write
 from envs.dynamics import DIR_DX, DIR_DY, FORWARD, LEFT, RIGHT
-from envs.observation import AGENT
+from envs.observation import AGENT, EMPTY_CELL, GRID_SIZE
+from envs.world import OBJECT_ACTIONS, WorldState, world_step
 
 MAGIC = b"MAZEMDLM-DATA\n"
 FORMAT = "maze-mdlm-dataset"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 END_TOKEN = 6  # MiniGrid's `done`: target for window positions after the plan has ended
 
 
@@ -44,11 +48,13 @@ class Episodes:
     Attributes:
         seeds: int64 reset seeds.
         env_index: uint8 index into ``meta["envs"]``.
-        layouts: uint8 ``[N, 19, 19, 3]`` static layouts (no agent).
+        layouts: uint8 ``[N, G, G, 3]`` start layouts (no agent).
         start_pose: int16 ``[N, 3]`` start ``(x, y, direction)``.
         offsets: int64 ``[N + 1]``; episode i's actions are ``actions[offsets[i]:offsets[i+1]]``.
         actions: uint8 ``[sum of lengths]`` expert actions.
-        meta: the JSON header's free-form part (envs, seeds, command, ...).
+        meta: the JSON header's free-form part (envs, seeds, grid_size, command, ...).
+        tasks: uint8 ``[N, 5]`` task vectors (:mod:`envs.tasks`); zeros (reach the goal) if absent.
+        boxes: int16 ``[M, 6]`` ``(episode, x, y, type, color, state)``: what each closed box holds.
     """
 
     seeds: np.ndarray
@@ -58,11 +64,30 @@ class Episodes:
     offsets: np.ndarray
     actions: np.ndarray
     meta: dict[str, Any]
+    tasks: np.ndarray | None = None
+    boxes: np.ndarray | None = None
 
-    ARRAYS = ("seeds", "env_index", "layouts", "start_pose", "offsets", "actions")
+    ARRAYS = ("seeds", "env_index", "layouts", "start_pose", "offsets", "actions", "tasks", "boxes")
+    ARRAYS_V1 = ARRAYS[:6]
+
+    def __post_init__(self) -> None:
+        if self.tasks is None:
+            self.tasks = np.zeros((len(self.seeds), 5), dtype=np.uint8)
+        if self.boxes is None:
+            self.boxes = np.zeros((0, 6), dtype=np.int16)
 
     def __len__(self) -> int:
         return len(self.seeds)
+
+    @property
+    def grid_size(self) -> int:
+        """The canvas side ``G`` of the layouts."""
+        return int(self.layouts.shape[1]) if self.layouts.ndim == 4 else int(self.meta.get("grid_size", GRID_SIZE))
+
+    @cached_property
+    def states(self) -> "StepStates":
+        """The state before every expert action (see :func:`replay_states`)."""
+        return replay_states(self)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -107,12 +132,13 @@ def load_episodes(path: str | os.PathLike) -> Episodes:
         if not isinstance(header, dict):
             raise DatasetFormatError(f"{path} is a damaged maze-mdlm dataset: header is not a JSON object")
         body = start + size
-        if header.get("format") != FORMAT or header.get("version") != VERSION:
+        if header.get("format") != FORMAT or header.get("version") not in READABLE_VERSIONS:
             raise DatasetFormatError(
-                f"{path}: dataset version {header.get('version')} is not supported (expected {VERSION})"
+                f"{path}: dataset version {header.get('version')} is not supported (expected one of "
+                f"{READABLE_VERSIONS})"
             )
         arrays = {}
-        for name in Episodes.ARRAYS:
+        for name in Episodes.ARRAYS if header["version"] >= 2 else Episodes.ARRAYS_V1:
             spec = header["arrays"][name]
             raw = zlib.decompress(data[body + spec["offset"] : body + spec["offset"] + spec["nbytes"]])
             arrays[name] = np.frombuffer(raw, dtype=np.dtype(spec["dtype"])).reshape(spec["shape"])
@@ -143,6 +169,57 @@ def replay_poses(episodes: Episodes) -> np.ndarray:
         x[fwd] += DIR_DX[d[fwd]]
         y[fwd] += DIR_DY[d[fwd]]
     return out
+
+
+@dataclass
+class StepStates:
+    """The state before each expert action, aligned with ``episodes.actions`` (``S`` steps).
+
+    Attributes:
+        poses: int16 ``[S, 3]``.
+        carrying: uint8 ``[S, 3]`` the carried object (the empty cell for an empty hand).
+        layout_id: int32 ``[S]`` row of :attr:`layouts` that holds the step's layout.
+        layouts: uint8 ``[K, G, G, 3]``: the episodes' start layouts (rows ``0..N-1``), then every
+            layout an object action made.
+    """
+
+    poses: np.ndarray
+    carrying: np.ndarray
+    layout_id: np.ndarray
+    layouts: np.ndarray
+
+
+def replay_states(episodes: Episodes) -> StepStates:
+    """Rebuild every step's state: poses vectorised (the expert's moves never bump), then the
+    object actions of each episode with :func:`envs.world.world_step` (boxes open as recorded)."""
+    poses = replay_poses(episodes)
+    total = len(episodes.actions)
+    carrying = np.empty((total, 3), dtype=np.uint8)
+    carrying[:] = EMPTY_CELL
+    layout_id = np.repeat(np.arange(len(episodes), dtype=np.int32), episodes.lengths)
+    extra: list[np.ndarray] = []
+    has_object = np.isin(episodes.actions, OBJECT_ACTIONS)
+    episode_of = np.repeat(np.arange(len(episodes)), episodes.lengths)
+    box_rows: dict[int, list] = {}
+    for row in episodes.boxes.tolist():
+        box_rows.setdefault(row[0], []).append(((row[1], row[2]), tuple(row[3:])))
+    for ep in np.unique(episode_of[has_object]).tolist():
+        start, stop = int(episodes.offsets[ep]), int(episodes.offsets[ep + 1])
+        state = WorldState(episodes.layouts[ep], tuple(int(v) for v in poses[start]),
+                           boxes=tuple(sorted(box_rows.get(ep, []), key=str)))
+        current = ep
+        for t in range(start, stop):
+            state = WorldState(state.layout, tuple(int(v) for v in poses[t]), state.carrying, state.boxes)
+            layout_id[t], carrying[t] = current, state.carrying
+            action = int(episodes.actions[t])
+            if action in OBJECT_ACTIONS:
+                before = state.layout
+                state, _ = world_step(state, action)
+                if state.layout is not before:
+                    extra.append(state.layout)
+                    current = len(episodes) + len(extra) - 1
+    layouts = np.concatenate([episodes.layouts, np.stack(extra)]) if extra else episodes.layouts
+    return StepStates(poses=poses, carrying=carrying, layout_id=layout_id, layouts=layouts)
 
 
 class PlanDataset:
@@ -178,15 +255,17 @@ class PlanDataset:
         """Assemble samples ``indices`` (``[B]``) into tensors.
 
         Returns:
-            ``grid`` int64 ``[B, 3, 19, 19]``, ``direction`` int64 ``[B]``, ``actions`` int64
-            ``[B, horizon]`` (END after the plan ends), ``length`` int64 ``[B]`` (real actions).
+            ``grid`` int64 ``[B, 3, G, G]``, ``direction`` int64 ``[B]``, ``carrying`` int64
+            ``[B, 3]``, ``task`` int64 ``[B, 5]``, ``actions`` int64 ``[B, horizon]`` (END after
+            the plan ends), ``length`` int64 ``[B]`` (real actions).
         """
         import torch
 
         idx = np.asarray(indices, dtype=np.int64)
         ep, flat = self.sample_episode[idx], self.sample_flat[idx]
-        pose = self.episodes.poses[flat].astype(np.int64)
-        grid = self.episodes.layouts[ep].copy()
+        states = self.episodes.states
+        pose = states.poses[flat].astype(np.int64)
+        grid = states.layouts[states.layout_id[flat]].copy()
         rows = np.arange(len(idx))
         grid[rows, pose[:, 0], pose[:, 1]] = np.stack(
             [np.full(len(idx), AGENT), np.zeros(len(idx), dtype=np.int64), pose[:, 2]], axis=1
@@ -198,6 +277,8 @@ class PlanDataset:
         return {
             "grid": torch.from_numpy(grid).permute(0, 3, 1, 2).long(),
             "direction": torch.from_numpy(pose[:, 2]),
+            "carrying": torch.from_numpy(states.carrying[flat].astype(np.int64)),
+            "task": torch.from_numpy(self.episodes.tasks[ep].astype(np.int64)),
             "actions": torch.from_numpy(acts.astype(np.int64)),
             "length": torch.from_numpy(valid.sum(1).astype(np.int64)),
         }
@@ -220,6 +301,9 @@ def concat_episodes(parts: list[Episodes]) -> Episodes:
     """Concatenate datasets (e.g. several ``--data`` files); env indices are remapped."""
     if len(parts) == 1:
         return parts[0]
+    sizes = {p.grid_size for p in parts}
+    if len(sizes) > 1:
+        raise DatasetFormatError(f"datasets with different grid sizes {sorted(sizes)} cannot be mixed")
     env_ids: list[str] = []
     for part in parts:
         env_ids += [e for e in part.meta["envs"] if e not in env_ids]
@@ -234,6 +318,14 @@ def concat_episodes(parts: list[Episodes]) -> Episodes:
         start_pose=np.concatenate([p.start_pose for p in parts]),
         offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         actions=np.concatenate([p.actions for p in parts]),
-        meta={"envs": env_ids, "parts": [p.meta for p in parts]},
+        tasks=np.concatenate([p.tasks for p in parts]),
+        boxes=np.concatenate([_shift_boxes(p.boxes, n) for p, n in zip(parts, np.cumsum([0] + [len(p) for p in parts]))]),
+        meta={"envs": env_ids, "parts": [p.meta for p in parts], "grid_size": sizes.pop()},
     )
 
+
+
+def _shift_boxes(boxes: np.ndarray, offset: int) -> np.ndarray:
+    out = boxes.astype(np.int64).copy()
+    out[:, 0] += offset
+    return out.astype(np.int16)

@@ -1,9 +1,11 @@
-"""Side-effect-free symbolic dynamics of MiniGrid navigation on an encoded grid.
+"""Side-effect-free symbolic dynamics on an encoded grid, batched over plans.
 
-Exact for the navigation actions ``left``, ``right`` and ``forward`` (verified step for step
-against MiniGrid's own ``step`` in the tests): walls, closed doors and objects block, lava ends
-the episode as a failure, the goal ends it as a success. Other actions leave the pose unchanged;
-in :func:`simulate_plans` MiniGrid's ``done`` action (6) marks the end of a plan.
+:func:`simulate_plans` is the navigation fast path (MCTD's inner loop on worlds without object
+actions): exact for ``left``, ``right`` and ``forward`` (verified step for step against MiniGrid's
+own ``step`` in the tests): walls, closed doors and objects block, lava ends the episode as a
+failure, the goal ends it as a success. Other actions leave the pose unchanged; MiniGrid's
+``done`` action (6) marks the end of a plan. :func:`simulate_world` runs ``[B, H]`` plans under
+all seven actions and a task (:mod:`envs.world` holds the rules and the one-step reference).
 
 Poses are ``(x, y, direction)`` with MiniGrid's direction convention (0 right, 1 down, 2 left,
 3 up). Layouts are ``[W, H, 3]`` uint8 encodings without the agent (see
@@ -15,21 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from minigrid.core.constants import OBJECT_TO_IDX, STATE_TO_IDX
+from minigrid.core.constants import OBJECT_TO_IDX
 
-LEFT, RIGHT, FORWARD, DONE = 0, 1, 2, 6
-RUNNING, SUCCESS, FAILURE = 0, 1, 2
-DIR_DX = np.array([1, 0, -1, 0], dtype=np.int64)
-DIR_DY = np.array([0, 1, 0, -1], dtype=np.int64)
-
-_OVERLAPPABLE = ("empty", "floor", "goal", "lava")
-
-
-def passable(layout: np.ndarray) -> np.ndarray:
-    """Boolean ``[W, H]``: cells the agent may enter (as MiniGrid's ``can_overlap``)."""
-    obj, state = layout[:, :, 0], layout[:, :, 2]
-    ok = np.isin(obj, [OBJECT_TO_IDX[name] for name in _OVERLAPPABLE])
-    return ok | ((obj == OBJECT_TO_IDX["door"]) & (state == STATE_TO_IDX["open"]))
+from envs.world import (  # noqa: F401  (re-exported: the dynamics' public names)
+    DIR_DX, DIR_DY, DONE, DROP, FAILURE, FORWARD, LEFT, PICKUP_ACTION, RIGHT, RUNNING, SUCCESS,
+    TOGGLE, WorldState, passable, world_step,
+)
 
 
 def step(layout: np.ndarray, pose: tuple[int, int, int], action: int) -> tuple[tuple[int, int, int], int]:
@@ -144,3 +137,132 @@ def shortcut(poses: np.ndarray) -> list[int]:
             actions.append(action)
             path.append((x, y, nd))
     return actions
+
+
+@dataclass
+class WorldOutcome:
+    """Result of :func:`simulate_world` for ``B`` plans (leading dim ``B``).
+
+    Attributes:
+        status: RUNNING (the plan ended, the episode did not), SUCCESS or FAILURE.
+        steps: actions executed until the episode or the plan ended.
+        poses: ``[B, H + 1, 3]`` pose before each action (frozen once ended).
+        carrying: ``[B, H + 1, 3]`` the carried object before each action.
+        layouts: ``[B, W, H, 3]`` the layout when the plan ended.
+    """
+
+    status: np.ndarray
+    steps: np.ndarray
+    poses: np.ndarray
+    carrying: np.ndarray
+    layouts: np.ndarray
+
+
+def simulate_world(state: WorldState, plans: np.ndarray, task=None, end_token: int | None = None) -> WorldOutcome:
+    """Execute ``B`` plans ``[B, H]`` from one :class:`WorldState` under all seven actions.
+
+    Vectorised over plans (one layout copy per plan), side-effect free, and equal step for step
+    to :func:`envs.world.world_step` (tested). A plan stops when the episode ends (goal, lava or
+    the ``task``'s own verdict) or at its first ``end_token`` (e.g. the models' END).
+    """
+    from envs.tasks import FETCH, GOTO, OPEN, OPEN_SEQ, PICKUP, PUTNEAR
+    from envs.world import BOX, CLOSED_STATE, DOOR, EMPTY_IDX, GOAL_IDX, KEY, LAVA, LOCKED_STATE, OPEN_STATE, PICKABLE
+
+    plans = np.asarray(plans, dtype=np.int64)
+    n, horizon = plans.shape
+    width, height = state.layout.shape[:2]
+    grid = np.zeros((n, width + 2, height + 2, 3), dtype=np.int64)
+    grid[..., 0] = OBJECT_TO_IDX["wall"]
+    grid[:, 1:-1, 1:-1] = state.layout
+    contents = np.zeros_like(grid)  # what a closed box at a cell holds
+    contents[..., 0] = EMPTY_IDX
+    for where, cell in state.boxes:
+        if where != "carried":
+            contents[:, where[0] + 1, where[1] + 1] = cell
+    carry = np.tile(np.asarray(state.carrying, dtype=np.int64), (n, 1))
+    carry_contents = np.tile(np.asarray(dict(state.boxes).get("carried", (EMPTY_IDX, 0, 0)), dtype=np.int64), (n, 1))
+    x = np.full(n, state.pose[0] + 1)
+    y = np.full(n, state.pose[1] + 1)
+    d = np.full(n, state.pose[2])
+    kind = task.task.kind if task is not None else -1
+    target = np.asarray(task.task.obj if task is not None and task.task.obj else (-1, -1))
+    spots = [(px + 1, py + 1) for px, py in task.positions] if task is not None else []
+    rows = np.arange(n)
+    status = np.zeros(n, dtype=np.int64)
+    steps = np.zeros(n, dtype=np.int64)
+    active = np.ones(n, dtype=bool)
+    poses = np.empty((n, horizon + 1, 3), dtype=np.int64)
+    carried = np.empty((n, horizon + 1, 3), dtype=np.int64)
+    overlap = np.isin(np.arange(16), [OBJECT_TO_IDX[k] for k in ("empty", "floor", "goal", "lava")])
+    for t in range(horizon + 1):
+        poses[:, t, 0], poses[:, t, 1], poses[:, t, 2] = x - 1, y - 1, d
+        carried[:, t] = carry
+        if t == horizon:
+            break
+        a = plans[:, t]
+        if end_token is not None:
+            active &= a != end_token
+        if not active.any():
+            poses[:, t + 1:] = poses[:, t:t + 1]
+            carried[:, t + 1:] = carried[:, t:t + 1]
+            break
+        steps += active
+        fx, fy = x + DIR_DX[d], y + DIR_DY[d]
+        front = grid[rows, fx, fy]  # [B, 3]
+        empty_hand = carry[:, 0] == EMPTY_IDX
+        d = np.where(active & (a == LEFT), (d - 1) % 4, np.where(active & (a == RIGHT), (d + 1) % 4, d))
+        move = active & (a == FORWARD) & (overlap[front[:, 0]] | ((front[:, 0] == DOOR) & (front[:, 2] == OPEN_STATE)))
+        x, y = np.where(move, fx, x), np.where(move, fy, y)
+        new = np.where(move & (front[:, 0] == GOAL_IDX), SUCCESS, np.where(move & (front[:, 0] == LAVA), FAILURE, RUNNING))
+        pick = active & (a == PICKUP_ACTION) & empty_hand & np.isin(front[:, 0], PICKABLE)
+        drop = active & (a == DROP) & ~empty_hand & (front[:, 0] == EMPTY_IDX)
+        dropping = active & (a == DROP) & ~empty_hand
+        door = active & (a == TOGGLE) & (front[:, 0] == DOOR)
+        unlock = door & (front[:, 2] == LOCKED_STATE) & (carry[:, 0] == KEY) & (carry[:, 1] == front[:, 1])
+        flip = door & (front[:, 2] != LOCKED_STATE)
+        box = active & (a == TOGGLE) & (front[:, 0] == BOX)
+        # apply the changes (each row at most one of them)
+        picked_cell = front.copy()
+        if pick.any():
+            r = rows[pick]
+            carry[r], carry_contents[r] = front[r], contents[r, fx[r], fy[r]]
+            grid[r, fx[r], fy[r]] = (EMPTY_IDX, 0, 0)
+            contents[r, fx[r], fy[r]] = (EMPTY_IDX, 0, 0)
+        if drop.any():
+            r = rows[drop]
+            grid[r, fx[r], fy[r]], contents[r, fx[r], fy[r]] = carry[r], carry_contents[r]
+            carry[r], carry_contents[r] = (EMPTY_IDX, 0, 0), (EMPTY_IDX, 0, 0)
+        if (unlock | flip).any():
+            r = rows[unlock | flip]
+            grid[r, fx[r], fy[r], 2] = np.where(unlock[r] | (front[r, 2] == CLOSED_STATE), OPEN_STATE, CLOSED_STATE)
+        if box.any():
+            r = rows[box]
+            grid[r, fx[r], fy[r]] = contents[r, fx[r], fy[r]]
+            contents[r, fx[r], fy[r]] = (EMPTY_IDX, 0, 0)
+        # the task's verdict
+        matches = (picked_cell[:, 0] == target[0]) & (picked_cell[:, 1] == target[1])
+        if kind in (PICKUP, FETCH):
+            new = np.where(pick & matches, SUCCESS, np.where(pick & ~matches & (kind == FETCH), FAILURE, new))
+        elif kind == GOTO:
+            (tx, ty) = spots[0]
+            near = np.abs(x - tx) + np.abs(y - ty) == 1
+            new = np.where(active & (a == TOGGLE), FAILURE, new)
+            new = np.where(active & (a == DONE), np.where(near, SUCCESS, FAILURE), new)
+        elif kind == PUTNEAR:
+            (tx, ty) = spots[0]
+            near = (np.abs(fx - tx) <= 1) & (np.abs(fy - ty) <= 1)
+            new = np.where(pick & ~matches, FAILURE, new)
+            new = np.where(dropping, np.where(drop & near, SUCCESS, FAILURE), new)
+        elif kind == OPEN:
+            (tx, ty) = spots[0]
+            opened = (grid[:, tx, ty, 0] == DOOR) & (grid[:, tx, ty, 2] == OPEN_STATE)
+            new = np.where(active & (a == TOGGLE) & opened & (new == RUNNING), SUCCESS, new)
+        elif kind == OPEN_SEQ:
+            (ax, ay), (bx, by) = spots
+            toggled = unlock | flip
+            second = toggled & (fx == bx) & (fy == by) & (grid[:, bx, by, 2] == OPEN_STATE)
+            first_open = grid[:, ax, ay, 2] == OPEN_STATE
+            new = np.where(second, np.where(first_open, SUCCESS, FAILURE), new)
+        status = np.where(active, new, status)
+        active &= status == RUNNING
+    return WorldOutcome(status=status, steps=steps, poses=poses, carrying=carried, layouts=grid[:, 1:-1, 1:-1].astype(np.uint8))

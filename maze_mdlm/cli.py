@@ -53,20 +53,17 @@ positive_int = _int_at_least(1, "positive")
 nonnegative_int = _int_at_least(0, "non-negative")
 
 
-def check_env_id(env_id: str) -> None:
-    """Fail with a clear message for an unknown env id or a grid larger than 19×19."""
+def check_env_id(env_id: str, grid_size: int | None = None) -> None:
+    """Fail with a clear message for an env id the registry does not support (unknown, excluded
+    with its reason, or larger than a given ``grid_size``)."""
+    from envs.registry import UnsupportedEnvError, lookup
+
     try:
-        env = gym.make(env_id)
-    except (gym.error.Error, ImportError) as err:
-        raise UsageError(f"unknown env id {env_id!r} ({err})") from None
-    base = env.unwrapped
-    if not hasattr(base, "grid") or not hasattr(base, "width"):
-        env.close()
-        raise UsageError(f"{env_id!r} is not a MiniGrid env")
-    try:
-        check_fits(base.width, base.height, env_id)
-    finally:
-        env.close()
+        spec = lookup(env_id)
+    except UnsupportedEnvError as err:
+        raise UsageError(str(err)) from None
+    if grid_size is not None:
+        check_fits(spec.width, spec.height, env_id, grid_size)
 
 
 def check_writable(path: str | os.PathLike, flag: str) -> Path:
@@ -91,11 +88,12 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 def cmd_collect_data(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from envs.collect import collect
+    from envs.collect import ExpertFailure, collect, grid_size_for
     from envs.dataset import save_episodes
 
     for env_id in args.env:
-        check_env_id(env_id)
+        check_env_id(env_id, args.grid_size)
+    grid_size = grid_size_for(args.env, args.grid_size)
     if args.seed < TRAIN_SEED_START or args.seed + args.episodes > TRAIN_SEED_END:
         raise UsageError(
             f"training seeds must lie in [{TRAIN_SEED_START}, {TRAIN_SEED_END}); seeds from "
@@ -107,18 +105,22 @@ def cmd_collect_data(args: argparse.Namespace) -> int:
     columns = (TextColumn("collecting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=False) as progress, _ray_or_nothing(args.ray) as map_chunks:
         task = progress.add_task("collect", total=total)
-        episodes = collect(
-            args.env,
-            args.episodes,
-            args.seed,
-            workers=args.workers,
-            on_progress=lambda n: progress.advance(task, n),
-            command=" ".join(  # what determines the content (not --workers, --ray or --out)
-                ["maze-mdlm collect-data", *(f"--env {e}" for e in args.env),
-                 f"--episodes {args.episodes}", f"--seed {args.seed}"]
-            ),
-            map_chunks=map_chunks,
-        )
+        try:
+            episodes = collect(
+                args.env,
+                args.episodes,
+                args.seed,
+                workers=args.workers,
+                on_progress=lambda n: progress.advance(task, n),
+                command=" ".join(  # what determines the content (not --workers, --ray or --out)
+                    ["maze-mdlm collect-data", *(f"--env {e}" for e in args.env),
+                     f"--episodes {args.episodes}", f"--seed {args.seed}", f"--grid-size {grid_size}"]
+                ),
+                grid_size=grid_size,
+                map_chunks=map_chunks,
+            )
+        except ExpertFailure as err:
+            raise UsageError(f"nothing written: {err}") from None
     save_episodes(out, episodes)
     print(
         f"wrote {out}: {len(episodes)} episodes, {int(episodes.lengths.sum())} expert steps, "
@@ -264,7 +266,7 @@ def render_first_search(factory: Any, env_id: str, seed: int):
 
     agent = factory()
     agent.seed_episode(seed)
-    env = FullGridObsWrapper(make_env(env_id, render_mode="rgb_array"))
+    env = FullGridObsWrapper(make_env(env_id, render_mode="rgb_array"), getattr(agent, "grid_size", None))
     try:
         obs, info = env.reset(seed=seed)
         agent.reset(obs, info)
@@ -313,13 +315,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="maze-mdlm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("collect-data", help="run the BFS expert and write a dataset file")
+    p = sub.add_parser("collect-data", help="run the expert and write a dataset file")
     p.add_argument("--env", action="append", required=True, metavar="ID", help="gymnasium env id (repeatable)")
     p.add_argument("--episodes", type=positive_int, required=True, help="episodes per env")
     p.add_argument("--seed", type=nonnegative_int, default=TRAIN_SEED_START,
                    help=f"first reset seed; episode i uses seed+i (training range [0, {TRAIN_SEED_END}))")
     p.add_argument("--workers", type=positive_int, default=1, help="worker processes")
     add_ray_argument(p)
+    p.add_argument("--grid-size", type=positive_int, default=None, metavar="G",
+                   help="canvas side the layouts are padded to (default: 19, or the largest world's "
+                        "side up to 25); a larger world is refused")
     p.add_argument("--out", required=True, metavar="FILE", help="dataset file to write (atomically)")
     p.set_defaults(func=cmd_collect_data)
 

@@ -12,8 +12,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from envs.collect import make_env
-from envs.expert import solve
-from envs.observation import FullGridObsWrapper, agent_pose, env_pose, layout_of, observation_grid
+from envs.expert import UNSOLVABLE, ExpertBudgetError, solve_env
+from envs.observation import FullGridObsWrapper, agent_pose, layout_of, observation_grid
 
 DEFAULT_BATCH_ENVS = 128  # envs in lockstep; 1.07x the episodes/s of 64 (README, "Throughput")
 
@@ -44,7 +44,8 @@ def evaluate(
 
     Args:
         agent: anything with ``reset(obs, info)`` and ``act(obs) -> int``, or the batched pair above.
-        env_id: gymnasium id of a MiniGrid world that fits on the 19×19 canvas.
+        env_id: gymnasium id of a MiniGrid world that fits on the agent's canvas (its
+            ``grid_size`` attribute if it has one, else 19 or the world's own side up to 25).
         batch_envs: environments in lockstep (>= 1) for agents that batch.
         render_frames: if a list is given, the first episode's ``rgb_array`` frames are appended.
         on_episode: called with each episode's record as it ends (for progress displays).
@@ -57,7 +58,7 @@ def evaluate(
         path_ratio, mean_return, seconds`` and ``per_episode`` (seed, success, steps, optimal_steps,
         return), ordered by seed. ``batch_envs`` is the number of environments that actually ran in
         lockstep (1 for agents that do not batch, at most ``episodes``). ``path_ratio`` is the mean
-        over successful episodes of steps / BFS-optimal steps. Agents with a ``stats()`` method add
+        over successful episodes of steps / expert-optimal steps (env steps). Agents with a ``stats()`` method add
         what it returns (e.g. MCTD's ``mean_expansions``).
     """
     if batch_envs < 1:
@@ -119,7 +120,8 @@ class _Lockstep:
         self.draw_plans = draw_plans and render_frames is not None
         self._pending: tuple | None = None  # (frame, layout, pose, tile) of a frame awaiting its plan
         render = "rgb_array" if render_frames is not None else None
-        self.envs = [FullGridObsWrapper(make_env(env_id, render_mode=render if k == 0 else None))
+        size = getattr(getattr(agent, "agent", agent), "grid_size", None)
+        self.envs = [FullGridObsWrapper(make_env(env_id, render_mode=render if k == 0 else None), size)
                      for k in range(width)]
 
     def run(self, episodes: int) -> list[dict]:
@@ -153,7 +155,10 @@ class _Lockstep:
         if hasattr(self.source, "seed_episode"):
             self.source.seed_episode(self.seed + index)
         obs, info = env.reset(seed=self.seed + index)
-        optimal = solve(layout_of(obs["image"]), env_pose(env))
+        try:
+            optimal = solve_env(env)
+        except ExpertBudgetError:  # counted as unknown, never as a made-up length
+            optimal = UNSOLVABLE
         episode = _Episode(slot, index, obs, None, len(optimal) if optimal.solvable else None)
         episode.state = self.agent.new_episode(obs, info)
         self._render(episode)

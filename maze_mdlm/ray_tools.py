@@ -81,4 +81,10 @@ def ray_map(func: Callable[[Any], Any], jobs: Sequence[Any] | Iterable[Any], num
     remote = ray.remote(num_cpus=num_cpus)(func)
     refs = [remote.remote(job) for job in jobs]
     for ref in refs:
-        yield ray.get(ref)
+        try:
+            yield ray.get(ref)
+        except ray.exceptions.RayTaskError as err:  # the task's own exception, as a local call raises it
+            cause = getattr(err, "cause", None)
+            if isinstance(cause, Exception):
+                raise cause from None
+            raise

@@ -92,6 +92,8 @@ def run_training(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UsageError(f"--data {path}: no such file")
     episodes = concat_episodes([load_episodes(p) for p in paths])
+    if len(episodes) == 0 or len(episodes.actions) == 0:
+        raise UsageError(f"--data {' '.join(map(str, paths))}: the dataset holds no expert steps")
     eval_env = episodes.meta["envs"][0]
     check_env_id(eval_env)
 
@@ -102,7 +104,7 @@ def run_training(args: argparse.Namespace) -> int:
         warmup_steps=min(_DEFAULTS.warmup_steps, max(args.steps // 10, 1)),
         curriculum_warmup_steps=min(_DEFAULTS.curriculum_warmup_steps, max(args.steps // 4, 1)),
     )
-    model_config = ModelConfig(hidden_dim=args.hidden_dim, num_layers=args.num_layers,
+    model_config = ModelConfig(hidden_dim=args.hidden_dim, num_layers=args.num_layers, grid_size=episodes.grid_size,
                                max_seq_len=max(ModelConfig.max_seq_len, args.horizon),
                                cond_drop_prob=ModelConfig.cond_drop_prob if args.model == "mdlm" else 0.0)
     data = PlanDataset(episodes, config.horizon)

@@ -96,3 +96,16 @@ def test_rollout_speed_runs_and_compares_equal_episodes(tmp_path):
     rollout_speed.main(["--episodes", "3", "--batch-envs", "2", "--out-dir", str(tmp_path)])
     r = json.loads((tmp_path / "rollout_speed.json").read_text())["results"]
     assert r["batch_envs"] == 2 and r["episodes_per_s_1"] > 0 and r["speedup"] > 0
+
+
+def test_world_rules_benchmark_runs():
+    from benchmarks import world_rules
+
+    envs_ = ["MiniGrid-DoorKey-5x5-v0", "MiniGrid-PutNear-6x6-N2-v0"]
+    results = world_rules.run(episodes=2, env_ids=envs_, collect_episodes=2, big_episodes=4, dyn_episodes=2,
+                              dyn_length=10, batch=4, effort_episodes=2)
+    assert [r["success_rate"] for r in results["oracle"]] == [1.0, 1.0]
+    assert [r["path_ratio"] for r in results["oracle"]] == [1.0, 1.0]
+    assert results["collect"]["big"]["episodes"] == 4 and results["dynamics"][0]["steps"] > 0
+    md = world_rules.to_markdown(results)
+    assert "| MiniGrid-DoorKey-5x5-v0 | 5x5 | goal | 250 | 2 | 1.000 | 1.000 |" in md

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import gymnasium as gym
 import pytest
 
 import envs  # noqa: F401  (registers the maze)
@@ -22,7 +21,6 @@ CONTRACT_KEYS = {
     "agent", "env", "episodes", "seed", "success_rate", "mean_steps", "mean_optimal_steps", "path_ratio",
     "mean_return", "seconds",
 }
-LARGE_ENV_ID = "MazeMDLMTest/Empty-25x25-v0"
 
 
 def _subprocess(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -36,14 +34,6 @@ def _subprocess(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def _listing(folder: Path) -> list[str]:
     """Every entry under ``folder``, hidden temp files included."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
-
-
-@pytest.fixture
-def large_env_id():
-    """A temporary gym id for a 25×25 MiniGrid world (too large for the 19×19 canvas)."""
-    gym.register(id=LARGE_ENV_ID, entry_point="minigrid.envs:EmptyEnv", kwargs={"size": 25})
-    yield LARGE_ENV_ID
-    del gym.registry[LARGE_ENV_ID]
 
 
 # --------------------------------------------------------------------------- happy paths
@@ -109,7 +99,7 @@ def test_collect_data_records_the_command_and_is_independent_of_workers(tmp_path
         assert main(argv) == 0, capsys.readouterr().err
         files.append(data.read_bytes())
     meta = load_episodes(tmp_path / "d1.bin").meta
-    assert meta["command"] == "maze-mdlm collect-data --env MiniGrid-Empty-5x5-v0 --episodes 3 --seed 7"
+    assert meta["command"] == "maze-mdlm collect-data --env MiniGrid-Empty-5x5-v0 --episodes 3 --seed 7 --grid-size 19"
     assert files[0] == files[1]
 
 
@@ -146,6 +136,14 @@ BAD_INPUTS = {
     "rollout-json-in-missing-folder": ["rollout", "--agent", "bfs", "--episodes", "1", "--json", "no/r.json"],
     "rollout-render-in-missing-folder": ["rollout", "--agent", "bfs", "--episodes", "1", "--render", "no/x.gif"],
     "rollout-module-env-id": ["rollout", "--agent", "bfs", "--env", "no_such_module:Env-v0", "--json", "r.json"],
+    # the issue's three silent failures: each is a clean refusal now
+    "dynamic-obstacles-collect": ["collect-data", "--env", "MiniGrid-Dynamic-Obstacles-8x8-v0", "--episodes", "2",
+                                  "--out", "d.bin"],
+    "dynamic-obstacles-rollout": ["rollout", "--agent", "bfs", "--env", "MiniGrid-Dynamic-Obstacles-8x8-v0",
+                                  "--json", "r.json"],
+    "excluded-memory": ["rollout", "--agent", "random", "--env", "MiniGrid-MemoryS7-v0", "--json", "r.json"],
+    "grid-size-too-small": ["collect-data", "--env", "MiniGrid-MultiRoom-N6-v0", "--grid-size", "19",
+                            "--episodes", "1", "--out", "d.bin"],
 }
 
 
@@ -175,10 +173,14 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv):
     _assert_usage_error(rc, capsys.readouterr().err, tmp_path, before)
 
 
-def test_env_larger_than_19_is_refused(tmp_path, capsys, large_env_id):
+def test_env_larger_than_the_canvas_is_refused(tmp_path, capsys):
+    from maze_mdlm.shipped import default_checkpoint
+
+    big = "MiniGrid-MultiRoom-N6-v0"  # 25x25
     for argv in (
-        ["collect-data", "--env", large_env_id, "--episodes", "1", "--out", str(tmp_path / "d.bin")],
-        ["rollout", "--agent", "bfs", "--env", large_env_id, "--episodes", "1", "--json", str(tmp_path / "r.json")],
+        ["collect-data", "--env", big, "--grid-size", "19", "--episodes", "1", "--out", str(tmp_path / "d.bin")],
+        ["rollout", "--agent", "mdlm", "--env", big, "--checkpoint", str(default_checkpoint(FOURROOMS_ID, "mdlm")),
+         "--episodes", "1", "--json", str(tmp_path / "r.json")],
     ):
         rc = main(argv)
         err = capsys.readouterr().err
@@ -226,7 +228,7 @@ def test_subprocess_collect_data(tmp_path):
     assert "wrote d.bin: 6 episodes" in result.stdout
     episodes = load_episodes(tmp_path / "d.bin")
     assert len(episodes) == 6 and episodes.meta["envs"] == [MAZE_ID, FOURROOMS_ID]
-    assert episodes.meta["command"] == f"maze-mdlm collect-data --env {MAZE_ID} --env {FOURROOMS_ID} --episodes 3 --seed 0"
+    assert episodes.meta["command"] == f"maze-mdlm collect-data --env {MAZE_ID} --env {FOURROOMS_ID} --episodes 3 --seed 0 --grid-size 19"
     assert _listing(tmp_path) == ["d.bin"]
 
 

@@ -67,7 +67,7 @@ def test_collect_contents(episodes):
     assert meta["envs"] == ENV_IDS
     assert meta["seed_range"] == [0, EPISODES]
     assert meta["episodes_per_env"] == EPISODES
-    assert meta["unsolvable_skipped"] == 0
+    assert meta["grid_size"] == 19 and "unsolvable_skipped" not in meta  # unsolvable seeds now stop collect
     assert meta["dataset_version"] == VERSION
 
 
@@ -117,17 +117,32 @@ def test_collection_is_deterministic(episodes, tmp_path):
     np.testing.assert_array_equal(part.actions, episodes.actions[episodes.offsets[40] : episodes.offsets[45]])
 
 
-def test_unsolvable_seeds_are_skipped(tmp_path):
-    # DoorKey's goal is behind a locked door: the navigation expert cannot reach it
+def test_object_episodes_replay_carrying_and_opened_doors(tmp_path):
     eps = collect(["MiniGrid-DoorKey-5x5-v0", FOURROOMS_ID], 3, seed=0, workers=1)
-    assert eps.meta["unsolvable_skipped"] == 3
-    assert len(eps) == 3 and eps.env_index.tolist() == [1, 1, 1]
-    empty = collect(["MiniGrid-DoorKey-5x5-v0"], 2, seed=0, workers=1)
-    assert len(empty) == 0 and empty.actions.dtype == np.uint8
-    save_episodes(tmp_path / "empty", empty)
-    loaded = load_episodes(tmp_path / "empty")
-    _assert_episodes_equal(loaded, empty)
-    assert len(PlanDataset(loaded, horizon=4)) == 0
+    assert len(eps) == 6 and eps.env_index.tolist() == [0, 0, 0, 1, 1, 1]
+    save_episodes(tmp_path / "dk", eps)
+    loaded = load_episodes(tmp_path / "dk")
+    _assert_episodes_equal(loaded, eps)
+    states = loaded.states
+    for ep in range(3):  # DoorKey: the key is carried after its pickup, the door is open after the toggle
+        start, stop = loaded.offsets[ep], loaded.offsets[ep + 1]
+        acts = loaded.actions[start:stop].tolist()
+        t_pick, t_toggle = acts.index(3), acts.index(5)
+        assert tuple(states.carrying[start + t_pick]) == (1, 0, 0)
+        assert states.carrying[start + t_pick + 1, 0] == 5  # a key
+        door = states.layouts[states.layout_id[start + t_toggle + 1]]
+        assert (door[:, :, 0] == 4).sum() == 1 and door[door[:, :, 0] == 4][0, 2] == 0  # open
+    batch = PlanDataset(loaded, horizon=4).get_batch(np.arange(4))
+    assert batch["carrying"].shape == (4, 3) and batch["task"].shape == (4, 5)
+
+
+def test_unsolvable_start_stops_collection(monkeypatch):
+    import envs.collect as collect_module
+    from envs.expert import UNSOLVABLE
+
+    monkeypatch.setattr(collect_module, "solve_state", lambda state, task: UNSOLVABLE)
+    with pytest.raises(collect_module.ExpertFailure, match="seed 0: the start has no solution"):
+        collect(["MiniGrid-DoorKey-5x5-v0"], 2, seed=0, workers=1)
 
 
 def test_plan_dataset_states_and_targets_match_the_real_env(episodes, tmp_path):

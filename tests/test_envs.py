@@ -214,14 +214,18 @@ def test_small_env_is_padded_and_the_agent_keeps_its_coordinates():
     env.close()
 
 
-def test_grid_larger_than_19_is_refused():
+def test_grid_sizes_up_to_25_and_refusals():
     big = EmptyEnv(size=25)
+    assert FullGridObsWrapper(big).grid_size == 25  # the default canvas grows to the world
     with pytest.raises(GridTooLargeError, match="25x25"):
-        FullGridObsWrapper(big)
+        FullGridObsWrapper(big, grid_size=19)
     big.reset(seed=0)
     with pytest.raises(GridTooLargeError, match="19x19"):
         encode_env(big)
-    full_obs, _ = FullyObsWrapper(big).reset(seed=0)
+    too_big = EmptyEnv(size=27)
+    with pytest.raises(GridTooLargeError, match="27x27"):
+        FullGridObsWrapper(too_big)
+    full_obs, _ = FullyObsWrapper(too_big).reset(seed=0)
     with pytest.raises(GridTooLargeError):
         observation_grid(full_obs)
     assert issubclass(GridTooLargeError, ValueError)

@@ -14,6 +14,7 @@ import envs  # noqa: F401  (registers the maze)
 from envs import FOURROOMS_ID, MAZE_ID
 from envs.expert import UNSOLVABLE, ExpertPlan, solve, solve_networkx
 from envs.observation import encode_env, layout_of
+from envs.world import FORWARD, PICKUP_ACTION, TOGGLE
 
 LEFT, RIGHT, FORWARD = 0, 1, 2
 # direction -> (dx, dy), MiniGrid's convention: 0 east, 1 south, 2 west, 3 north
@@ -268,7 +269,10 @@ def test_doors_and_objects():
         "#..k..#",
         "#######",
     )
-    assert_optimal(closed, (1, 1, 0), expected=None)
+    # under MiniGrid's full rules the closed door is toggled open (the key is not needed):
+    # forward, toggle, forward x3 into the goal
+    plan = solve(closed, (1, 1, 0))
+    assert plan.actions == (FORWARD, TOGGLE, FORWARD, FORWARD, FORWARD)
 
 
 def _cells_visited(layout, pose, actions):
@@ -306,11 +310,12 @@ def test_expert_is_optimal_and_works_in_the_real_env(env_id):
     env.close()
 
 
-def test_locked_door_env_is_unsolvable_for_the_navigation_expert():
+def test_locked_door_env_is_solved_with_key_and_door():
     env = gym.make("MiniGrid-DoorKey-5x5-v0")
     env.reset(seed=0)
     layout = layout_of(encode_env(env)["image"])
-    assert solve(layout, _pose(env)) == UNSOLVABLE
+    plan = solve(layout, _pose(env))
+    assert plan.solvable and PICKUP_ACTION in plan.actions and TOGGLE in plan.actions
     assert reference_distance(layout, _pose(env)) is None
     env.close()
 

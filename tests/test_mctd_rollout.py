@@ -11,7 +11,7 @@ import torch
 from agents.mctd import MCTDConfig, MCTDPlanner
 from agents.mctd.planner import choose_actions
 from agents.mctd.rollout import NOOP, GreedyContinuation
-from agents.mdlm_agent import forbidden_first_actions
+from envs.rules import forbidden_first_actions
 from envs.dynamics import FAILURE, LEFT, RUNNING, SUCCESS, simulate_plans
 from envs.observation import place_agent, to_model_input
 from maze_mdlm.config import ModelConfig

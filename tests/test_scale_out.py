@@ -59,11 +59,19 @@ def test_an_episode_depends_only_on_its_seed():
         assert four[2:] == two
 
 
-def test_random_agent_episodes_differ_between_seeds_and_agent_seeds():
-    """The per-episode reseed mixes both seeds (a constant reseed would pass the test above)."""
-    a = evaluate(RandomAgent(0), "MiniGrid-Empty-5x5-v0", 6, SEED)["per_episode"]
-    b = evaluate(RandomAgent(1), "MiniGrid-Empty-5x5-v0", 6, SEED)["per_episode"]
-    assert len({r["steps"] for r in a}) > 1 and [r["steps"] for r in a] != [r["steps"] for r in b]
+def test_random_agent_reseeds_from_both_seeds():
+    """The per-episode reseed mixes the agent's seed and the episode's (a constant reseed would
+    pass the test above)."""
+    obs = {"image": None}
+
+    def actions(agent_seed: int, episode_seed: int) -> list[int]:
+        agent = RandomAgent(agent_seed)
+        agent.seed_episode(episode_seed)
+        return [agent.act(obs) for _ in range(20)]
+
+    assert actions(0, SEED) == actions(0, SEED)
+    assert actions(0, SEED) != actions(0, SEED + 1)
+    assert actions(0, SEED) != actions(1, SEED)
 
 
 # --------------------------------------------------------------------------- --workers (no Ray)
@@ -177,6 +185,22 @@ def test_ray_and_workers_exclude_each_other(tmp_path, capsys):
     assert _listing(tmp_path) == []
 
 
+def test_ray_unreachable_address_exits_2_quickly(tmp_path, capsys):
+    ray = pytest.importorskip("ray")
+    import socket
+
+    assert not ray.is_initialized()  # (runs before the module's Ray session starts)
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for argv in (["rollout", "--agent", "bfs", "--episodes", "1", "--json", str(tmp_path / "r.json")],
+                 ["collect-data", "--env", FOURROOMS_ID, "--episodes", "1", "--out", str(tmp_path / "d")]):
+        rc = main([*argv, "--ray", f"127.0.0.1:{port}"])
+        assert "nothing answers" in _usage_error(rc, capsys.readouterr().err)
+    assert _listing(tmp_path) == []
+
+
 # --------------------------------------------------------------------------- Ray
 @pytest.fixture(scope="module")
 def local_ray():
@@ -209,16 +233,3 @@ def test_ray_rollout_is_identical_per_seed(tmp_path, capsys, local_ray):
         if agent == "mctd":
             assert spread["decisions"] == local["decisions"]
 
-
-def test_ray_unreachable_address_exits_2_quickly(tmp_path, capsys):
-    pytest.importorskip("ray")
-    import socket
-
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    for argv in (["rollout", "--agent", "bfs", "--episodes", "1", "--json", str(tmp_path / "r.json")],
-                 ["collect-data", "--env", FOURROOMS_ID, "--episodes", "1", "--out", str(tmp_path / "d")]):
-        rc = main([*argv, "--ray", f"127.0.0.1:{port}"])
-        assert "nothing answers" in _usage_error(rc, capsys.readouterr().err)
-    assert _listing(tmp_path) == []

@@ -65,6 +65,7 @@ class MCTDAgent:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         self.model = model.eval()
         self.device = next(model.parameters()).device
+        self.grid_size = model.config.grid_size  # the canvas the model sees
         self.config, self.max_steps, self.seed, self.num_threads = config, int(max_steps), seed, num_threads
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.planner = MCTDPlanner(self.model, config, self.generator)

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from agents.mdlm_agent import first_position_mask, forbidden_first_actions
+from agents.mdlm_agent import first_position_mask
+from envs.rules import forbidden_first_actions
 from envs.dynamics import RUNNING, SUCCESS, simulate_plans
 from envs.observation import place_agent, to_model_input
 from maze_mdlm.sampler import sample

@@ -1,0 +1,52 @@
+"""Which actions are worth taking: the world's rules that agents use to filter a plan's first action.
+
+Only the dynamics (:func:`envs.world.world_step`), never the expert. An action is *useful* when it
+changes the state (pose, carried object, or a cell) and does not end the episode in failure:
+turning always is; ``forward`` is not into a wall, a closed door, an object or lava; ``pickup``
+needs an empty hand and a key, ball or box ahead; ``drop`` a full hand and an empty cell ahead;
+``toggle`` a door it can open or close, or a box ahead. ``done`` (MiniGrid's 6, the models'
+end-of-plan token) is never a useful first action here.
+"""
+
+from __future__ import annotations
+
+from typing import Collection
+
+import numpy as np
+
+from envs.tasks import BoundTask
+from envs.world import DONE, FAILURE, FORWARD, LEFT, NOTHING, RIGHT, WorldState, world_step
+
+NAVIGATION = (LEFT, RIGHT, FORWARD)
+ACTIONS = 7
+Pose = tuple[int, int, int]
+
+
+def useful_actions(state: WorldState, task: BoundTask | None = None) -> list[tuple[int, WorldState]]:
+    """``(action, next_state)`` for every action except ``done`` that changes ``state`` without
+    failing the episode, in action order."""
+    out = []
+    for action in range(ACTIONS):
+        if action == DONE:
+            continue
+        nxt, status = world_step(state, action, task)
+        if status == FAILURE:
+            continue
+        if nxt is not state and (nxt.pose != state.pose or nxt.carrying != state.carrying or nxt.layout is not state.layout):
+            out.append((action, nxt))
+    return out
+
+
+def forbidden_first_actions(layout: np.ndarray, pose: Pose, visited: Collection[Pose] = (),
+                            carrying: tuple[int, int, int] = NOTHING, task: BoundTask | None = None) -> np.ndarray:
+    """[7] bool: every action but the useful ones and, when some move leads to a pose not in
+    ``visited``, every move into a visited pose too (object actions stay allowed). Boxed in:
+    left and right stay allowed."""
+    state = WorldState(layout, tuple(int(v) for v in pose), tuple(carrying))
+    useful = useful_actions(state, task)
+    moves = [a for a, nxt in useful if a in NAVIGATION]
+    fresh = [a for a, nxt in useful if a in NAVIGATION and nxt.pose not in visited]
+    objects = [a for a, _ in useful if a not in NAVIGATION]
+    forbidden = np.ones(ACTIONS, dtype=bool)
+    forbidden[(fresh or moves or [LEFT, RIGHT]) + objects] = False
+    return forbidden
