@@ -14,11 +14,13 @@ import multiprocessing as mp
 import os
 import pickle
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from maze_mdlm.evaluation import DEFAULT_BATCH_ENVS, evaluate, summarize
 
-CHUNKS_PER_WORKER = 4  # per-episode agents: smaller chunks balance the load (episodes vary in length)
+CHUNKS_PER_WORKER = 16  # per-episode agents: small chunks balance the load (episodes vary in length;
+# with 4 per worker, the last chunk left one of 2 workers idle for about 1/8 of the run)
+BATCHED_CHUNKS_PER_WORKER = 4  # agents that batch: big chunks keep their lockstep batches full
 _AGENT_CACHE: dict[bytes, Any] = {}  # one agent per worker process, built on its first chunk
 
 
@@ -45,24 +47,65 @@ def _worker_agent(factory: Callable[[], Any]) -> Any:
     return _AGENT_CACHE[key]
 
 
-def run_chunk(job: tuple) -> dict[str, Any]:
+def run_chunk(job: tuple, agent: Any = None) -> dict[str, Any]:
     """Evaluate one seed chunk in this process: ``job = (factory, env_id, seed, offset, count,
-    batch_envs, threads)``. Returns its ``per_episode`` records, the agent's ``stats_state`` and
-    the lockstep width."""
-    factory, env_id, seed, offset, count, batch_envs, threads = job
-    if threads:
-        import torch
+    batch_envs, threads)``, with ``agent`` or the one ``factory`` builds (once per process).
+    Returns its ``per_episode`` records, the agent's ``stats_state`` and the lockstep width."""
+    import torch
 
-        torch.set_num_threads(threads)
-    agent = _worker_agent(factory)
+    factory, env_id, seed, offset, count, batch_envs, threads = job
+    agent = _worker_agent(factory) if agent is None else agent
     if hasattr(agent, "load_stats_state"):
         agent.load_stats_state([])  # this chunk's statistics only
-    metrics = evaluate(agent, env_id, count, seed + offset, batch_envs=batch_envs)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or previous)
+    try:
+        metrics = evaluate(agent, env_id, count, seed + offset, batch_envs=batch_envs)
+    finally:
+        torch.set_num_threads(previous)
     return {
         "per_episode": metrics["per_episode"],
         "stats_state": agent.stats_state() if hasattr(agent, "stats_state") else None,
         "batch_envs": metrics["batch_envs"],
+        "pid": os.getpid(),
     }
+
+
+def _warm_up(factory: Callable[[], Any]) -> int:
+    """Build this worker's agent (imports, model loading) before it gets chunks; its pid."""
+    _worker_agent(factory)
+    return os.getpid()
+
+
+def spread(jobs: list[tuple], workers: int, host: Any = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Run :func:`run_chunk` on every job in ``workers`` processes; yields ``(job index, result)``
+    as chunks finish.
+
+    With ``host`` (the agent, already loaded here), this process is one of the workers: it starts
+    on the chunks at once while ``workers - 1`` spawned ones boot, a spawned process gets chunks
+    (up to 2 queued) only once it has built its agent, so a short run is not held up by their
+    start-up, and this process takes the next chunk whenever it is free. Without ``host``,
+    ``workers`` spawned processes run every chunk."""
+    factory = jobs[0][0]
+    spawned = workers - 1 if host is not None else workers
+    with mp.get_context("spawn").Pool(spawned) as pool:
+        warm = [pool.apply_async(_warm_up, (factory,)) for _ in range(spawned)]
+        pending: dict[int, Any] = {}
+        next_job = 0
+        while next_job < len(jobs) or pending:
+            up = spawned if host is None or all(w.ready() for w in warm) else len(
+                {w.get() for w in warm if w.ready()})
+            ahead = 2 * up  # 2 chunks queued per spawned process that has built its agent
+            while next_job < len(jobs) and len(pending) < ahead:
+                pending[next_job] = pool.apply_async(run_chunk, (jobs[next_job],))
+                next_job += 1
+            for index in [i for i, r in pending.items() if r.ready()]:
+                yield index, pending.pop(index).get()
+            if host is not None and next_job < len(jobs):
+                next_job += 1
+                yield next_job - 1, run_chunk(jobs[next_job - 1], host)
+            elif pending:
+                pending[min(pending)].wait(0.05)
 
 
 def evaluate_parallel(
@@ -77,6 +120,7 @@ def evaluate_parallel(
     chunks: int | None = None,
     on_episode: Callable[[dict], None] | None = None,
     agent: Any = None,
+    share_main: bool = True,
 ) -> dict[str, Any]:
     """:func:`maze_mdlm.evaluation.evaluate` over seed chunks in ``workers`` spawned processes, or
     as Ray tasks (``ray_address``: "local", "auto", "ray://host:port"; needs the ``ray`` extra).
@@ -85,10 +129,12 @@ def evaluate_parallel(
         factory: a picklable callable that builds the agent in each worker, e.g.
             ``functools.partial(agents.registry.make_agent, "mctd", env_id=..., seed=...)``.
         workers: processes (1 and no Ray: the plain in-process :func:`evaluate`).
-        chunks: seed chunks (default: ``workers`` for agents that batch, else 4 per worker; with
-            Ray, per CPU of the cluster). Results do not depend on it.
+        chunks: seed chunks (default per worker, or per CPU of the Ray cluster: 4 for agents that
+            batch, 16 for the others). Results do not depend on it.
         agent: the agent ``factory`` builds, if the caller has it already (used for its name and
             to merge the workers' statistics; built here otherwise).
+        share_main: this process is one of the ``workers`` and runs chunks with ``agent`` while
+            the others start (default); False: ``workers`` spawned processes do all the work.
 
     Returns:
         The :func:`evaluate` metrics dict (``per_episode`` in seed order, agent statistics over all
@@ -102,11 +148,11 @@ def evaluate_parallel(
         return {**metrics, "workers": 1, "ray": None}
     batched = hasattr(host, "act_batch") and hasattr(host, "new_episode")
     start = time.perf_counter()
-    results = []
+    results: dict[int, dict[str, Any]] = {}  # chunk index -> result
 
-    def gather(stream) -> None:
-        for result in stream:
-            results.append(result)
+    def gather(stream: Iterator[tuple[int, dict[str, Any]]]) -> None:
+        for index, result in stream:
+            results[index] = result
             for record in result["per_episode"]:
                 if on_episode:
                     on_episode(record)
@@ -116,31 +162,33 @@ def evaluate_parallel(
 
         with ray_session(ray_address):
             slots = cluster_cpus()
-            plan = seed_chunks(episodes, chunks or (slots if batched else CHUNKS_PER_WORKER * slots))
+            per_slot = BATCHED_CHUNKS_PER_WORKER if batched else CHUNKS_PER_WORKER
+            plan = seed_chunks(episodes, chunks or per_slot * slots)
             jobs = [(factory, env_id, seed, offset, count, batch_envs, 1) for offset, count in plan]
-            gather(ray_map(run_chunk, jobs))
+            gather(enumerate(ray_map(run_chunk, jobs)))
         width = slots
     else:
-        plan = seed_chunks(episodes, chunks or (workers if batched else CHUNKS_PER_WORKER * workers))
+        per_worker = BATCHED_CHUNKS_PER_WORKER if batched else CHUNKS_PER_WORKER
+        plan = seed_chunks(episodes, chunks or per_worker * workers)
         threads = max(1, (os.cpu_count() or 1) // workers)
         jobs = [(factory, env_id, seed, offset, count, batch_envs, threads) for offset, count in plan]
-        with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
-            gather(pool.imap(run_chunk, jobs))
+        gather(spread(jobs, workers, host if share_main else None))
         width = workers
-    records = sorted((r for result in results for r in result["per_episode"]), key=lambda r: r["seed"])
+    ordered = [results[i] for i in sorted(results)]
+    records = sorted((r for result in ordered for r in result["per_episode"]), key=lambda r: r["seed"])
     metrics = summarize(records)
     metrics.update(
         agent=getattr(host, "name", type(host).__name__),
         env=env_id,
         episodes=episodes,
         seed=seed,
-        batch_envs=max(result["batch_envs"] for result in results),
+        batch_envs=max(result["batch_envs"] for result in ordered),
         seconds=time.perf_counter() - start,
         workers=width,
         ray=ray_address,
     )
     if hasattr(host, "load_stats_state"):
-        host.load_stats_state([result["stats_state"] for result in results])
+        host.load_stats_state([result["stats_state"] for result in ordered])
     if hasattr(host, "stats"):
         metrics.update(host.stats())
     metrics["per_episode"] = records

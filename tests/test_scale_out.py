@@ -17,7 +17,7 @@ from envs import FOURROOMS_ID, MAZE_ID
 from maze_mdlm.cli import main
 from maze_mdlm.devices import DeviceUnavailableError, resolve_device
 from maze_mdlm.evaluation import evaluate
-from maze_mdlm.parallel import evaluate_parallel, seed_chunks
+from maze_mdlm.parallel import evaluate_parallel, seed_chunks, spread
 
 SEED = 1_000_000
 NO_CUDA = not torch.cuda.is_available()
@@ -87,13 +87,30 @@ def test_workers_give_the_same_episodes_and_statistics(tmp_path, capsys):
     assert _listing(tmp_path) == ["one.json", "two.json"]
 
 
-def test_evaluate_parallel_random_and_bfs_match_in_process():
-    for name in ("random", "bfs"):
+def test_spawned_workers_alone_match_in_process():
+    """Every chunk in spawned processes (share_main=False): the same records and statistics."""
+    for name in ("random", "bfs", "mctd"):
         factory = functools.partial(make_agent, name, env_id=MAZE_ID, seed=3)
         local = evaluate(factory(), MAZE_ID, 4, SEED)
-        spread = evaluate_parallel(factory, MAZE_ID, 4, SEED, workers=2, chunks=3)
-        assert spread["per_episode"] == local["per_episode"], name
-        assert spread["success_rate"] == local["success_rate"] and spread["agent"] == name
+        spawned = evaluate_parallel(factory, MAZE_ID, 4, SEED, workers=2, chunks=3, share_main=False)
+        assert spawned["per_episode"] == local["per_episode"], name
+        assert spawned["success_rate"] == local["success_rate"] and spawned["agent"] == name
+        if name == "mctd":
+            assert spawned["decisions"] == local["decisions"] and spawned["mean_rounds"] == local["mean_rounds"]
+
+
+def test_spread_starts_in_this_process():
+    """With a host agent, this process runs chunks from the start (spawned ones join once booted);
+    every chunk comes back once, with its own seeds."""
+    import os
+
+    factory = functools.partial(make_agent, "bfs", env_id=FOURROOMS_ID)
+    jobs = [(factory, FOURROOMS_ID, SEED, i, 1, 1, 1) for i in range(6)]
+    pids = {}
+    for index, result in spread(jobs, 2, factory()):
+        pids[index] = result["pid"]
+        assert [r["seed"] for r in result["per_episode"]] == [SEED + index]
+    assert sorted(pids) == list(range(6)) and pids[0] == os.getpid()
 
 
 # --------------------------------------------------------------------------- --device
