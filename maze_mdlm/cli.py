@@ -277,7 +277,8 @@ def render_first_search(factory: Any, env_id: str, seed: int):
         env.close()
     image = obs["image"]
     pose = (*agent_pose(image)[:2], int(obs["direction"]))
-    frame = draw_plans(frame, layout_of(image), pose, plan_view(agent), tile)
+    world = {key: obs[key] for key in ("carrying", "task") if key in obs}
+    frame = draw_plans(frame, layout_of(image), pose, {**plan_view(agent), **world}, tile)
     cfg = agent.config
     labels = [f"w={w:g}" if cfg.meta_actions == "cfg" else f"T={t:g}" for t, w in cfg.meta_table()]
     title = (f"MCTD search tree: first decision on {env_id}, reset seed {seed} "

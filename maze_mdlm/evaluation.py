@@ -118,7 +118,7 @@ class _Lockstep:
         self.agent, self.seed, self.frames, self.on_episode = agent, seed, render_frames, on_episode
         self.source = agent if source is None else source  # the agent itself (``agent`` may wrap it)
         self.draw_plans = draw_plans and render_frames is not None
-        self._pending: tuple | None = None  # (frame, layout, pose, tile) of a frame awaiting its plan
+        self._pending: tuple | None = None  # (frame, layout, pose, tile, carrying/task) awaiting its plan
         render = "rgb_array" if render_frames is not None else None
         size = getattr(getattr(agent, "agent", agent), "grid_size", None)
         self.envs = [FullGridObsWrapper(make_env(env_id, render_mode=render if k == 0 else None), size)
@@ -194,17 +194,18 @@ class _Lockstep:
             return
         image, direction = observation_grid(episode.obs)
         tile = max(1, frame.shape[1] // self.envs[episode.slot].unwrapped.width)  # pixels per cell
-        self._pending = (frame, layout_of(image), (*agent_pose(image)[:2], int(direction)), tile)
+        world = {key: episode.obs[key] for key in ("carrying", "task") if key in episode.obs}
+        self._pending = (frame, layout_of(image), (*agent_pose(image)[:2], int(direction)), tile, world)
 
     def _flush_frame(self, episode: _Episode | None) -> None:
         """Draw the plan the agent now holds for episode 0 on its pending frame and append it."""
         from maze_mdlm.pictures import draw_plans
 
-        frame, layout, pose, tile = self._pending
+        frame, layout, pose, tile, world = self._pending
         self._pending = None
         holder = episode.state if episode is not None and episode.state is not None else self.source
         view = plan_view(holder)
-        self.frames.append(draw_plans(frame, layout, pose, view, tile) if view else frame)
+        self.frames.append(draw_plans(frame, layout, pose, {**view, **world}, tile) if view else frame)
 
 
 def plan_view(holder: Any) -> dict[str, Any] | None:

@@ -25,9 +25,15 @@ WIN_COLOR = (0, 150, 60)
 GOAL_FILL, LAVA_FILL, OPEN_FILL = (205, 240, 205), (245, 200, 200), (236, 236, 236)
 
 
-def plan_cells(layout: np.ndarray, pose: Pose, plans: Sequence[Sequence[int]]) -> list[list[tuple[int, int]]]:
+def plan_cells(layout: np.ndarray, pose: Pose, plans: Sequence[Sequence[int]],
+               carrying: Sequence[int] | None = None, task: Sequence[int] | None = None) -> list[list[tuple[int, int]]]:
     """The cells each plan visits from ``pose`` (start cell first, turns collapsed), by the
-    symbolic dynamics; a plan stops at the goal, in lava, or at END. ``layout`` [W, H, 3]."""
+    symbolic dynamics; a plan stops at the goal, in lava, or at END. ``layout`` [W, H, 3].
+
+    With the observation's ``carrying`` [3] or ``task`` [5] (worlds with keys, doors, boxes), the
+    plans run under all seven actions (:func:`envs.dynamics.simulate_world`: pick up the key,
+    open the door, walk through); otherwise on the navigation fast path
+    (:func:`envs.dynamics.simulate_plans`)."""
     plans = [list(p) for p in plans]
     if not plans:
         return []
@@ -35,12 +41,31 @@ def plan_cells(layout: np.ndarray, pose: Pose, plans: Sequence[Sequence[int]]) -
     padded = np.full((len(plans), width), DONE, dtype=np.int64)  # END pads: execution stops there
     for row, plan in enumerate(plans):
         padded[row, : len(plan)] = plan
-    outcome = simulate_plans(layout, pose, padded)
+    if carrying is None and task is None:
+        outcome = simulate_plans(layout, pose, padded)
+    else:
+        outcome = _simulate_full(layout, pose, padded, carrying, task)
     paths = []
     for row in range(len(plans)):
         cells = [(int(x), int(y)) for x, y in outcome.poses[row, : outcome.steps[row] + 1, :2]]
         paths.append([c for i, c in enumerate(cells) if i == 0 or c != cells[i - 1]])
     return paths
+
+
+def _simulate_full(layout: np.ndarray, pose: Pose, plans: np.ndarray, carrying: Sequence[int] | None,
+                   task: Sequence[int] | None) -> Any:
+    """:func:`envs.dynamics.simulate_world` from an observation's layout, pose, carrying and task
+    (closed boxes count as empty: what they hold is not observed)."""
+    from envs.dynamics import simulate_world
+    from envs.tasks import MissionError, Task
+    from envs.world import NOTHING, WorldState
+
+    held = tuple(int(v) for v in carrying) if carrying is not None else NOTHING
+    try:
+        bound = Task.from_vector(task).bind(layout) if task is not None else None
+    except MissionError:
+        bound = None
+    return simulate_world(WorldState(layout, tuple(int(v) for v in pose), held), plans, bound, end_token=DONE)
 
 
 def _font(size: int):
@@ -56,6 +81,8 @@ def draw_plans(frame: np.ndarray, layout: np.ndarray, pose: Pose, view: Mapping[
                tile: int = 32) -> np.ndarray:
     """``frame`` [H_px, W_px, 3] uint8 with ``view["plan"]`` drawn from ``pose`` (amber, thick) and
     ``view["candidates"]`` from ``view["candidates_pose"]`` (or ``pose``) faded beneath it.
+    ``view["carrying"]`` / ``view["task"]`` (optional, from the observation) select the full
+    rules (:func:`plan_cells`).
 
     ``tile`` is the frame's pixels per cell (MiniGrid renders 32). Returns a new array.
     """
@@ -75,11 +102,12 @@ def draw_plans(frame: np.ndarray, layout: np.ndarray, pose: Pose, view: Mapping[
         end, r = points[-1], max(2, width)
         draw.ellipse((end[0] - r, end[1] - r, end[0] + r, end[1] + r), fill=color)
 
+    world = {"carrying": view.get("carrying"), "task": view.get("task")}
     candidates_pose = view.get("candidates_pose") or pose
-    for cells in plan_cells(layout, tuple(candidates_pose), view.get("candidates") or []):
+    for cells in plan_cells(layout, tuple(candidates_pose), view.get("candidates") or [], **world):
         polyline(cells, CANDIDATE_COLOR, max(2, tile // 9))
     if view.get("plan"):
-        polyline(plan_cells(layout, pose, [view["plan"]])[0], PLAN_COLOR, max(3, tile // 5))
+        polyline(plan_cells(layout, pose, [view["plan"]], **world)[0], PLAN_COLOR, max(3, tile // 5))
     return np.asarray(Image.alpha_composite(base, overlay).convert("RGB"))
 
 

@@ -143,3 +143,20 @@ def test_step_is_what_plan_cells_uses():
         if pose[:2] != cells[-1]:
             cells.append(pose[:2])
     assert plan_cells(layout, (3, 3, 1), [plan])[0] == cells
+
+
+def test_plans_with_keys_and_doors_follow_the_full_rules():
+    """On DoorKey the expert's plan picks up the key and opens the door: drawn with the
+    observation's carrying and task, it reaches the goal; the navigation fast path stops early."""
+    env = FullGridObsWrapper(make_env("MiniGrid-DoorKey-5x5-v0"))
+    obs, info = env.reset(seed=SEED)
+    env.close()
+    bfs = BFSAgent()
+    bfs.reset(obs, info)
+    bfs.act(obs)
+    image = obs["image"]
+    layout, pose = layout_of(image), (*agent_pose(image)[:2], int(obs["direction"]))
+    goal = tuple(int(v) for v in np.argwhere(layout[:, :, 0] == 8)[0])
+    full = plan_cells(layout, pose, [bfs.last_plan], carrying=obs["carrying"], task=obs["task"])[0]
+    fast = plan_cells(layout, pose, [bfs.last_plan])[0]
+    assert full[-1] == goal and fast[-1] != goal
