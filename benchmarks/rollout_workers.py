@@ -2,8 +2,10 @@
 
 What ``maze-mdlm rollout --agent mctd --workers K`` runs (:func:`maze_mdlm.parallel.evaluate_parallel`,
 worker start-up, model loading and gathering included), on the same seeds for every K, in
-interleaved repeats (K=1, K=2, K=1, K=2, ...); the speedup is the ratio of median wall times. The
-per-episode results must be identical for every K, else the benchmark fails.
+interleaved repeats (K=1, K=2, K=1, K=2, ...); the speedup is the ratio of median wall times. CPU
+seconds (this process and the workers, start-up included) show the work that parallelism adds,
+whatever else the machine is running. The per-episode results must be identical for every K, else
+the benchmark fails.
 
     python -m benchmarks.rollout_workers [--agent mctd] [--env ID] [--episodes 1000] [--workers 1 2] [--repeats 2]
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -24,14 +27,22 @@ from envs.seeds import EVAL_SEED_START
 from maze_mdlm.parallel import evaluate_parallel
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(agent: str, env_id: str, episodes: int, seed: int, workers: int, checkpoint: str | None) -> dict[str, Any]:
     """One rollout with ``workers`` processes: wall seconds (agent loading in this process
-    excluded, as in the CLI's ``seconds``) and the metrics."""
+    excluded, as in the CLI's ``seconds``), CPU seconds of this process and of the workers it
+    spawned (their start-up included), and the metrics."""
     factory = functools.partial(make_agent, agent, env_id=env_id, checkpoint=checkpoint, seed=seed)
     host = factory()
-    start = time.perf_counter()
+    cpu, children, start = time.process_time(), _children_cpu(), time.perf_counter()
     metrics = evaluate_parallel(factory, env_id, episodes, seed, workers=workers, agent=host)
-    return {"workers": workers, "seconds": time.perf_counter() - start, "metrics": metrics}
+    wall = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu + _children_cpu() - children
+    return {"workers": workers, "seconds": wall, "cpu_seconds": cpu_seconds, "metrics": metrics}
 
 
 def run(agent: str = "mctd", env_id: str = FOURROOMS_ID, episodes: int = 1000, workers: Sequence[int] = (1, 2),
@@ -39,11 +50,13 @@ def run(agent: str = "mctd", env_id: str = FOURROOMS_ID, episodes: int = 1000, w
     """Median wall time per worker count and the speedup over the first; raises if any run's
     per-episode results differ from the first run's."""
     times: dict[int, list[float]] = {k: [] for k in workers}
+    cpu: dict[int, list[float]] = {k: [] for k in workers}
     reference, last = None, {}
     for _ in range(repeats):
         for k in workers:
             r = timed(agent, env_id, episodes, seed, k, checkpoint)
             times[k].append(r["seconds"])
+            cpu[k].append(r["cpu_seconds"])
             last[k] = r["metrics"]
             if reference is None:
                 reference = r["metrics"]["per_episode"]
@@ -56,6 +69,7 @@ def run(agent: str = "mctd", env_id: str = FOURROOMS_ID, episodes: int = 1000, w
         median = statistics.median(times[k])
         m = last[k]
         rows.append({"workers": k, "seconds": times[k], "median_seconds": median, "speedup": base / median,
+                     "cpu_seconds": cpu[k], "median_cpu_seconds": statistics.median(cpu[k]),
                      "episodes_per_s": episodes / median, "success_rate": m["success_rate"],
                      "path_ratio": m["path_ratio"], "mean_plan_ms": m.get("mean_plan_ms"),
                      "decisions": m.get("decisions")})
@@ -67,14 +81,16 @@ def to_markdown(r: dict[str, Any]) -> str:
     lines = [f"`{r['agent']}` on {r['env']}, {r['episodes']} episodes from seed {r['seed']}, {r['repeats']} "
              "interleaved repeats; wall time of the rollout (worker start-up, model loading in the workers and "
              "gathering included). Per-episode results identical for every worker count.", "",
-             "| workers | median s | runs (s) | episodes/s | speedup vs first | success | path ratio | mean plan ms |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| workers | median s | runs (s) | episodes/s | speedup vs first | CPU s (all processes) | success "
+             "| path ratio | mean plan ms |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in r["rows"]:
         plan_ms = "-" if row["mean_plan_ms"] is None else f"{row['mean_plan_ms']:.1f}"
         ratio = "-" if row["path_ratio"] is None else f"{row['path_ratio']:.3f}"
         lines.append(f"| {row['workers']} | {row['median_seconds']:.1f} | "
                      f"{', '.join(f'{s:.1f}' for s in row['seconds'])} | {row['episodes_per_s']:.1f} | "
-                     f"{row['speedup']:.2f}x | {row['success_rate']:.3f} | {ratio} | {plan_ms} |")
+                     f"{row['speedup']:.2f}x | {row['median_cpu_seconds']:.1f} | {row['success_rate']:.3f} | {ratio} "
+                     f"| {plan_ms} |")
     return "\n".join(lines) + "\n"
 
 

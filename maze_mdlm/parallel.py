@@ -87,7 +87,7 @@ def spread(jobs: list[tuple], workers: int, host: Any = None) -> Iterator[tuple[
     start-up, and this process takes the next chunk whenever it is free. Without ``host``,
     ``workers`` spawned processes run every chunk."""
     factory = jobs[0][0]
-    spawned = workers - 1 if host is not None else workers
+    spawned = max(1, min(workers - 1 if host is not None else workers, len(jobs)))
     with mp.get_context("spawn").Pool(spawned) as pool:
         warm = [pool.apply_async(_warm_up, (factory,)) for _ in range(spawned)]
         pending: dict[int, Any] = {}
