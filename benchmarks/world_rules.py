@@ -57,14 +57,16 @@ def oracle(episodes: int, env_ids: Sequence[str], heavy_episodes: int | None = N
     return rows
 
 
-def collect_speed(episodes: int, env_ids: Sequence[str], big_env: str, big_episodes: int) -> dict[str, Any]:
+def collect_speed(episodes: int, env_ids: Sequence[str], big_env: str, big_episodes: int,
+                  heavy_episodes: int | None = None) -> dict[str, Any]:
     """Expert episodes/s per env (1 process) and one timed 2-worker collection of ``big_env``."""
     rows = []
     for env_id in env_ids:
+        n = heavy_episodes if heavy_episodes is not None and "ObstructedMaze" in env_id else episodes
         start = time.perf_counter()
-        data = collect([env_id], episodes, seed=0, workers=1)
+        data = collect([env_id], n, seed=0, workers=1)
         seconds = time.perf_counter() - start
-        rows.append({"env": env_id, "episodes": episodes, "episodes_per_s": episodes / seconds,
+        rows.append({"env": env_id, "episodes": n, "episodes_per_s": n / seconds,
                      "mean_length": float(data.lengths.mean())})
     start = time.perf_counter()
     collect([big_env], big_episodes, seed=0, workers=2)
@@ -130,7 +132,7 @@ def dynamics_speed(env_ids: Sequence[str], episodes: int, length: int, batch: in
     return rows
 
 
-def expert_effort(env_ids: Sequence[str], episodes: int) -> list[dict[str, Any]]:
+def expert_effort(env_ids: Sequence[str], episodes: int) -> list[dict[str, Any]]:  # noqa: C901
     """States the expert expands and its ms per start, mean and max over seeds (what bounds it)."""
     rows = []
     for env_id in env_ids:
@@ -195,7 +197,8 @@ def run(episodes: int = 500, env_ids: Sequence[str] | None = None, sections: Seq
         if "effort" in sections:
             results["effort"] = expert_effort(env_ids, effort_episodes)
         if "collect" in sections:
-            results["collect"] = collect_speed(collect_episodes, env_ids, "MiniGrid-DoorKey-8x8-v0", big_episodes)
+            results["collect"] = collect_speed(collect_episodes, env_ids, "MiniGrid-DoorKey-8x8-v0", big_episodes,
+                                               heavy_episodes and max(1, heavy_episodes // 5))
         if "dynamics" in sections:
             objects = [e for e in OBJECT_WORLDS if e in env_ids] or env_ids[:1]
             results["dynamics"] = dynamics_speed(objects, dyn_episodes, dyn_length, batch)

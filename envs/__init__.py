@@ -5,7 +5,8 @@ Importing this package registers ``MazeMDLM/Maze-19x19-v0`` with gymnasium.
 
 from __future__ import annotations
 
-from gymnasium.envs.registration import register, registry
+from gymnasium.envs.registration import register
+from gymnasium.envs.registration import registry as gym_registry
 
 from envs.observation import (
     GRID_SIZE,
@@ -20,7 +21,7 @@ from envs.observation import (
 MAZE_ID = "MazeMDLM/Maze-19x19-v0"
 FOURROOMS_ID = "MiniGrid-FourRooms-v0"
 
-if MAZE_ID not in registry:
+if MAZE_ID not in gym_registry:
     register(id=MAZE_ID, entry_point="envs.maze:MazeEnv", kwargs={"cells": 9})
 
 __all__ = [

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 from minigrid.core.constants import OBJECT_TO_IDX
 
-from envs.world import (  # noqa: F401  (re-exported: the dynamics' public names)
-    DIR_DX, DIR_DY, DONE, DROP, FAILURE, FORWARD, LEFT, PICKUP_ACTION, RIGHT, RUNNING, SUCCESS,
-    TOGGLE, WorldState, passable, world_step,
+from envs.tasks import FETCH, GOTO, OPEN, OPEN_SEQ, PICKUP, PUTNEAR
+from envs.world import (  # noqa: F401  (world_step re-exported: the dynamics' public names)
+    BOX, CLOSED_STATE, DIR_DX, DIR_DY, DONE, DOOR, DROP, EMPTY_IDX, FAILURE, FORWARD, GOAL_IDX, KEY, LAVA,
+    LEFT, LOCKED_STATE, OPEN_STATE, PICKABLE, PICKUP_ACTION, RIGHT, RUNNING, SUCCESS, TOGGLE, WorldState,
+    passable, world_step,
 )
 
 
@@ -165,9 +167,6 @@ def simulate_world(state: WorldState, plans: np.ndarray, task=None, end_token: i
     to :func:`envs.world.world_step` (tested). A plan stops when the episode ends (goal, lava or
     the ``task``'s own verdict) or at its first ``end_token`` (e.g. the models' END).
     """
-    from envs.tasks import FETCH, GOTO, OPEN, OPEN_SEQ, PICKUP, PUTNEAR
-    from envs.world import BOX, CLOSED_STATE, DOOR, EMPTY_IDX, GOAL_IDX, KEY, LAVA, LOCKED_STATE, OPEN_STATE, PICKABLE
-
     plans = np.asarray(plans, dtype=np.int64)
     n, horizon = plans.shape
     width, height = state.layout.shape[:2]

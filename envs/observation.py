@@ -25,7 +25,9 @@ import numpy as np
 from gymnasium import spaces
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
+from envs.registry import is_static
 from envs.tasks import GOAL_TASK, TASK_DIM, parse_mission
+from envs.world import encode_cell, state_from_env
 
 GRID_SIZE = 19  # the default canvas
 MAX_GRID_SIZE = 25  # the largest canvas (MultiRoom-N6)
@@ -78,11 +80,6 @@ def pad_grid(image: np.ndarray, size: int = GRID_SIZE) -> np.ndarray:
     canvas[:] = WALL_CELL
     canvas[:width, :height] = image
     return canvas
-
-
-def encode_cell(obj: Any) -> tuple[int, int, int]:
-    """MiniGrid's encoding of one object (``(1, 0, 0)``, the empty cell, for None)."""
-    return (EMPTY, 0, 0) if obj is None else tuple(int(v) for v in obj.encode())
 
 
 def encode_env(env: gym.Env, layout: np.ndarray | None = None, size: int = GRID_SIZE) -> dict[str, Any]:
@@ -259,8 +256,6 @@ class FullGridObsWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArgs
         )
         # Only the registry's static worlds may reuse the grid after a move (moving obstacles would
         # make a cached grid stale)
-        from envs.registry import is_static
-
         self._cache_grid = is_static(env_name(env))
 
     # MiniGrid's left / right / forward never change the grid of a static world: after them the
@@ -272,8 +267,6 @@ class FullGridObsWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArgs
         privileged (not in MiniGrid's observation), read only by the oracle ``BFSAgent``."""
         self._layout, self._task = None, None
         obs, info = super().reset(**kwargs)
-        from envs.world import state_from_env
-
         return obs, {**info, "boxes": [b for b in state_from_env(self.env).boxes if b[0] != "carried"]}
 
     def step(self, action: Any):

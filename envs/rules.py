@@ -15,7 +15,9 @@ from typing import Collection
 import numpy as np
 
 from envs.tasks import BoundTask
-from envs.world import DONE, FAILURE, FORWARD, LEFT, NOTHING, RIGHT, WorldState, world_step
+from envs.world import (
+    DONE, DOOR, EMPTY_IDX, FAILURE, FORWARD, LEFT, NOTHING, OBJECT_ACTIONS, PICKABLE, RIGHT, WorldState, world_step,
+)
 
 NAVIGATION = (LEFT, RIGHT, FORWARD)
 ACTIONS = 7
@@ -26,8 +28,11 @@ def useful_actions(state: WorldState, task: BoundTask | None = None) -> list[tup
     """``(action, next_state)`` for every action except ``done`` that changes ``state`` without
     failing the episode, in action order."""
     out = []
+    fx, fy = state.front()
+    ahead = int(state.layout[fx, fy, 0])
+    interacts = ahead in (DOOR, *PICKABLE) or (state.carrying != NOTHING and ahead == EMPTY_IDX)
     for action in range(ACTIONS):
-        if action == DONE:
+        if action == DONE or (action in OBJECT_ACTIONS and not interacts):  # no-ops: nothing to act on
             continue
         nxt, status = world_step(state, action, task)
         if status == FAILURE:

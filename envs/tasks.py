@@ -106,11 +106,11 @@ class Task:
         return BoundTask(self, tuple(positions))
 
     def describe(self) -> str:
+        """E.g. ``"pickup blue ball"``."""
         names = {v: k for k, v in OBJECT_TO_IDX.items()}
         colors = {v: k for k, v in COLOR_TO_IDX.items()}
-        parts = [self.name] + [f"{colors[c]} {names[t]}" for t, c in (self.obj, self.obj2) if t is not None] \
-            if self.obj or self.obj2 else [self.name]
-        return " ".join(parts)
+        objects = [f"{colors[o[1]]} {names[o[0]]}" for o in (self.obj, self.obj2) if o is not None]
+        return " ".join([self.name, *objects])
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ reward: lava, a wrong pickup, ...). Step limits are the env's (:mod:`envs.regist
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from minigrid.core.constants import OBJECT_TO_IDX, STATE_TO_IDX
 
-from envs.tasks import FETCH, GOTO, OPEN, OPEN_SEQ, PICKUP, PUTNEAR, BoundTask, Task
+from envs.tasks import FETCH, GOTO, OPEN, OPEN_SEQ, PICKUP, PUTNEAR, BoundTask
 
 LEFT, RIGHT, FORWARD, PICKUP_ACTION, DROP, TOGGLE, DONE = range(7)
 OBJECT_ACTIONS = (PICKUP_ACTION, DROP, TOGGLE)
@@ -69,10 +69,13 @@ class WorldState:
         return x + int(DIR_DX[d]), y + int(DIR_DY[d])
 
 
+def encode_cell(obj: Any) -> Cell:
+    """MiniGrid's encoding of one object (:data:`NOTHING`, the empty cell, for None)."""
+    return NOTHING if obj is None else tuple(int(v) for v in obj.encode())
+
+
 def state_from_env(env) -> WorldState:
     """The full state of a (reset) MiniGrid env, box contents included (read from the env)."""
-    from envs.observation import encode_cell  # local: observation imports this module
-
     base = env.unwrapped
     layout = base.grid.encode()
     boxes = []
@@ -185,12 +188,3 @@ def task_status(task: BoundTask, before: WorldState, action: int, after: WorldSt
         if after.layout[ax, ay, 2] == OPEN_STATE and before.layout[bx, by, 2] == OPEN_STATE:
             return FAILURE
     return RUNNING
-
-
-def bind_task(task: Task, state: WorldState) -> BoundTask:
-    """``task`` bound to the targets of a start state."""
-    return task.bind(state.layout)
-
-
-def replace_pose(state: WorldState, pose: Pose) -> WorldState:
-    return replace(state, pose=tuple(int(v) for v in pose))

@@ -291,3 +291,17 @@ def test_written_files_get_normal_permissions(tmp_path):
     assert path.read_bytes() == b"abc"
     assert path.stat().st_mode & 0o777 == 0o644
     assert os.listdir(tmp_path) == ["x.bin"]
+
+
+def test_version_1_files_still_load(tmp_path, episodes, monkeypatch):
+    """A file as 0.3 wrote it (navigation only: no tasks, no boxes, version 1) loads as reach-the-goal."""
+    import envs.dataset as dataset
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dataset, "VERSION", 1)
+        patch.setattr(dataset.Episodes, "ARRAYS", dataset.Episodes.ARRAYS_V1)
+        save_episodes(tmp_path / "v1", episodes)
+    loaded = load_episodes(tmp_path / "v1")
+    assert b'"version": 1' in (tmp_path / "v1").read_bytes()[:4096]
+    assert loaded.grid_size == 19 and (loaded.tasks == 0).all() and loaded.boxes.shape == (0, 6)
+    np.testing.assert_array_equal(loaded.states.poses, episodes.states.poses)

@@ -58,7 +58,8 @@ def test_check_env_on_the_unwrapped_maze():
     env.close()
 
 
-@pytest.mark.parametrize("env_id", [MAZE_ID, FOURROOMS_ID, "MiniGrid-Empty-5x5-v0"])
+@pytest.mark.parametrize("env_id", [MAZE_ID, FOURROOMS_ID, "MiniGrid-Empty-5x5-v0", "MiniGrid-DoorKey-6x6-v0",
+                                    "MiniGrid-ObstructedMaze-1Dlh-v0", "MiniGrid-MultiRoom-N6-v0"])
 def test_check_env_on_the_full_grid_wrapper(env_id):
     env = FullGridObsWrapper(gym.make(env_id))
     # The close check re-creates the env from its spec, which drops any wrapper applied after

@@ -19,11 +19,11 @@ import pytest
 import envs  # noqa: F401  (registers our envs)
 from envs.dynamics import simulate_world
 from envs.expert import solve_state
-from envs.observation import FullGridObsWrapper, encode_cell
+from envs.observation import FullGridObsWrapper
 from envs.registry import EXCLUDED, SUPPORTED, UnsupportedEnvError, lookup
 from envs.rules import useful_actions
 from envs.tasks import MissionError, parse_mission
-from envs.world import FAILURE, RUNNING, SUCCESS, state_from_env, world_step
+from envs.world import FAILURE, RUNNING, SUCCESS, encode_cell, state_from_env, world_step
 
 ALL = sorted(SUPPORTED)
 # seeds whose expert search is quick (the ObstructedMaze family has seeds that take seconds)
