@@ -196,9 +196,10 @@ def test_ray_missing_exits_2(tmp_path, capsys, monkeypatch):
 
 def test_ray_and_workers_exclude_each_other(tmp_path, capsys):
     pytest.importorskip("ray")
-    rc = main(["rollout", "--agent", "bfs", "--episodes", "1", "--ray", "--workers", "2",
-               "--json", str(tmp_path / "r.json")])
-    assert "--workers" in _usage_error(rc, capsys.readouterr().err)
+    for argv in (["rollout", "--agent", "bfs", "--episodes", "1", "--json", str(tmp_path / "r.json")],
+                 ["collect-data", "--env", FOURROOMS_ID, "--episodes", "1", "--out", str(tmp_path / "d")]):
+        rc = main([*argv, "--ray", "--workers", "2"])
+        assert "--workers" in _usage_error(rc, capsys.readouterr().err)
     assert _listing(tmp_path) == []
 
 
