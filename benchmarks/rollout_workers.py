@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import resource
 import statistics
 import time
@@ -49,6 +50,7 @@ def run(agent: str = "mctd", env_id: str = FOURROOMS_ID, episodes: int = 1000, w
         repeats: int = 2, seed: int = EVAL_SEED_START, checkpoint: str | None = None) -> dict[str, Any]:
     """Median wall time per worker count and the speedup over the first; raises if any run's
     per-episode results differ from the first run's."""
+    load_before = os.getloadavg()[0]
     times: dict[int, list[float]] = {k: [] for k in workers}
     cpu: dict[int, list[float]] = {k: [] for k in workers}
     reference, last = None, {}
@@ -74,13 +76,17 @@ def run(agent: str = "mctd", env_id: str = FOURROOMS_ID, episodes: int = 1000, w
                      "path_ratio": m["path_ratio"], "mean_plan_ms": m.get("mean_plan_ms"),
                      "decisions": m.get("decisions")})
     return {"agent": agent, "env": env_id, "episodes": episodes, "seed": seed, "repeats": repeats,
-            "identical_per_episode": True, "rows": rows}
+            "identical_per_episode": True, "load_average_1min": [load_before, os.getloadavg()[0]],
+            "cpu_count": os.cpu_count(), "rows": rows}
 
 
 def to_markdown(r: dict[str, Any]) -> str:
     lines = [f"`{r['agent']}` on {r['env']}, {r['episodes']} episodes from seed {r['seed']}, {r['repeats']} "
              "interleaved repeats; wall time of the rollout (worker start-up, model loading in the workers and "
-             "gathering included). Per-episode results identical for every worker count.", "",
+             "gathering included). Per-episode results identical for every worker count. Machine load "
+             f"(1-minute average, before / after): {r['load_average_1min'][0]:.1f} / "
+             f"{r['load_average_1min'][1]:.1f} on {r['cpu_count']} cores: other jobs share the CPU when "
+             "it is above 0.", "",
              "| workers | median s | runs (s) | episodes/s | speedup vs first | CPU s (all processes) | success "
              "| path ratio | mean plan ms |",
              "|---|---|---|---|---|---|---|---|---|"]
