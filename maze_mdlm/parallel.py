@@ -122,8 +122,9 @@ def evaluate_parallel(
     agent: Any = None,
     share_main: bool = True,
 ) -> dict[str, Any]:
-    """:func:`maze_mdlm.evaluation.evaluate` over seed chunks in ``workers`` spawned processes, or
-    as Ray tasks (``ray_address``: "local", "auto", "ray://host:port"; needs the ``ray`` extra).
+    """:func:`maze_mdlm.evaluation.evaluate` over seed chunks in ``workers`` processes (this one
+    and ``workers - 1`` spawned ones, :func:`spread`), or as Ray tasks (``ray_address``: "local",
+    "auto", "ray://host:port"; needs the ``ray`` extra).
 
     Args:
         factory: a picklable callable that builds the agent in each worker, e.g.
@@ -131,8 +132,9 @@ def evaluate_parallel(
         workers: processes (1 and no Ray: the plain in-process :func:`evaluate`).
         chunks: seed chunks (default per worker, or per CPU of the Ray cluster: 4 for agents that
             batch, 16 for the others). Results do not depend on it.
-        agent: the agent ``factory`` builds, if the caller has it already (used for its name and
-            to merge the workers' statistics; built here otherwise).
+        agent: the agent ``factory`` builds, if the caller has it already (it runs this
+            process's chunks, names the agent and merges the workers' statistics; built here
+            otherwise). Its statistics are replaced by those of the whole run.
         share_main: this process is one of the ``workers`` and runs chunks with ``agent`` while
             the others start (default); False: ``workers`` spawned processes do all the work.
 
