@@ -88,15 +88,14 @@ def test_workers_give_the_same_episodes_and_statistics(tmp_path, capsys):
 
 
 def test_spawned_workers_alone_match_in_process():
-    """Every chunk in spawned processes (share_main=False): the same records and statistics."""
-    for name in ("random", "bfs", "mctd"):
-        factory = functools.partial(make_agent, name, env_id=MAZE_ID, seed=3)
-        local = evaluate(factory(), MAZE_ID, 4, SEED)
-        spawned = evaluate_parallel(factory, MAZE_ID, 4, SEED, workers=2, chunks=3, share_main=False)
-        assert spawned["per_episode"] == local["per_episode"], name
-        assert spawned["success_rate"] == local["success_rate"] and spawned["agent"] == name
-        if name == "mctd":
-            assert spawned["decisions"] == local["decisions"] and spawned["mean_rounds"] == local["mean_rounds"]
+    """Every chunk in spawned processes (share_main=False): the same records and statistics
+    (mctd: reseeded per episode, statistics gathered from the workers)."""
+    factory = functools.partial(make_agent, "mctd", env_id=MAZE_ID, seed=3)
+    local = evaluate(factory(), MAZE_ID, 4, SEED)
+    spawned = evaluate_parallel(factory, MAZE_ID, 4, SEED, workers=2, chunks=3, share_main=False)
+    assert spawned["per_episode"] == local["per_episode"]
+    assert spawned["success_rate"] == local["success_rate"] and spawned["agent"] == "mctd"
+    assert spawned["decisions"] == local["decisions"] and spawned["mean_rounds"] == local["mean_rounds"]
 
 
 def test_spread_starts_in_this_process():
