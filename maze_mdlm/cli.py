@@ -156,7 +156,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
                 raise UsageError(f"{flag} needs Pillow: pip install 'maze-mdlm[render]'") from None
     device = check_device(args.device)
     check_ray(args.ray, args.workers)
-    factory = functools.partial(make_agent, args.agent, env_id=args.env, checkpoint=args.checkpoint, seed=args.seed,
+    checkpoint = str(Path(args.checkpoint).resolve()) if args.checkpoint else None  # workers may run elsewhere
+    factory = functools.partial(make_agent, args.agent, env_id=args.env, checkpoint=checkpoint, seed=args.seed,
                                 device=str(device), **mctd_options)
     try:
         agent = factory()
