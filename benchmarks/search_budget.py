@@ -79,17 +79,31 @@ def to_markdown(results: dict[str, Any], plotted: bool) -> str:
     lines = [f"MCTD on {results['env']}, {results['episodes']} episodes from seed {results['seed']} "
              f"(the same for every budget), checkpoint {results['checkpoint']}. Planning ms is the search "
              "of a decision that planned.", "",
-             "| budget | success | median ms / decision | mean ms / decision | mean expansions | ms / expansion "
-             f"| median ms vs budget {results['rows'][0]['budget']} | decisions |", "|---|---|---|---|---|---|---|---|"]
+             "| budget | success | path ratio | median ms / decision | mean ms / decision | mean expansions "
+             f"| ms / expansion | median ms vs budget {results['rows'][0]['budget']} | decisions |",
+             "|---|---|---|---|---|---|---|---|---|"]
     base = results["rows"][0]["median_plan_ms"]
     for r in results["rows"]:
         per_expansion = r["mean_plan_ms"] / r["mean_expansions"] if r["mean_expansions"] else 0.0
         ratio = f"{r['median_plan_ms'] / base:.1f}x" if base else "-"
-        lines.append(f"| {r['budget']} | {r['success_rate']:.3f} | {r['median_plan_ms']:.1f} | {r['mean_plan_ms']:.1f} "
+        path = "-" if r.get("path_ratio") is None else f"{r['path_ratio']:.3f}"
+        lines.append(f"| {r['budget']} | {r['success_rate']:.3f} | {path} | {r['median_plan_ms']:.1f} | {r['mean_plan_ms']:.1f} "
                      f"| {r['mean_expansions']:.1f} | {per_expansion:.2f} | {ratio} | {r['decisions']} |")
     lines += ["", f"![success and planning time against budget]({PLOT})" if plotted
               else "Plot skipped: matplotlib is not installed (`pip install maze-mdlm[bench]`)."]
     return "\n".join(lines) + "\n"
+
+
+def rebuild_markdown(out_dir: Path = RESULTS) -> Path:
+    """Rewrite ``search_budget.md`` from ``search_budget.json`` without running anything (same
+    command, machine and numbers; the table as :func:`to_markdown` now writes it)."""
+    payload = json.loads((out_dir / "search_budget.json").read_text())
+    md = to_markdown(payload["results"], plotted=(out_dir / PLOT).is_file())
+    info = payload["machine"]
+    lines = ["# search_budget", "", f"Command: `{payload['command']}`", "",
+             "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "", md.rstrip(), ""]
+    (out_dir / "search_budget.md").write_text("\n".join(lines))
+    return out_dir / "search_budget.md"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,10 +115,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out-dir", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
     parser.add_argument("--plot-only", action="store_true",
                         help="redraw search_budget.png from the existing search_budget.json (no benchmark run)")
+    parser.add_argument("--rebuild-md", action="store_true",
+                        help="only rewrite search_budget.md from the existing search_budget.json")
     args = parser.parse_args(argv)
     if args.plot_only:
         rows = json.loads((args.out_dir / "search_budget.json").read_text())["results"]["rows"]
         print(plot(rows, args.out_dir / PLOT) or "matplotlib is not installed (pip install maze-mdlm[bench])")
+        return
+    if args.rebuild_md:
+        print(rebuild_markdown(args.out_dir).read_text())
         return
     results = run(args.budgets, args.episodes, args.seed, checkpoint=args.checkpoint)
     plotted = plot(results["rows"], args.out_dir / PLOT) is not None

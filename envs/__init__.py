@@ -1,6 +1,7 @@
 """Environments for maze-mdlm: full-grid observations, our maze, dynamics, expert, datasets.
 
-Importing this package registers ``MazeMDLM/Maze-19x19-v0`` with gymnasium.
+Importing this package registers ``MazeMDLM/Maze-19x19-v0``, ``MazeMDLM/BraidMaze-19x19-v0`` and
+``MazeMDLM/LavaMaze-19x19-v0`` with gymnasium.
 """
 
 from __future__ import annotations
@@ -20,13 +21,26 @@ from envs.observation import (
 
 MAZE_ID = "MazeMDLM/Maze-19x19-v0"
 FOURROOMS_ID = "MiniGrid-FourRooms-v0"
+BRAID_MAZE_ID = "MazeMDLM/BraidMaze-19x19-v0"
+LAVA_MAZE_ID = "MazeMDLM/LavaMaze-19x19-v0"
 
-if MAZE_ID not in gym_registry:
-    register(id=MAZE_ID, entry_point="envs.maze:MazeEnv", kwargs={"cells": 9})
+for _id, _entry, _kwargs in (
+    (MAZE_ID, "envs.maze:MazeEnv", {"cells": 9}),
+    (BRAID_MAZE_ID, "envs.maze:BraidMazeEnv", {"cells": 9, "braid": 0.5}),
+    (LAVA_MAZE_ID, "envs.maze:LavaMazeEnv", {"cells": 9, "lava": 0.25}),
+    ("MazeMDLM/Maze-25x25-v0", "envs.maze:MazeEnv", {"cells": 12}),
+    ("MazeMDLM/BraidMaze-25x25-v0", "envs.maze:BraidMazeEnv", {"cells": 12, "braid": 0.5}),
+    ("MazeMDLM/LavaMaze-25x25-v0", "envs.maze:LavaMazeEnv", {"cells": 12, "lava": 0.25}),
+):
+    if _id not in gym_registry:
+        register(id=_id, entry_point=_entry, kwargs=_kwargs)
+del _id, _entry, _kwargs
 
 __all__ = [
     "GRID_SIZE",
     "MAZE_ID",
+    "BRAID_MAZE_ID",
+    "LAVA_MAZE_ID",
     "FOURROOMS_ID",
     "FullGridObsWrapper",
     "GridTooLargeError",

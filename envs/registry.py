@@ -41,6 +41,11 @@ class UnsupportedEnvError(ValueError):
 _TABLE: tuple[tuple[str, int, int, int, int], ...] = (
     # id, width, height, task kind, max_steps
     ("MazeMDLM/Maze-19x19-v0", 19, 19, GOAL, 722),
+    ("MazeMDLM/BraidMaze-19x19-v0", 19, 19, GOAL, 722),
+    ("MazeMDLM/LavaMaze-19x19-v0", 19, 19, GOAL, 722),
+    ("MazeMDLM/Maze-25x25-v0", 25, 25, GOAL, 1250),
+    ("MazeMDLM/BraidMaze-25x25-v0", 25, 25, GOAL, 1250),
+    ("MazeMDLM/LavaMaze-25x25-v0", 25, 25, GOAL, 1250),
     ("MiniGrid-FourRooms-v0", 19, 19, GOAL, 100),
     ("MiniGrid-Empty-5x5-v0", 5, 5, GOAL, 100),
     ("MiniGrid-Empty-Random-5x5-v0", 5, 5, GOAL, 100),

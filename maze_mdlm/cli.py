@@ -1,4 +1,4 @@
-"""The ``maze-mdlm`` command line: ``collect-data``, ``train`` and ``rollout``.
+"""The ``maze-mdlm`` command line: ``collect-data``, ``train``, ``rollout``, ``export``, ``plot``, ``export-minari``.
 
 Bad input exits with code 2 and a one-line message on stderr, before any file is written.
 """
@@ -7,81 +7,29 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-import gymnasium as gym
-
 import envs
 from envs.dataset import DatasetFormatError
 from envs.files import atomic_write
-from envs.observation import GridTooLargeError, check_fits
+from envs.observation import GridTooLargeError
 from envs.seeds import EVAL_SEED_START, TRAIN_SEED_END, TRAIN_SEED_START
+from maze_mdlm import cli_train
+from maze_mdlm.cli_common import (  # noqa: F401  (also the public names of this module)
+    UsageError,
+    _Parser,
+    check_env_id,
+    check_writable,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    write_json_atomic,
+)
 
 AGENTS = ("random", "bfs", "ar", "mdlm", "mctd")
-
-
-class UsageError(Exception):
-    """Bad input from the user: reported as one line on stderr, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage otherwise)
-        raise UsageError(message)
-
-
-# ----------------------------------------------------------------------------- input checks
-def _int_at_least(minimum: int, what: str):
-    """An argparse type: an integer >= ``minimum``, with a one-line error otherwise."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {value}")
-        return value
-
-    return parse
-
-
-positive_int = _int_at_least(1, "positive")
-nonnegative_int = _int_at_least(0, "non-negative")
-
-
-def check_env_id(env_id: str, grid_size: int | None = None) -> None:
-    """Fail with a clear message for an env id the registry does not support (unknown, excluded
-    with its reason, or larger than a given ``grid_size``)."""
-    from envs.registry import UnsupportedEnvError, lookup
-
-    try:
-        spec = lookup(env_id)
-    except UnsupportedEnvError as err:
-        raise UsageError(str(err)) from None
-    if grid_size is not None:
-        check_fits(spec.width, spec.height, env_id, grid_size)
-
-
-def check_writable(path: str | os.PathLike, flag: str) -> Path:
-    """Fail unless ``path`` can be created as a file (its folder exists and is writable)."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UsageError(f"{flag} {path} is a directory, expected a file path")
-    if not parent.is_dir():
-        raise UsageError(f"{flag} {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"{flag} {path}: folder {parent} is not writable")
-    return path
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically."""
-    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
 
 
 # ----------------------------------------------------------------------------- commands
@@ -203,7 +151,7 @@ def save_gif(path: Path, frames: list) -> None:
                                                 duration=150, loop=0))
 
 
-MCTD_FLAGS = ("max_expansions", "parallel")  # rollout flags mapped onto MCTDConfig fields of the same name
+MCTD_FLAGS = ("max_expansions", "parallel", "time_budget_ms")  # rollout flags for MCTDAgent options of the same name
 
 
 def check_device(name: str):
@@ -299,12 +247,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from maze_mdlm.train_run import run_training
-
-    return run_training(args)
-
-
 # ----------------------------------------------------------------------------- parser
 def add_ray_argument(p: argparse.ArgumentParser) -> None:
     """``--ray [ADDRESS]``: fan the seed chunks out as Ray tasks (the ``ray`` extra)."""
@@ -330,11 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE", help="dataset file to write (atomically)")
     p.set_defaults(func=cmd_collect_data)
 
-    from maze_mdlm.train_run import add_train_arguments
+    p = sub.add_parser("train", help="train an MDLM policy on collected data (torchrun: on N processes)")
+    cli_train.add_train_arguments(p)
+    p.set_defaults(func=cli_train.cmd_train)
 
-    p = sub.add_parser("train", help="train an MDLM policy on collected data")
-    add_train_arguments(p)
-    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("plot", help="draw loss, accuracy and success curves of a training run")
+    cli_train.add_plot_arguments(p)
+    p.set_defaults(func=cli_train.cmd_plot)
+
+    p = sub.add_parser("export-minari", help="write a dataset file as a local Minari dataset")
+    cli_train.add_export_minari_arguments(p)
+    p.set_defaults(func=cli_train.cmd_export_minari)
 
     p = sub.add_parser("export", help="strip a training checkpoint (optimizer, RNG) for release")
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="DIR/checkpoint.pt from train")
@@ -372,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"mctd: search budget, expansions per decision (default {MCTDConfig.max_expansions})")
     p.add_argument("--parallel", type=positive_int, default=None, metavar="K",
                    help=f"mctd: leaves expanded per batched search round (default {MCTDConfig.parallel})")
+    p.add_argument("--time-budget-ms", type=positive_float, default=None, metavar="MS",
+                   help="mctd only: wall-clock budget of one search in ms (anytime; results then depend on "
+                        "the machine's speed). Default: none, only the expansion budget")
     p.set_defaults(func=cmd_rollout)
     return parser
 
@@ -382,11 +333,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (UsageError, GridTooLargeError, DatasetFormatError, FileNotFoundError) as err:
         message = " ".join(str(err).split())
-        print(f"maze-mdlm: error: {message}", file=sys.stderr)
+        if _is_main_process():  # under torchrun every rank fails alike; one line is enough
+            print(f"maze-mdlm: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("maze-mdlm: interrupted", file=sys.stderr)
         return 130
+
+
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def curriculum_mask_ratio(
 
 
 def mask_tokens(
-    actions: Tensor, ratio: Tensor, generator: torch.Generator | None = None
+    actions: Tensor, ratio: Tensor, generator: torch.Generator | None = None, rows: slice | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Replace each token by MASK independently with probability ``ratio`` of its row.
 
@@ -73,11 +73,18 @@ def mask_tokens(
     position: a row that drew none has one uniformly chosen position forced to MASK. The
     random draws are made on the generator's device, always with the same shapes, so the
     stream does not depend on the data.
+
+    ``rows`` (a data-parallel shard): ``ratio`` [B] covers a whole batch of which ``actions``
+    [b, L] holds rows ``rows``; the draws are made for all B rows, so the shard is masked
+    exactly as those rows of the whole batch would be.
     """
-    b, n = actions.shape
+    n = actions.shape[1]
+    b = ratio.shape[0] if rows is not None else actions.shape[0]
     gen_device = generator.device if generator is not None else actions.device
     u = torch.rand(b, n, generator=generator, device=gen_device).to(actions.device)
     forced_pos = torch.randint(n, (b,), generator=generator, device=gen_device).to(actions.device)
+    if rows is not None:
+        u, forced_pos, ratio = u[rows], forced_pos[rows], ratio[rows]
     mask = u < ratio.to(actions.device, torch.float32).unsqueeze(1)  # [B, L]
     empty = ~mask.any(dim=1)  # [B]
     forced = torch.arange(n, device=actions.device).unsqueeze(0) == forced_pos.unsqueeze(1)

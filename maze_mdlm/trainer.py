@@ -3,10 +3,16 @@
 The trainer only orchestrates; the math lives in small pure functions (``lr_at``,
 ``masked_loss``) and in :mod:`maze_mdlm.masking`. It writes no files and prints nothing:
 the CLI drives :meth:`Trainer.fit` through its callback and saves checkpoints itself.
+
+Data-parallel runs (:mod:`maze_mdlm.distributed`) keep the single-process math: every process
+draws the same global batch indices and masking noise from identically seeded generators, trains on
+its own rows of that batch, and normalises its loss by the global count, so the averaged gradient
+is the one-process gradient of the whole batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -17,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from maze_mdlm.config import PlainConfig
+from maze_mdlm.distributed import DistInfo, all_reduce_sum, shard_rows
 from maze_mdlm.masking import curriculum_mask_ratio, mask_tokens
 from maze_mdlm.model import MDLMPolicy
 from maze_mdlm.tokens import END
@@ -60,6 +67,15 @@ class TrainConfig(PlainConfig):
     # never shows ratios above ~0.83, while sampling starts from all-MASK)
     seed: int = 0  # seeds the batch-index and masking generators
     mdlm_elbo_weighting: bool = False  # weight each row's masked CE by 1/ratio (MDLM ELBO)
+    precision: str = "fp32"  # fp32 | bf16 (autocast of the forward passes; weights stay fp32)
+    compile: bool = False  # torch.compile the training forward pass
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+
+PRECISIONS = ("fp32", "bf16")
 
 
 def lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:
@@ -73,6 +89,28 @@ def lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int, min_lr
     return floor + 0.5 * (base_lr - floor) * (1.0 + math.cos(math.pi * progress))
 
 
+def masked_loss_terms(
+    logits: Tensor, targets: Tensor, mask: Tensor, row_weight: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The sums behind :func:`masked_loss`, which add up across the shards of a batch.
+
+    logits [B, L, V], targets [B, L] long, mask [B, L] bool -> (numerator [] with grad,
+    denominator [], correct [], masked []): loss = numerator / denominator, accuracy =
+    correct / masked. The denominator is the number of masked tokens, or of rows with
+    ``row_weight`` [B].
+    """
+    ce = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")  # [B, L]
+    maskf = mask.to(ce.dtype)
+    if row_weight is None:
+        numerator, denominator = (ce * maskf).sum(), maskf.sum()
+    else:
+        numerator = ((ce * maskf).sum(dim=1) * row_weight).sum()
+        denominator = torch.tensor(float(mask.shape[0]), device=ce.device)
+    with torch.no_grad():
+        correct = ((logits.argmax(dim=-1) == targets) & mask).sum().float()
+    return numerator, denominator, correct, maskf.sum().detach()
+
+
 def masked_loss(
     logits: Tensor, targets: Tensor, mask: Tensor, row_weight: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
@@ -83,16 +121,8 @@ def masked_loss(
     ``row_weight`` [B] (MDLM ELBO, weight 1/(L * ratio)): mean over rows of the weighted
     sum of that row's masked CE.
     """
-    ce = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # [B, L]
-    maskf = mask.to(ce.dtype)
-    if row_weight is None:
-        loss = (ce * maskf).sum() / maskf.sum().clamp(min=1.0)
-    else:
-        loss = ((ce * maskf).sum(dim=1) * row_weight).mean()
-    with torch.no_grad():
-        correct = (logits.argmax(dim=-1) == targets) & mask
-        accuracy = correct.sum().float() / mask.sum().clamp(min=1).float()
-    return loss, accuracy
+    numerator, denominator, correct, masked = masked_loss_terms(logits, targets, mask, row_weight)
+    return numerator / denominator.clamp(min=1.0), correct / masked.clamp(min=1.0)
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
@@ -117,16 +147,30 @@ class Trainer:
 
     ``train_step`` does one update on a given batch; ``fit`` draws batches from a
     ``BatchSource`` (epoch-wise permutations) and reports through a callback.
+
+    ``dist`` (a joined process group of ``world_size`` > 1) makes this process train on its
+    :func:`~maze_mdlm.distributed.shard_rows` of each global batch of ``config.batch_size`` under
+    ``DistributedDataParallel``. ``self.model`` is always the bare module (checkpoints, validation,
+    evaluation); ``self.net`` is what the training forward pass calls (compiled, DDP-wrapped).
     """
 
     VAL_SEED_OFFSET = 1_000_003
 
-    def __init__(self, model: MDLMPolicy, config: TrainConfig, device: torch.device | str | None = None) -> None:
+    def __init__(self, model: MDLMPolicy, config: TrainConfig, device: torch.device | str | None = None,
+                 dist: DistInfo | None = None) -> None:
         if config.horizon > model.config.max_seq_len:
             raise ValueError(f"horizon {config.horizon} > model max_seq_len {model.config.max_seq_len}")
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device)
         self.config = config
+        self.dist = dist or DistInfo()
+        self.shard = shard_rows(config.batch_size, self.dist) if self.dist.enabled else None
+        self.net: torch.nn.Module = torch.compile(self.model) if config.compile else self.model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.net, device_ids=ids)
         self.optimizer = build_optimizer(self.model, config)
         self.step = 0
         self.data_generator = torch.Generator().manual_seed(config.seed)
@@ -165,6 +209,12 @@ class Trainer:
             blend=self.curriculum_blend(),
         )
 
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The forward passes' precision context: bf16 autocast, or nothing for fp32."""
+        if self.config.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def next_indices(self, num_samples: int) -> Tensor:
         """Next ``batch_size`` dataset indices [B] from epoch-wise random permutations."""
         if num_samples < 1:
@@ -194,33 +244,50 @@ class Trainer:
 
     def predict(
         self, grid: Tensor, direction: Tensor, actions: Tensor, ratio: Tensor, generator: torch.Generator,
-        train: bool,
+        train: bool, rows: slice | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """The objective's forward pass: corrupt ``actions`` [B, H] with MASK at ``ratio`` [B] and
-        predict them. Returns (logits [B, H, V], loss positions [B, H] bool, actual ratio [B]).
-        In training, rows lose their state condition with prob. ``cond_drop_prob`` (for CFG)."""
-        tokens, mask, actual = mask_tokens(actions, ratio, generator)
+        """The objective's forward pass: corrupt ``actions`` [b, H] with MASK at ``ratio`` [B] and
+        predict them. Returns (logits [b, H, V], loss positions [b, H] bool, actual ratio [b]).
+        In training, rows lose their state condition with prob. ``cond_drop_prob`` (for CFG), and
+        the forward pass goes through ``self.net``. ``rows``: which rows of the global batch of
+        ``len(ratio)`` these ``b`` are (a data-parallel shard); the noise is drawn for all of them."""
+        tokens, mask, actual = mask_tokens(actions, ratio, generator, rows=rows)
         drop = None
         if train:
-            drop = (torch.rand(actions.shape[0], generator=generator) < self.model.config.cond_drop_prob).to(self.device)
-        return self.model(tokens, grid, direction, actual, drop_state=drop), mask, actual
+            drop = torch.rand(ratio.shape[0], generator=generator) < self.model.config.cond_drop_prob
+            drop = (drop if rows is None else drop[rows]).to(self.device)
+        net = self.net if train else self.model
+        with self.autocast():
+            return net(tokens, grid, direction, actual, drop_state=drop), mask, actual
 
     # ---- training -------------------------------------------------------------------------
     def train_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        """One optimizer step on ``batch``. Returns loss, accuracy, mask_ratio, lr, grad_norm."""
+        """One optimizer step on ``batch``. Returns loss, accuracy, mask_ratio, lr, grad_norm.
+
+        In a data-parallel run ``batch`` holds this process's shard (``self.shard``) of the global
+        batch, and the returned metrics are those of the whole global batch."""
         self.model.train()
         grid, direction, actions = self._unpack(batch)
         b, horizon = actions.shape
+        world = self.dist.world_size
         lr = self.current_lr()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-        ratio = self.sample_mask_ratio(b)  # [B]
-        logits, mask, actual_ratio = self.predict(grid, direction, actions, ratio, self.mask_generator, True)
+        ratio = self.sample_mask_ratio(b * world)  # [B] for the global batch
+        logits, mask, actual_ratio = self.predict(grid, direction, actions, ratio, self.mask_generator, True,
+                                                  rows=self.shard)
         row_weight = None
         if self.config.mdlm_elbo_weighting:
-            row_weight = 1.0 / (horizon * ratio.to(self.device).clamp(min=1.0 / horizon))
-        loss, accuracy = masked_loss(logits, actions, mask, row_weight)
+            mine = ratio if self.shard is None else ratio[self.shard]
+            row_weight = 1.0 / (horizon * mine.to(self.device).clamp(min=1.0 / horizon))
+        numerator, denominator, correct, masked = masked_loss_terms(logits, actions, mask, row_weight)
+        # global sums: [numerator, denominator, correct, masked, sum of actual ratios]
+        totals = torch.stack([numerator.detach(), denominator, correct, masked, actual_ratio.sum()]).double()
+        totals = all_reduce_sum(totals, self.dist).tolist()
+        # DDP averages the ranks' gradients, hence the denominator / world: the mean of the ranks'
+        # gradients is then the gradient of global numerator / global denominator
+        loss = numerator / (max(totals[1], 1.0) / world)
 
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -229,9 +296,9 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         return {
-            "loss": float(loss.detach()),
-            "accuracy": float(accuracy),
-            "mask_ratio": float(actual_ratio.mean()),
+            "loss": totals[0] / max(totals[1], 1.0),
+            "accuracy": totals[2] / max(totals[3], 1.0),
+            "mask_ratio": totals[4] / (b * world),
             "lr": lr,
             "grad_norm": float(grad_norm),
         }
@@ -260,7 +327,7 @@ class Trainer:
                 grid, direction, actions = self._unpack(batch_source.get_batch(idx))
                 ratio = torch.full((idx.numel(),), c.val_mask_ratio)
                 logits, mask, _ = self.predict(grid, direction, actions, ratio, generator, False)
-                ce = F.cross_entropy(logits.transpose(1, 2), actions, reduction="none")
+                ce = F.cross_entropy(logits.float().transpose(1, 2), actions, reduction="none")
                 ok = logits.argmax(dim=-1) == actions
                 plan = mask & (actions != END)
                 end = mask & (actions == END)
@@ -308,7 +375,8 @@ class Trainer:
             return bool(callback(event, self.step, metrics)) if callback is not None else False
 
         while self.step < c.steps:
-            batch = train_data.get_batch(self.next_indices(train_data.num_samples))
+            indices = self.next_indices(train_data.num_samples)  # [B], the same in every process
+            batch = train_data.get_batch(indices if self.shard is None else indices[self.shard])
             metrics = self.train_step(batch)
             for key, value in metrics.items():
                 window[key] = window.get(key, 0.0) + value
@@ -376,9 +444,12 @@ class ARTrainer(Trainer):
 
     def predict(
         self, grid: Tensor, direction: Tensor, actions: Tensor, ratio: Tensor, generator: torch.Generator,
-        train: bool,
+        train: bool, rows: slice | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """-> (logits [B, H, V], all-True loss positions [B, H], ones [B]); ``ratio`` is unused."""
-        logits = self.model(self.model.teacher_inputs(actions), grid, direction)
+        """-> (logits [b, H, V], all-True loss positions [b, H], ones [b]); ``ratio`` and ``rows``
+        are unused (no noise)."""
+        net = self.net if train else self.model
+        with self.autocast():
+            logits = net(self.model.teacher_inputs(actions), grid, direction)
         ones = torch.ones(actions.shape[0], device=actions.device)
         return logits, torch.ones_like(actions, dtype=torch.bool), ones

@@ -109,3 +109,19 @@ def test_world_rules_benchmark_runs():
     assert results["collect"]["big"]["episodes"] == 4 and results["dynamics"][0]["steps"] > 0
     md = world_rules.to_markdown(results)
     assert "| MiniGrid-DoorKey-5x5-v0 | 5x5 | goal | 250 | 2 | 1.000 | 1.000 |" in md
+
+
+def test_ddp_benchmark_single_process_tiny():
+    from benchmarks import ddp
+
+    r = ddp.run(episodes=10, batch_size=8, steps=2, horizon=4, hidden_dim=16, num_layers=1, layouts=((1, 1),))
+    assert r["rows"][0]["steps"] == 2 and r["rows"][0]["max_rel_loss_diff"] == 0.0
+    assert r["rows"][0]["samples_per_s"] > 0 and "| 1 x 1 |" in ddp.to_markdown(r)
+
+
+def test_precision_sweep_tiny_on_cpu_and_skip_page():
+    r = train_throughput.precision_sweep(episodes=10, horizon=4, batch_sizes=(8,), modes=("fp32 eager", "bf16"),
+                                         iters=1, warmup=0, device="cpu", config=TINY)
+    assert [row["mode"] for row in r["rows"]] == ["fp32 eager", "bf16"]
+    assert all(row["samples_per_s"] > 0 for row in r["rows"]) and "| 8 |" in train_throughput.sweep_markdown(r)
+    assert train_throughput.sweep_markdown({"skipped": "no GPU"}).startswith("Skipped: no GPU")

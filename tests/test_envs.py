@@ -146,7 +146,7 @@ def test_different_seeds_give_different_mazes_and_the_same_seed_the_same():
 
 def test_maze_that_does_not_fit_is_refused():
     with pytest.raises(ValueError, match="does not fit"):
-        MazeEnv(cells=10)
+        MazeEnv(cells=13)  # 27x27: larger than the 25x25 canvas
     small = MazeEnv(cells=3)
     small.reset(seed=0)
     assert (small.width, small.height) == (7, 7)

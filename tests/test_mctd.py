@@ -333,8 +333,8 @@ def test_end_only_model_falls_back_to_forward():
     agent = MCTDAgent(model, seed=0, max_expansions=8, fallback="heuristic")
     agent.reset(observe(layout, (1, 1, 0)))
     assert agent.act(observe(layout, (1, 1, 0))) == 2
-    # the default fallback asks the MDLM policy, whose first action is always a useful move
-    agent = MCTDAgent(model, seed=0, max_expansions=8)
+    # the policy fallback asks the MDLM policy, whose first action is always a useful move
+    agent = MCTDAgent(model, seed=0, max_expansions=8, fallback="policy")
     agent.reset(observe(layout, (1, 1, 0)))
     assert agent.act(observe(layout, (1, 1, 0))) in (0, 1, 2)
     assert agent.last_search is not None and not agent.last_search.found_goal

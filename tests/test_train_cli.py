@@ -117,3 +117,13 @@ def test_export_strips_optimizer_and_keeps_the_model(tmp_path, data_file, capsys
     assert slim["dataset"] == full["dataset"] and slim["step"] == full["step"]
     assert main(["export", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x.pt")]) == 2
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_train_refuses_validation_on_a_single_episode(tmp_path, capsys):
+    one = tmp_path / "one.data"
+    assert main(["collect-data", "--env", "MiniGrid-FourRooms-v0", "--episodes", "1", "--out", str(one)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--data", str(one), "--out", str(tmp_path / "run"), "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--val-every 0" in err
+    assert not (tmp_path / "run").exists()

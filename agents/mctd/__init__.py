@@ -17,19 +17,28 @@ checkpoints, one thread of the 2-core dev CPU):
   0.25, 20 episodes, an older checkpoint); with the continuation both solve every episode (300
   per env, budget 24), cfg with slightly more successes per expansion (maze 57.0 vs 54.7 per
   1000, FourRooms 89.9 vs 86.8) and shorter FourRooms paths (1.032 vs 1.040), so cfg stays.
-* ``expand_steps=2, sim_steps=1``: two unmasking steps per sub-plan (one was clearly worse:
-  0.30 vs 0.55 in the same older comparison), one greedy step for the jumpy simulation.
 * ``max_expansions=24, parallel=8, min_expansions=11``: the root's 3 meta-actions, then one full
   round of 8 below them before an early stop; that second round is what keeps FourRooms paths
-  short (path ratio 1.028, against 1.053 with 4 expansions). Median search: 47 ms on the maze,
-  21-23 ms on FourRooms. Rounds of K=8 are about 3x the expansions/s of K=1 at equal expansions.
-* ``rollout_windows=24, rollout_execute=4, rollout_steps=1, rollout_merge=True``: plans are
-  continued by the greedy policy for up to 96 actions, 4 per decoded window, one forward per
-  window (two gave the same success and paths at twice the cost), following earlier
-  goal-reaching continuations where they meet and decoding one window ahead where the
-  policy's own tokens predict it (:mod:`agents.mctd.rollout`).
-* ``exploration=sqrt(2)``, ``early_stop=True``: UCT's standard weight; a search stops after
-  the first round that found a goal-reaching plan once ``min_expansions`` are done.
+  short (path ratio 1.028, against 1.053 with 4 expansions). Rounds of K=8 are about 3x the
+  expansions/s of K=1 at equal expansions.
+* ``rollout_windows=24, rollout_execute=4``: plans are continued by the greedy policy for up to
+  96 actions, 4 per decoded window, one forward per window, following earlier goal-reaching
+  continuations where they meet and decoding one window ahead where the policy's own tokens
+  predict it (:mod:`agents.mctd.rollout`).
+* ``shortcut=True``: loops are cut out of goal-reaching plans (:func:`envs.dynamics.shortcut`).
+* ``partial_score="novelty"`` with the agent's ``fallback="plan"`` (0.4): a search that finds no
+  goal-reaching plan is not thrown away; the agent executes the first sub-plan of the plan that
+  ends alive after entering the most cells the episode has not been in. On the braid maze this
+  takes tree-only MCTD from the MDLM's behaviour to fewer failures and far shorter paths, and
+  makes the tree's budget matter (``benchmarks.ablation``; README).
+* ``time_budget_ms=None``: no wall-clock limit by default, so a search does not depend on the
+  machine's speed; set it (``rollout --time-budget-ms``) for an anytime search.
+* Fixed since 0.4 (fields until 0.3, never varied by a benchmark, test or flag; module constants
+  of :mod:`agents.mctd.planner` with the same values): two unmasking steps per sub-plan (one was
+  clearly worse: 0.30 vs 0.55 in an older comparison), one greedy step for the jumpy simulation,
+  one per continuation window (two gave the same results at twice the cost), expansion
+  temperature 1 for the cfg family and guidance 1 for the temperature family, no nucleus filter,
+  UCT weight sqrt(2), END scored as the no-op it is when executed, merged continuations.
 """
 
 from __future__ import annotations

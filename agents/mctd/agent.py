@@ -21,6 +21,20 @@ FOURROOMS_MAX_STEPS = 100  # MiniGrid FourRooms' own max_steps
 MAZE_MAX_STEPS = 2 * 19 * 19  # envs.maze.MazeEnv's default max_steps
 
 
+def env_max_steps(env_id: str) -> int:
+    """The episode limit of a registered MiniGrid env (``max_steps`` of a fresh instance)."""
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    try:
+        return int(getattr(env.unwrapped, "max_steps", FOURROOMS_MAX_STEPS))
+    finally:
+        env.close()
+
+
+FALLBACKS = ("policy", "plan", "heuristic")  # "heuristic" is the 0.3 name of "plan"
+
+
 class MCTDAgent:
     """Plan with MCTD, execute, replan.
 
@@ -32,10 +46,14 @@ class MCTDAgent:
     to the env; if the best plan has nothing executable, the best-scoring plan that has is
     used, else ``forward``.
 
-    When a search finds no goal-reaching plan (the goal is beyond the horizon), the default
-    ``fallback="policy"`` takes one step of the closed-loop MDLM policy (:class:`MDLMAgent`, greedy,
-    with its no-op / revisit rules) instead of the first sub-plan ranked by the Manhattan
-    heuristic, which misleads around walls; ``fallback="heuristic"`` keeps the latter.
+    When a search finds no goal-reaching plan (the goal is beyond what the plans reach), the
+    default ``fallback="plan"`` executes the first sub-plan of the best partial plan: with the
+    default ``partial_score="novelty"`` that is the plan that ends alive after entering the most
+    cells this episode has not been in (the agent keeps the episode's cells and passes them to
+    the search). ``fallback="policy"`` (the 0.3 default) throws the search away and takes one
+    step of the closed-loop MDLM policy (:class:`MDLMAgent`, greedy, with its no-op / revisit
+    rules). ``"heuristic"`` is the 0.3 name of ``"plan"`` (with ``partial_score="manhattan"``
+    it ranks partial plans by the Manhattan heuristic, which misleads around walls).
 
     Args:
         model: an :class:`MDLMPolicy` (a trained one plans well; an untrained one still
@@ -46,7 +64,8 @@ class MCTDAgent:
             and same observations give the same plans.
         config: search hyper-parameters; any :class:`MCTDConfig` field may also be passed as
             a keyword and overrides it.
-        fallback: "policy" or "heuristic": what to execute when no plan reaches the goal.
+        fallback: "plan" (default), "policy" or "heuristic" (= "plan"): what to execute when
+            no plan reaches the goal.
         num_threads: torch intra-op threads while planning, restored afterwards (None: leave
             torch's setting alone). Default 1: the batches are small (at most 2K rows of H
             tokens), and with torch's default of 2 threads on a 2-core CPU shared with other
@@ -56,11 +75,11 @@ class MCTDAgent:
     name = "mctd"
 
     def __init__(self, model: MDLMPolicy, max_steps: int = FOURROOMS_MAX_STEPS, seed: int = 0,
-                 config: MCTDConfig | None = None, num_threads: int | None = 1, fallback: str = "policy",
+                 config: MCTDConfig | None = None, num_threads: int | None = 1, fallback: str = "plan",
                  **overrides: Any):
         config = dataclasses.replace(config or MCTDConfig(), **overrides)
-        if fallback not in ("policy", "heuristic"):
-            raise ValueError(f"fallback must be 'policy' or 'heuristic', got {fallback!r}")
+        if fallback not in FALLBACKS:
+            raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         self.model = model.eval()
@@ -73,6 +92,7 @@ class MCTDAgent:
         self.policy = MDLMAgent(self.model, horizon=config.horizon, seed=seed, num_threads=num_threads)
         self._queue: list[int] = []
         self._expected: tuple[int, int, int] | None = None
+        self._visited: set[tuple[int, int]] = set()  # cells of the episode so far
         self.last_search: SearchResult | None = None  # the latest search's tree and result
         self.last_search_pose: tuple[int, int, int] | None = None  # the pose it searched from
         self.last_plan: list[int] = []  # the actions held at the latest act(), the returned one first
@@ -88,13 +108,13 @@ class MCTDAgent:
 
         ``kwargs`` go to the constructor (``max_steps``, ``config`` or :class:`MCTDConfig`
         fields). ``horizon`` defaults to the checkpoint's training horizon and ``max_steps``
-        to the env's limit (722 for our maze, else 100 as FourRooms).
+        to the env's own ``max_steps`` (722 for our 19×19 mazes, 100 for FourRooms).
 
         Raises:
             maze_mdlm.devices.DeviceUnavailableError: ``device="cuda"`` without a CUDA device.
             ValueError: a missing or foreign checkpoint.
         """
-        from envs import FOURROOMS_ID, MAZE_ID
+        from envs import FOURROOMS_ID
         from maze_mdlm.devices import resolve_device
         from maze_mdlm.shipped import default_checkpoint
 
@@ -104,7 +124,8 @@ class MCTDAgent:
                                       map_location=target, model_type="mdlm")
         if "config" not in kwargs:
             kwargs.setdefault("horizon", int(ckpt.get("train_config", {}).get("horizon", 32)))
-        kwargs.setdefault("max_steps", MAZE_MAX_STEPS if env_id == MAZE_ID else FOURROOMS_MAX_STEPS)
+        if "max_steps" not in kwargs:
+            kwargs["max_steps"] = env_max_steps(env_id)
         return cls(model, seed=seed, **kwargs)
 
     def reset(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
@@ -112,6 +133,7 @@ class MCTDAgent:
         :meth:`seed_episode`)."""
         parse_observation(obs)
         self._queue, self._expected = [], None
+        self._visited: set[tuple[int, int]] = set()
         self.last_search, self.last_search_pose, self.last_plan = None, None, []
         self.policy.reset(obs, info)
 
@@ -155,7 +177,7 @@ class MCTDAgent:
     def _plan(self, image: np.ndarray, layout: np.ndarray, pose: tuple[int, int, int],
               obs: Mapping[str, Any]) -> list[int]:
         with torch_threads(self.num_threads):
-            result = self.planner.search(image, layout, pose, self.max_steps)
+            result = self.planner.search(image, layout, pose, self.max_steps, visited=self._visited)
         self.last_search, self.last_search_pose = result, pose
         self.records.append({
             "expansions": result.expansions,
@@ -174,6 +196,7 @@ class MCTDAgent:
     def act(self, obs: Mapping[str, Any]) -> int:
         """The next action (0 left, 1 right, 2 forward); plans when needed."""
         image, layout, pose = parse_observation(obs)
+        self._visited.add(pose[:2])
         if not self._queue or pose != self._expected:
             self._queue = self._plan(image, layout, pose, obs)
         self.last_plan = list(self.policy.last_plan) if self._fell_back else list(self._queue)
@@ -194,13 +217,16 @@ class MCTDAgent:
         """Search statistics over every decision that planned so far.
 
         ``decisions``, ``mean_expansions``, ``mean_plan_ms``, ``median_plan_ms``,
-        ``mean_rounds``, ``mean_nodes``, ``max_depth`` (deepest node of any tree) and
-        ``goal_found_rate`` (fraction of searches that found a goal-reaching plan).
+        ``plan_ms_p50``, ``plan_ms_p95``, ``plan_ms_p99`` (percentiles of the search time of a
+        decision that planned), ``mean_rounds``, ``mean_nodes``, ``max_depth`` (deepest node of
+        any tree) and ``goal_found_rate`` (fraction of searches that found a goal-reaching plan).
         """
         recs = self.records
         if not recs:
             return {"decisions": 0, "mean_expansions": 0.0, "mean_plan_ms": 0.0, "median_plan_ms": 0.0,
+                    "plan_ms_p50": 0.0, "plan_ms_p95": 0.0, "plan_ms_p99": 0.0,
                     "mean_rounds": 0.0, "mean_nodes": 0.0, "max_depth": 0, "goal_found_rate": 0.0}
+        plan_ms = np.array([r["plan_ms"] for r in recs])
 
         def mean(key: str) -> float:
             return float(np.mean([r[key] for r in recs]))
@@ -209,7 +235,10 @@ class MCTDAgent:
             "decisions": len(recs),
             "mean_expansions": mean("expansions"),
             "mean_plan_ms": mean("plan_ms"),
-            "median_plan_ms": float(np.median([r["plan_ms"] for r in recs])),
+            "median_plan_ms": float(np.median(plan_ms)),
+            "plan_ms_p50": float(np.percentile(plan_ms, 50)),
+            "plan_ms_p95": float(np.percentile(plan_ms, 95)),
+            "plan_ms_p99": float(np.percentile(plan_ms, 99)),
             "mean_rounds": mean("rounds"),
             "mean_nodes": mean("nodes"),
             "max_depth": int(max(r["max_depth"] for r in recs)),

@@ -12,7 +12,7 @@ to branch while each sub-plan is long enough to leave a room or a corridor; see
    denoised tokens fixed and the later sub-plans masked. All K rows are ONE batched
    denoising call, whatever their meta-actions.
 3. **Simulation** (jumpy denoising): fill every remaining MASK of each child with
-   ``sim_steps`` (1 or 2) greedy unmasking steps, again one batched call.
+   ``SIM_STEPS`` (1) greedy unmasking step, again one batched call.
 4. **Evaluation**: execute each completed plan with the symbolic dynamics
    (:func:`envs.dynamics.simulate_plans`) from the current pose and score it
    (:func:`plan_scores`). The BFS expert is never used.
@@ -43,14 +43,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Collection
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from agents.mctd.tree import (
-    DEFAULT_EXPLORATION,
     Node,
     add_placeholder,
     backup,
@@ -68,6 +67,15 @@ from maze_mdlm.sampler import unmask
 from maze_mdlm.tokens import END
 
 META_FAMILIES = ("cfg", "temperature")
+# Fixed settings (MCTDConfig fields until 0.3; no benchmark, test or flag ever changed them):
+CFG_TEMPERATURE = 1.0  # CFG family: sampling temperature of every expansion
+TEMPERATURE_GUIDANCE = 1.0  # temperature family: guidance scale of every expansion
+EXPAND_STEPS = 2  # unmasking steps that denoise one sub-plan (one was clearly worse)
+SIM_STEPS = 1  # jumpy simulation: greedy unmasking steps that fill the rest of a plan
+ROLLOUT_STEPS = 1  # unmasking steps per continuation window (2 gave the same results at twice the cost)
+# and: UCT weight tree.DEFAULT_EXPLORATION (sqrt 2), no nucleus filter, END scored as the no-op it is
+# when executed (plan_scores' skip_end=True), merged continuations (GreedyContinuation's merge_goals)
+PARTIAL_SCORES = ("manhattan", "novelty")
 NAVIGATION = (LEFT, RIGHT, FORWARD)
 
 
@@ -79,28 +87,24 @@ class MCTDConfig(PlainConfig):
     num_subplans: int = 4  # S sub-plans = tree depth; H=32 -> 8 tokens each
     meta_actions: str = "cfg"  # meta-action family: "cfg" (guidance scales) or "temperature"
     guidance_scales: tuple[float, ...] = (1.0, 2.0, 0.5)  # CFG family: w per meta-action
-    cfg_temperature: float = 1.0  # CFG family: sampling temperature of every expansion
     temperatures: tuple[float, ...] = (0.0, 0.7, 1.5)  # temperature family: T per meta-action
-    temperature_guidance: float = 1.0  # temperature family: guidance scale of every expansion
-    top_p: float | None = None  # nucleus filter when an expansion samples (None = off)
-    expand_steps: int = 2  # unmasking steps that denoise one sub-plan
-    sim_steps: int = 1  # jumpy simulation: greedy steps that fill the rest (1 or 2)
     max_expansions: int = 24  # budget per decision (children created and simulated)
     parallel: int = 8  # K: leaves selected, expanded and simulated per batched round
-    exploration: float = DEFAULT_EXPLORATION  # UCT weight c
     early_stop: bool = True  # stop after the round that first reaches the goal ...
     min_expansions: int = 11  # ... once at least this many expansions are done (11 = the root's
     # 3 meta-actions + one full round of K=8 below them: more candidate paths to pick the shortest)
-    skip_end: bool = True  # score plans with END as a no-op (as executed); False: END ends a plan
     rollout_windows: int = 24  # a simulated plan that neither reaches the goal nor dies is continued
-    # by the greedy policy for up to this many more H-action windows (0 = off), each sampled with
-    # rollout_steps unmasking steps from the pose the dynamics reached (1: one forward per window;
-    # 2 gave the same success and path ratios on the maze and FourRooms at twice the cost)
-    rollout_steps: int = 1
+    # by the greedy policy for up to this many more H-action windows (0 = off), each decoded with
+    # ROLLOUT_STEPS unmasking step from the pose the dynamics reached
     rollout_execute: int = 4  # actions of each rollout window executed before resampling
-    rollout_merge: bool = True  # a continuation that meets an earlier goal-reaching one follows it
-    # (agents.mctd.rollout; False: exactly the plain window-by-window greedy loop)
     shortcut: bool = True  # cut the excursions out of goal-reaching plans (envs.dynamics.shortcut)
+    partial_score: str = "novelty"  # how plans that neither reach the goal nor die rank (plan_scores):
+    # "novelty" (cells the episode has not been in, which the agent passes; Manhattan nearness to the
+    # goal breaks ties) or "manhattan" (0.3: the final cell's nearness to the goal only)
+    time_budget_ms: float | None = None  # wall-clock budget per search (anytime: the best plan found
+    # when time is up; no new round starts and continuations stop decoding once it has passed; at
+    # least one round always runs). None (default): only max_expansions bounds a search, so plans
+    # do not depend on the machine's speed
 
     def __post_init__(self) -> None:
         if self.meta_actions not in META_FAMILIES:
@@ -109,12 +113,16 @@ class MCTDConfig(PlainConfig):
         self.temperatures = tuple(float(t) for t in self.temperatures)
         if not 1 <= self.num_subplans <= self.horizon:
             raise ValueError(f"num_subplans must be in [1, {self.horizon}], got {self.num_subplans}")
+        if self.partial_score not in PARTIAL_SCORES:
+            raise ValueError(f"partial_score must be one of {PARTIAL_SCORES}, got {self.partial_score!r}")
+        if self.time_budget_ms is not None and self.time_budget_ms <= 0:
+            raise ValueError(f"time_budget_ms must be > 0 or None, got {self.time_budget_ms}")
         if self.rollout_windows < 0:
             raise ValueError(f"rollout_windows must be >= 0, got {self.rollout_windows}")
-        for name in ("expand_steps", "sim_steps", "max_expansions", "parallel", "rollout_steps", "rollout_execute"):
+        for name in ("max_expansions", "parallel", "rollout_execute"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if any(t < 0 for t in self.temperatures) or self.cfg_temperature < 0:
+        if any(t < 0 for t in self.temperatures):
             raise ValueError("temperatures must be >= 0")
         if len(self.meta_table()) < 1:
             raise ValueError("at least one meta-action is needed")
@@ -122,8 +130,8 @@ class MCTDConfig(PlainConfig):
     def meta_table(self) -> list[tuple[float, float]]:
         """``(temperature, guidance_scale)`` of each meta-action; guidance 1.0 = plain conditional."""
         if self.meta_actions == "cfg":
-            return [(self.cfg_temperature, w) for w in self.guidance_scales]
-        return [(t, self.temperature_guidance) for t in self.temperatures]
+            return [(CFG_TEMPERATURE, w) for w in self.guidance_scales]
+        return [(t, TEMPERATURE_GUIDANCE) for t in self.temperatures]
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -133,7 +141,8 @@ def goal_cells(layout: np.ndarray) -> np.ndarray:
 
 
 def plan_scores(layout: np.ndarray, pose: tuple[int, int, int], plans: np.ndarray,
-                max_steps: int, skip_end: bool = True) -> tuple[np.ndarray, Any]:
+                max_steps: int, skip_end: bool = True,
+                visited: Collection[tuple[int, int]] | None = None) -> tuple[np.ndarray, Any]:
     """Score ``B`` complete plans ``[B, H]`` by executing them with the symbolic dynamics.
 
     With ``skip_end`` (default) END (6) is executed as a no-op instead of ending the plan:
@@ -146,7 +155,13 @@ def plan_scores(layout: np.ndarray, pose: tuple[int, int, int], plans: np.ndarra
     * lava: 0;
     * otherwise ``0.1 * (1 - manhattan(final cell, nearest goal) / (W + H - 2))``, strictly
       below 0.1 (the final cell is never the goal), so every success outranks every
-      non-success, and among failures ending nearer the goal is better.
+      non-success, and among failures ending nearer the goal is better;
+    * with ``visited`` (the cells the episode has been in), a plan that neither reaches the goal
+      nor dies scores ``0.1 * (0.8 * novelty + 0.2 * nearness)`` instead, ``novelty`` the
+      number of cells of its path that are not in ``visited``, over the plan length + 1: plans
+      that end alive after going where the episode has not been rank first, and the Manhattan
+      nearness only breaks ties. Still strictly below 0.1 and above lava's 0 (nearness > 0 for
+      any cell but the goal).
 
     Returns:
         (scores [B] float64 in [0, 1], the :class:`envs.dynamics.PlanOutcome` of the
@@ -166,6 +181,11 @@ def plan_scores(layout: np.ndarray, pose: tuple[int, int, int], plans: np.ndarra
                                 np.cumsum(np.isin(plans, NAVIGATION), axis=1)], axis=1)  # [B, H + 1]
     t = nav_count[np.arange(len(plans)), outcome.steps]  # navigation actions executed
     scores = 0.1 * np.clip(near, 0.0, 1.0)
+    if visited is not None:
+        seen = set(visited)
+        novelty = np.array([len({(int(x), int(y)) for x, y in outcome.poses[row, : outcome.steps[row] + 1, :2]} - seen)
+                            for row in range(len(plans))], dtype=np.float64) / (plans.shape[1] + 1)
+        scores = 0.1 * (0.8 * np.clip(novelty, 0.0, 1.0) + 0.2 * np.clip(near, 0.0, 1.0)) * (1 - 1e-9)
     success = np.maximum(1.0 - 0.9 * t / float(max_steps), 0.1)
     scores = np.where(outcome.status == SUCCESS, success, scores)
     scores = np.where(outcome.status == FAILURE, 0.0, scores)
@@ -237,35 +257,42 @@ class MCTDPlanner:
 
     @torch.no_grad()
     def search(self, image: np.ndarray, layout: np.ndarray, pose: tuple[int, int, int],
-               max_steps: int, max_expansions: int | None = None) -> SearchResult:
+               max_steps: int, max_expansions: int | None = None,
+               visited: Collection[tuple[int, int]] | None = None) -> SearchResult:
         """Search for a plan from a full-grid ``image [19,19,3]`` with the agent at ``pose``.
 
         ``layout`` is the image without the agent (:func:`envs.observation.layout_of`);
-        ``max_steps`` scales the success score; ``max_expansions`` overrides the config.
+        ``max_steps`` scales the success score; ``max_expansions`` overrides the config;
+        ``visited``: the (x, y) cells the episode has been in, used by ``partial_score="novelty"``
+        (ignored with "manhattan").
         """
         cfg = self.config
         start_time = time.perf_counter()
+        deadline = None if cfg.time_budget_ms is None else start_time + cfg.time_budget_ms / 1000.0
         budget = cfg.max_expansions if max_expansions is None else max_expansions
         inputs = to_model_input(image[None], np.array([pose[2]]))
         state = self.model.encode_state(inputs["grid"].to(self.device), inputs["direction"].to(self.device))  # [1, D]
         null = self.model.null_state_embedding(1).to(state.dtype)  # [1, D]
         root = new_root(cfg.horizon, len(self._meta_guidance))
-        continuation = GreedyContinuation(self.model, layout, cfg.horizon, cfg.rollout_steps, cfg.rollout_execute,
-                                          cfg.rollout_windows, self.generator, cfg.rollout_merge)
+        continuation = GreedyContinuation(self.model, layout, cfg.horizon, ROLLOUT_STEPS, cfg.rollout_execute,
+                                          cfg.rollout_windows, self.generator, deadline=deadline)
         expansions = rounds = 0
         found = False
         clock = dict.fromkeys(("denoise", "continue", "score"), 0.0)
+        seen = frozenset(visited or ()) if cfg.partial_score == "novelty" else None
         while expansions < budget and not (found and cfg.early_stop and expansions >= cfg.min_expansions):
+            if rounds and deadline is not None and time.perf_counter() >= deadline:
+                break  # anytime: keep the best plan found so far
             batch: list[tuple[Node, int, Node]] = []
             for _ in range(min(cfg.parallel, budget - expansions)):
-                picked = select_expansion(root, cfg.num_subplans, cfg.exploration)
+                picked = select_expansion(root, cfg.num_subplans)
                 if picked is None:
                     break
                 node, meta = picked
                 batch.append((node, meta, add_placeholder(node, meta)))
             if not batch:
                 break
-            found |= self._expand_and_simulate(batch, state, null, layout, pose, max_steps, continuation, clock)
+            found |= self._expand_and_simulate(batch, state, null, layout, pose, max_steps, continuation, clock, seen)
             expansions += len(batch)
             rounds += 1
         return SearchResult(root=root, best=best_node(root), expansions=expansions, rounds=rounds,
@@ -275,7 +302,8 @@ class MCTDPlanner:
 
     def _expand_and_simulate(self, batch: list[tuple[Node, int, Node]], state: Tensor, null: Tensor,
                              layout: np.ndarray, pose: tuple[int, int, int], max_steps: int,
-                             continuation: GreedyContinuation, clock: dict[str, float]) -> bool:
+                             continuation: GreedyContinuation, clock: dict[str, float],
+                             visited: frozenset | None = None) -> bool:
         """One batched round: expansion, jumpy simulation, scoring, backup. True if a plan
         reached the goal. Adds each phase's wall time to ``clock``."""
         cfg = self.config
@@ -286,25 +314,25 @@ class MCTDPlanner:
         meta = torch.tensor([m for _, m, _ in batch])
         states, nulls = state.expand(k, -1), null.expand(k, -1)
         children = unmask(
-            self.model, states, parents, cfg.expand_steps, target=self._subplan_mask[depth].to(self.device),
-            temperature=self._meta_temperature[meta], guidance=self._meta_guidance[meta], top_p=cfg.top_p,
+            self.model, states, parents, EXPAND_STEPS, target=self._subplan_mask[depth].to(self.device),
+            temperature=self._meta_temperature[meta], guidance=self._meta_guidance[meta],
             generator=self.generator, null_emb=nulls, shared_state=True,
         )  # [K, H]: sub-plan `depth` denoised, later sub-plans still MASK
         plans = unmask(
-            self.model, states, children, cfg.sim_steps, generator=self.generator, null_emb=nulls, shared_state=True,
+            self.model, states, children, SIM_STEPS, generator=self.generator, null_emb=nulls, shared_state=True,
         )  # [K, H] complete (greedy jumpy denoising)
         plans_np, children_np = plans.cpu().numpy(), children.cpu().numpy()
         tic = _lap(clock, "denoise", tic)
-        scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
-        if cfg.rollout_windows and cfg.skip_end and (outcome.status == RUNNING).any():
+        scores, outcome = plan_scores(layout, pose, plans_np, max_steps, visited=visited)
+        if cfg.rollout_windows and (outcome.status == RUNNING).any():
             tic = _lap(clock, "score", tic)
             more = continuation.extend(outcome.final_pose, outcome.status == RUNNING)  # [K, n]
             tic = _lap(clock, "continue", tic)
             plans_np = np.concatenate([plans_np, more], axis=1)
-            scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
+            scores, outcome = plan_scores(layout, pose, plans_np, max_steps, visited=visited)
         if cfg.shortcut and (outcome.status == SUCCESS).any():
             plans_np = shortcut_successes(plans_np, outcome)
-            scores, outcome = plan_scores(layout, pose, plans_np, max_steps, cfg.skip_end)
+            scores, outcome = plan_scores(layout, pose, plans_np, max_steps, visited=visited)
         for i, (_, _, child) in enumerate(batch):
             backup(child, children_np[i], plans_np[i], (outcome.status[i], outcome.steps[i]),
                    float(scores[i]), cfg.num_subplans)

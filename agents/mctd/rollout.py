@@ -31,6 +31,7 @@ routes through a pose was taken matters less than finding one.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,14 +100,16 @@ class GreedyContinuation:
             that a row whose guess comes true advances two windows per model call. A window
             is always the greedy decode at its own pose, so this changes only which calls
             decode it, never what it is.
+        deadline: a ``time.perf_counter()`` value after which no more windows are decoded (the
+            rows still waiting keep what they have, padded with NOOP); None: no limit.
     """
 
     def __init__(self, model: torch.nn.Module, layout: np.ndarray, horizon: int, steps: int, execute: int,
                  max_windows: int, generator: torch.Generator | None = None, merge_goals: bool = True,
-                 speculate: bool = True):
+                 speculate: bool = True, deadline: float | None = None):
         self.model, self.layout, self.horizon, self.steps = model, layout, horizon, steps
         self.execute, self.max_windows, self.generator = min(execute, horizon), max_windows, generator
-        self.merge_goals, self.speculate = merge_goals, speculate
+        self.merge_goals, self.speculate, self.deadline = merge_goals, speculate, deadline
         self.device = next(model.parameters()).device
         self.windows: dict[Pose, Window] = {}
         self.to_goal: dict[Pose, tuple[np.ndarray, int]] = {}  # pose -> (goal-reaching actions, its index)
@@ -129,7 +132,7 @@ class GreedyContinuation:
         active = [row for row, alive in zip(rows, live) if alive]
         while active:
             waiting = [row for row in active if self._advance(row)]
-            if not waiting:
+            if not waiting or (self.deadline is not None and time.perf_counter() >= self.deadline):
                 break
             needed = list(dict.fromkeys(row.pose for row in waiting))
             guesses = [row.last.ahead for row in waiting if self.speculate and row.last is not None]
