@@ -22,5 +22,6 @@ class ARAgent(MDLMAgent):
 
     def sample_plans(self, grid: Tensor, direction: Tensor, forbid: Tensor | None) -> Tensor:
         """grid [B, 3, 19, 19], direction [B], forbid [B, H, V] | None -> actions [B, execute]."""
-        return generate(self.model, grid, direction, min(self.execute, self.horizon),
+        length = self.horizon if self.full_plans else min(self.execute, self.horizon)
+        return generate(self.model, grid, direction, length,
                         temperature=self.temperature, generator=self.generator, forbid=forbid)

@@ -26,6 +26,9 @@ class BFSAgent:
 
     name = "bfs"
 
+    def __init__(self) -> None:
+        self.last_plan: list[int] = []  # the optimal plan from the latest act()'s observation
+
     def reset(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
         image, layout, pose = parse_observation(obs)  # fails early on a partial view
         self._boxes = tuple(sorted(((tuple(w), tuple(c)) for w, c in (info or {}).get("boxes", ())), key=str))
@@ -34,6 +37,7 @@ class BFSAgent:
         self._plan: list[int] = []
         self._expected: WorldState | None = None
         self._last: tuple | None = None  # (image, pose, action) of the previous step
+        self.last_plan = []
 
     def act(self, obs: Mapping[str, Any]) -> int:
         if not hasattr(self, "_task"):  # used without reset: start from this observation
@@ -54,6 +58,7 @@ class BFSAgent:
             except ExpertBudgetError:  # beyond the expert's budget: counted as a failure, not hidden
                 plan = UNSOLVABLE
             self._plan = list(plan.actions) if plan.solvable else []
+        self.last_plan = list(self._plan)
         action = self._plan.pop(0) if self._plan else DONE
         self._expected, _ = world_step(state, action, self._task)
         self._last = (image, pose, action)
@@ -66,7 +71,13 @@ class RandomAgent:
     name = "random"
 
     def __init__(self, seed: int = 0):
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
+
+    def seed_episode(self, episode_seed: int) -> None:
+        """Restart the generator from ``(seed, episode_seed)``, so that an episode does not depend
+        on the ones before it (:func:`maze_mdlm.evaluation.evaluate` calls it per episode)."""
+        self.rng = np.random.default_rng([self.seed, int(episode_seed)])
 
     def reset(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
         parse_observation(obs)

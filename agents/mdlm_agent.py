@@ -31,11 +31,18 @@ class EpisodeState:
         queue: planned actions not executed yet.
         expected: the pose the symbolic dynamics predicts after the last action (None at the start).
         visited: every pose seen in this episode.
+        plan: the latest sampled plan's actions (before END; only its first ``execute`` ones unless
+            the agent decodes ``full_plans``).
+        last_plan: the part of ``plan`` from the pose of the latest decision, the action chosen
+            there first (what pictures draw; :func:`maze_mdlm.evaluation.plan_view`).
     """
 
     queue: list[int] = field(default_factory=list)
     expected: Pose | None = None
     visited: set[Pose] = field(default_factory=set)
+    plan: list[int] = field(default_factory=list)
+    last_plan: list[int] = field(default_factory=list)
+    _plan_pos: int = 0  # index in ``plan`` of the next queued action
 
 
 class MDLMAgent:
@@ -71,6 +78,9 @@ class MDLMAgent:
         safe_first_action: forbid a first action that is a no-op or steps into lava.
         avoid_revisits: also forbid first actions that lead to an already visited pose (unless
             that leaves nothing allowed).
+        full_plans: decode whole plans even though only the first ``execute`` actions are
+            executed (for pictures of the plan; greedy actions are the same, at several times the
+            sampling cost). Default False: decode only what is executed.
         num_threads: torch intra-op threads while sampling, restored afterwards (None: leave
             torch's setting alone). Default 1: batch-1 plans are small, and torch's 2 threads on a
             2-core CPU shared with another job made each plan several times slower.
@@ -96,6 +106,7 @@ class MDLMAgent:
         avoid_revisits: bool = True,
         num_threads: int | None = 1,
         batch_threads: int | None = None,
+        full_plans: bool = False,
     ):
         self.model = model.eval()
         self.device = next(model.parameters()).device
@@ -104,20 +115,30 @@ class MDLMAgent:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.safe_first_action, self.avoid_revisits = safe_first_action, avoid_revisits
         self.num_threads, self.batch_threads = num_threads, batch_threads
+        self.full_plans = full_plans
         self._state = EpisodeState()  # the episode that reset / act play
         self.plans = 0
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path | None = None, env_id: str | None = None, **kwargs: Any) -> "MDLMAgent":
-        """Load ``path``, or the checkpoint shipped for ``env_id`` (default FourRooms).
+    def from_checkpoint(cls, path: str | Path | None = None, env_id: str | None = None,
+                        device: str | torch.device = "cpu", **kwargs: Any) -> "MDLMAgent":
+        """Load ``path``, or the checkpoint shipped for ``env_id`` (default FourRooms), onto
+        ``device`` ("cpu" (default), "cuda", "auto": CUDA when torch sees one).
 
-        The checkpoint must hold this agent's ``model_type`` ("mdlm"; "ar" for ARAgent)."""
+        The checkpoint must hold this agent's ``model_type`` ("mdlm"; "ar" for ARAgent).
+
+        Raises:
+            maze_mdlm.devices.DeviceUnavailableError: ``device="cuda"`` without a CUDA device.
+            ValueError: a missing or foreign checkpoint.
+        """
         from envs import FOURROOMS_ID
+        from maze_mdlm.devices import resolve_device
         from maze_mdlm.shipped import default_checkpoint
 
+        target = resolve_device(device)
         if path is None:
             path = default_checkpoint(env_id or FOURROOMS_ID, cls.model_type)
-        model, ckpt = load_checkpoint(path, model_type=cls.model_type)
+        model, ckpt = load_checkpoint(path, map_location=target, model_type=cls.model_type)
         kwargs.setdefault("horizon", int(ckpt.get("train_config", {}).get("horizon", 32)))
         return cls(model, **kwargs)
 
@@ -127,6 +148,12 @@ class MDLMAgent:
 
     def act(self, obs: Mapping[str, Any]) -> int:
         return self.act_batch([self._state], [obs])[0]
+
+    @property
+    def last_plan(self) -> list[int]:
+        """The plan behind the latest ``act``: action ids from that observation's pose, the returned
+        action first (a whole sampled plan only with ``full_plans``)."""
+        return self._state.last_plan
 
     def plan(self, image: np.ndarray, layout: np.ndarray, pose: Pose) -> list[int]:
         """Sample one plan from a full-grid image ``[19,19,3]`` (in the episode of ``reset``)."""
@@ -148,7 +175,7 @@ class MDLMAgent:
         if replan:
             plans = self.plan_batch([rows[i] for i in replan], [states[i].visited for i in replan])
             for i, plan in zip(replan, plans):
-                states[i].queue = plan[: self.execute]
+                states[i].plan, states[i].queue, states[i]._plan_pos = plan, plan[: self.execute], 0
         return [self._pop_action(state, layout, pose) for state, (_, layout, pose) in zip(states, rows)]
 
     def plan_batch(self, rows: Sequence[Parsed], visited: Sequence[Collection[Pose]]) -> list[list[int]]:
@@ -173,7 +200,7 @@ class MDLMAgent:
         Only the first ``execute`` columns are used; an override may return just those.
         """
         return sample(self.model, grid, direction, self.horizon, self.num_steps, temperature=self.temperature,
-                      generator=self.generator, forbid=forbid, stop_after=self.execute)
+                      generator=self.generator, forbid=forbid, stop_after=None if self.full_plans else self.execute)
 
     # ------------------------------------------------------------------ rules of the world
     def first_action_forbidden(self, layout: np.ndarray, pose: Pose, visited: Collection[Pose] = ()) -> np.ndarray:
@@ -187,6 +214,8 @@ class MDLMAgent:
     @staticmethod
     def _pop_action(state: EpisodeState, layout: np.ndarray, pose: Pose) -> int:
         """Take the next queued action and predict the pose it leads to."""
+        state.last_plan = state.plan[state._plan_pos:]
+        state._plan_pos += 1
         action = state.queue.pop(0)
         state.expected, _ = step(layout, pose, action)
         return action
@@ -194,6 +223,14 @@ class MDLMAgent:
     def stats(self) -> dict[str, float]:
         """Plans sampled so far."""
         return {"plans_sampled": self.plans}
+
+    def stats_state(self) -> int:
+        """What :meth:`stats` is computed from (picklable; :mod:`maze_mdlm.parallel` gathers it)."""
+        return self.plans
+
+    def load_stats_state(self, states: Sequence[int]) -> None:
+        """Make :meth:`stats` cover the runs whose :meth:`stats_state` are given (``[]`` clears)."""
+        self.plans = int(sum(states))
 
 
 def first_position_mask(first: np.ndarray, horizon: int) -> Tensor:

@@ -5,6 +5,7 @@ Closed-loop episodes on the maze with the shipped maze checkpoint, the same held
 decision (the search only), mean expansions per decision.
 
     python -m benchmarks.search_budget [--budgets 1 4 16 64 256] [--episodes 100] [--checkpoint PATH]
+    python -m benchmarks.search_budget --plot-only   # redraw the PNG from search_budget.json
 
 Writes ``search_budget.{md,json}`` and, when matplotlib is installed (``pip install
 maze-mdlm[bench]``), the plot ``search_budget.png`` that the md embeds.
@@ -50,7 +51,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
         return None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter, NullLocator, ScalarFormatter
+    from matplotlib.ticker import MaxNLocator, NullLocator
 
     budgets = [r["budget"] for r in rows]
     fig, left = plt.subplots(figsize=(6, 4))
@@ -61,10 +62,11 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
     right = left.twinx()
     right.plot(budgets, [r["median_plan_ms"] for r in rows], "s--", color="tab:red", label="median ms / decision")
     right.plot(budgets, [r["mean_plan_ms"] for r in rows], "^:", color="tab:orange", label="mean ms / decision")
-    right.set(yscale="log", ylabel="planning ms per decision")
-    right.yaxis.set_major_formatter(ScalarFormatter())
-    right.yaxis.set_minor_formatter(NullFormatter())
-    fig.legend(loc="upper left", bbox_to_anchor=(0.12, 0.88), fontsize="small")
+    # linear from 0: the times span less than a decade, where a log axis shows no labelled tick
+    top = max(max(r["median_plan_ms"], r["mean_plan_ms"]) for r in rows)
+    right.set(ylabel="planning ms per decision", ylim=(0, 1.1 * top))
+    right.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    fig.legend(loc="lower right", bbox_to_anchor=(0.86, 0.16), fontsize="small")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -111,9 +113,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=EVAL_SEED_START, help="first reset seed (held-out range)")
     parser.add_argument("--checkpoint", default=None, help="model (default: the shipped maze checkpoint)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
+    parser.add_argument("--plot-only", action="store_true",
+                        help="redraw search_budget.png from the existing search_budget.json (no benchmark run)")
     parser.add_argument("--rebuild-md", action="store_true",
                         help="only rewrite search_budget.md from the existing search_budget.json")
     args = parser.parse_args(argv)
+    if args.plot_only:
+        rows = json.loads((args.out_dir / "search_budget.json").read_text())["results"]["rows"]
+        print(plot(rows, args.out_dir / PLOT) or "matplotlib is not installed (pip install maze-mdlm[bench])")
+        return
     if args.rebuild_md:
         print(rebuild_markdown(args.out_dir).read_text())
         return

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from contextlib import nullcontext
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -93,6 +93,7 @@ def collect(
     on_progress: Callable[[int], None] | None = None,
     command: str = "",
     grid_size: int | None = None,
+    map_chunks: Callable[[Callable[[Any], Any], list], Iterable[Any]] | None = None,
 ) -> Episodes:
     """Run the expert on ``episodes`` seeds of each env.
 
@@ -104,6 +105,8 @@ def collect(
         on_progress: called with the number of episodes just finished.
         command: the command line, recorded in the file's metadata.
         grid_size: the canvas side (default: :func:`grid_size_for`).
+        map_chunks: ``map_chunks(func, jobs)`` yields ``func(job)`` for each job in order, e.g.
+            :func:`maze_mdlm.ray_tools.ray_map` (Ray tasks); replaces the worker pool.
 
     Raises:
         ExpertFailure: if the expert cannot solve some seed (the message names it).
@@ -118,8 +121,10 @@ def collect(
         for start in range(seed, seed + episodes, CHUNK)
     ]
     results = []
-    with mp.get_context("spawn").Pool(workers) if workers > 1 else nullcontext() as pool:
-        for result in (pool.imap(_solve_chunk, jobs) if pool else map(_solve_chunk, jobs)):
+    local_pool = workers > 1 and map_chunks is None
+    with mp.get_context("spawn").Pool(workers) if local_pool else nullcontext() as pool:
+        mapper = map_chunks or (pool.imap if pool else map)
+        for result in mapper(_solve_chunk, jobs):
             results.append(result)
             if on_progress:
                 on_progress(len(result[1]))
@@ -133,6 +138,7 @@ def collect(
         poses.append(pose)
         tasks.append(task)
         plans.extend(chunk_plans)
+        chunk_boxes = chunk_boxes.copy()  # results may be read-only (Ray returns zero-copy arrays)
         chunk_boxes[:, 0] += count
         boxes.append(chunk_boxes)
         count += stop - start

@@ -6,10 +6,11 @@ Bad input exits with code 2 and a one-line message on stderr, before any file is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import envs
 from envs.dataset import DatasetFormatError
@@ -47,9 +48,10 @@ def cmd_collect_data(args: argparse.Namespace) -> int:
             f"{EVAL_SEED_START} on are held out for evaluation"
         )
     out = check_writable(args.out, "--out")
+    check_ray(args.ray, args.workers)
     total = args.episodes * len(args.env)
     columns = (TextColumn("collecting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=False) as progress:
+    with Progress(*columns, transient=False) as progress, _ray_or_nothing(args.ray) as map_chunks:
         task = progress.add_task("collect", total=total)
         try:
             episodes = collect(
@@ -58,11 +60,12 @@ def cmd_collect_data(args: argparse.Namespace) -> int:
                 args.seed,
                 workers=args.workers,
                 on_progress=lambda n: progress.advance(task, n),
-                command=" ".join(  # what determines the content (not --workers or --out)
+                command=" ".join(  # what determines the content (not --workers, --ray or --out)
                     ["maze-mdlm collect-data", *(f"--env {e}" for e in args.env),
                      f"--episodes {args.episodes}", f"--seed {args.seed}", f"--grid-size {grid_size}"]
                 ),
                 grid_size=grid_size,
+                map_chunks=map_chunks,
             )
         except ExpertFailure as err:
             raise UsageError(f"nothing written: {err}") from None
@@ -75,39 +78,50 @@ def cmd_collect_data(args: argparse.Namespace) -> int:
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
+    import functools
+
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
     from agents.registry import make_agent
-    from maze_mdlm.evaluation import evaluate
+    from maze_mdlm.parallel import evaluate_parallel
+    from maze_mdlm.ray_tools import RayUnavailableError
 
     check_env_id(args.env)
+    mctd_options = {name: getattr(args, name) for name in MCTD_FLAGS if getattr(args, name) is not None}
+    if args.agent != "mctd":
+        for flag in [f"--{name.replace('_', '-')}" for name in mctd_options] + (["--render-tree"] if args.render_tree else []):
+            raise UsageError(f"{flag} applies to --agent mctd only")
     json_path = check_writable(args.json, "--json") if args.json else None
     gif_path = check_writable(args.render, "--render") if args.render else None
-    if gif_path is not None:
-        try:
-            import PIL  # noqa: F401
-        except ImportError:
-            raise UsageError("--render needs Pillow: pip install 'maze-mdlm[render]'") from None
-    options = {}
-    if args.time_budget_ms is not None:
-        if args.agent != "mctd":
-            raise UsageError("--time-budget-ms applies to --agent mctd only")
-        options["time_budget_ms"] = args.time_budget_ms
+    tree_path = check_writable(args.render_tree, "--render-tree") if args.render_tree else None
+    for path, flag in ((gif_path, "--render"), (tree_path, "--render-tree")):
+        if path is not None:
+            try:
+                import PIL  # noqa: F401
+            except ImportError:
+                raise UsageError(f"{flag} needs Pillow: pip install 'maze-mdlm[render]'") from None
+    device = check_device(args.device)
+    check_ray(args.ray, args.workers)
+    checkpoint = str(Path(args.checkpoint).resolve()) if args.checkpoint else None  # workers may run elsewhere
+    factory = functools.partial(make_agent, args.agent, env_id=args.env, checkpoint=checkpoint, seed=args.seed,
+                                device=str(device), **mctd_options)
     try:
-        agent = make_agent(args.agent, env_id=args.env, checkpoint=args.checkpoint, seed=args.seed, **options)
-    except ValueError as err:  # missing or foreign checkpoint
+        agent = factory()
+    except ValueError as err:  # missing or foreign checkpoint, or a bad MCTD setting
         raise UsageError(f"--checkpoint: {err}") from None
-    frames: list | None = [] if gif_path else None
     columns = (TextColumn(f"{args.agent} on {args.env}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as progress:
         task = progress.add_task("rollout", total=args.episodes)
-        metrics = evaluate(
-            agent, args.env, args.episodes, args.seed,
-            batch_envs=args.batch_envs, render_frames=frames, on_episode=lambda _: progress.advance(task),
-        )
-    metrics["agent"] = args.agent
+        try:
+            metrics = evaluate_parallel(
+                factory, args.env, args.episodes, args.seed, workers=args.workers, ray_address=args.ray,
+                batch_envs=args.batch_envs, on_episode=lambda _: progress.advance(task), agent=agent,
+            )
+        except RayUnavailableError as err:
+            raise UsageError(f"--ray: {err}") from None
+    metrics["agent"], metrics["device"] = args.agent, str(device)
     table = Table(title=f"{args.agent} on {args.env}, seeds {args.seed}..{args.seed + args.episodes - 1}")
     for column in ("success rate", "mean steps", "optimal steps", "path ratio", "mean return", "seconds"):
         table.add_column(column, justify="right")
@@ -117,10 +131,14 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         "-" if ratio is None else f"{ratio:.3f}", f"{metrics['mean_return']:.3f}", f"{metrics['seconds']:.1f}",
     )
     Console().print(table)
+    gif = render_first_episode(agent, args.env, args.seed) if gif_path else None
+    tree = render_first_search(factory, args.env, args.seed) if tree_path else None
     if json_path:
         write_json_atomic(json_path, metrics)
-    if gif_path and frames:
-        save_gif(gif_path, frames)
+    if gif:
+        save_gif(gif_path, gif)
+    if tree is not None:
+        atomic_write(tree_path, lambda f: tree.save(f, format="PNG"))
     return 0
 
 
@@ -131,6 +149,90 @@ def save_gif(path: Path, frames: list) -> None:
     images = [Image.fromarray(frame) for frame in frames]
     atomic_write(path, lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
                                                 duration=150, loop=0))
+
+
+MCTD_FLAGS = ("max_expansions", "parallel", "time_budget_ms")  # rollout flags for MCTDAgent options of the same name
+
+
+def check_device(name: str):
+    """``--device`` -> a ``torch.device``; exit 2 when CUDA is asked for and absent."""
+    from maze_mdlm.devices import resolve_device
+
+    try:
+        return resolve_device(name)
+    except ValueError as err:
+        raise UsageError(f"--device {name}: {err}") from None
+
+
+def check_ray(address: str | None, workers: int) -> None:
+    """``--ray``: Ray must be installed, and ``--workers`` left at 1 (Ray schedules the work)."""
+    if address is None:
+        return
+    if workers != 1:
+        raise UsageError("--ray and --workers exclude each other: Ray places the tasks on the cluster's CPUs")
+    from maze_mdlm.ray_tools import RayUnavailableError, import_ray
+
+    try:
+        import_ray()
+    except RayUnavailableError as err:
+        raise UsageError(f"--ray: {err}") from None
+
+
+@contextlib.contextmanager
+def _ray_or_nothing(address: str | None):
+    """Yield :func:`maze_mdlm.ray_tools.ray_map` inside a Ray session, or None without ``--ray``."""
+    if address is None:
+        yield None
+        return
+    from maze_mdlm.ray_tools import RayUnavailableError, ray_map, ray_session
+
+    try:
+        with ray_session(address):
+            yield ray_map
+    except RayUnavailableError as err:
+        raise UsageError(f"--ray: {err}") from None
+
+
+def render_first_episode(agent: Any, env_id: str, seed: int) -> list:
+    """The first episode (reset seed ``seed``) replayed in this process, as frames with the agent's
+    plan drawn on each (agents decode whole plans for it; an episode depends only on its seed)."""
+    from maze_mdlm.evaluation import evaluate
+
+    if hasattr(agent, "full_plans"):
+        agent.full_plans = True
+    frames: list = []
+    evaluate(agent, env_id, 1, seed, batch_envs=1, render_frames=frames, draw_plans=True)
+    return frames
+
+
+def render_first_search(factory: Any, env_id: str, seed: int):
+    """A picture of the search tree of the first decision of the first episode (a fresh MCTD
+    agent, reseeded as in the rollout), with the first frame and its plans on the left."""
+    from envs.collect import make_env
+    from envs.observation import FullGridObsWrapper, agent_pose, layout_of
+    from maze_mdlm.evaluation import plan_view
+    from maze_mdlm.pictures import draw_plans, draw_search_tree
+
+    agent = factory()
+    agent.seed_episode(seed)
+    env = FullGridObsWrapper(make_env(env_id, render_mode="rgb_array"), getattr(agent, "grid_size", None))
+    try:
+        obs, info = env.reset(seed=seed)
+        agent.reset(obs, info)
+        agent.act(obs)
+        frame = env.render()
+        tile = max(1, frame.shape[1] // env.unwrapped.width)
+    finally:
+        env.close()
+    image = obs["image"]
+    pose = (*agent_pose(image)[:2], int(obs["direction"]))
+    world = {key: obs[key] for key in ("carrying", "task") if key in obs}
+    frame = draw_plans(frame, layout_of(image), pose, {**plan_view(agent), **world}, tile)
+    cfg = agent.config
+    labels = [f"w={w:g}" if cfg.meta_actions == "cfg" else f"T={t:g}" for t, w in cfg.meta_table()]
+    title = (f"MCTD search tree: first decision on {env_id}, reset seed {seed} "
+             f"(amber: the chosen plan, blue: the other candidates)")
+    return draw_search_tree(agent.last_search, labels, title, frame)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -146,6 +248,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
+def add_ray_argument(p: argparse.ArgumentParser) -> None:
+    """``--ray [ADDRESS]``: fan the seed chunks out as Ray tasks (the ``ray`` extra)."""
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the seed chunks as Ray tasks: on a local Ray instance, or on the cluster at "
+                        "ADDRESS (auto, ray://host:port); same results as without; needs maze-mdlm[ray]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="maze-mdlm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -156,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=nonnegative_int, default=TRAIN_SEED_START,
                    help=f"first reset seed; episode i uses seed+i (training range [0, {TRAIN_SEED_END}))")
     p.add_argument("--workers", type=positive_int, default=1, help="worker processes")
+    add_ray_argument(p)
     p.add_argument("--grid-size", type=positive_int, default=None, metavar="G",
                    help="canvas side the layouts are padded to (default: 19, or the largest world's "
                         "side up to 25); a larger world is refused")
@@ -187,12 +297,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"first reset seed; episode i uses seed+i (held-out range starts at {EVAL_SEED_START})")
     p.add_argument("--checkpoint", metavar="PATH", help="model checkpoint (default: the shipped one for --env)")
     p.add_argument("--json", metavar="FILE", help="write the metrics as JSON")
-    p.add_argument("--render", metavar="FILE.gif", help="write an animated GIF of the first episode")
+    p.add_argument("--render", metavar="FILE.gif",
+                   help="write an animated GIF of the first episode, with the agent's current plan drawn on "
+                        "each frame (mctd: the other candidates faded); needs Pillow")
+    p.add_argument("--render-tree", metavar="FILE.png",
+                   help="mctd: write a picture of the search tree of the first decision; needs Pillow")
+    from maze_mdlm.devices import DEVICES
     from maze_mdlm.evaluation import DEFAULT_BATCH_ENVS
 
     p.add_argument("--batch-envs", type=positive_int, default=DEFAULT_BATCH_ENVS, metavar="B",
                    help=f"environments stepped in lockstep, one batched model call per step (default "
                         f"{DEFAULT_BATCH_ENVS}); random, bfs and mctd play one episode at a time")
+    p.add_argument("--device", choices=DEVICES, default="cpu",
+                   help="where the model runs (default cpu; auto: CUDA when torch sees a GPU)")
+    p.add_argument("--workers", type=positive_int, default=1, metavar="K",
+                   help="worker processes, each playing chunks of seeds; same per-episode results for any K "
+                        "(default 1: this process)")
+    add_ray_argument(p)
+    from agents.mctd.planner import MCTDConfig
+
+    p.add_argument("--max-expansions", type=positive_int, default=None, metavar="N",
+                   help=f"mctd: search budget, expansions per decision (default {MCTDConfig.max_expansions})")
+    p.add_argument("--parallel", type=positive_int, default=None, metavar="K",
+                   help=f"mctd: leaves expanded per batched search round (default {MCTDConfig.parallel})")
     p.add_argument("--time-budget-ms", type=positive_float, default=None, metavar="MS",
                    help="mctd only: wall-clock budget of one search in ms (anytime; results then depend on "
                         "the machine's speed). Default: none, only the expansion budget")

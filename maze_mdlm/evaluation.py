@@ -13,7 +13,7 @@ import numpy as np
 
 from envs.collect import make_env
 from envs.expert import UNSOLVABLE, ExpertBudgetError, solve_env
-from envs.observation import FullGridObsWrapper
+from envs.observation import FullGridObsWrapper, agent_pose, layout_of, observation_grid
 
 DEFAULT_BATCH_ENVS = 128  # envs in lockstep; 1.07x the episodes/s of 64 (README, "Throughput")
 
@@ -27,8 +27,14 @@ def evaluate(
     batch_envs: int = DEFAULT_BATCH_ENVS,
     render_frames: list | None = None,
     on_episode: Callable[[dict], None] | None = None,
+    draw_plans: bool = False,
 ) -> dict[str, Any]:
     """Run ``agent`` for ``episodes`` episodes; episode i uses reset seed ``seed + i``.
+
+    Before each episode starts, an agent with ``seed_episode(reset_seed)`` (random, mctd) reseeds
+    its generator from its own seed and the episode's reset seed, so an episode depends only on
+    its seed, not on which episodes ran before it: the same ``per_episode`` records come out of
+    one process, of seed chunks in worker processes (:mod:`maze_mdlm.parallel`) and of Ray tasks.
 
     Agents with ``new_episode(obs, info) -> state`` and ``act_batch(states, observations) -> actions``
     (:class:`agents.MDLMAgent`) play ``batch_envs`` environments in lockstep, one batched model call
@@ -43,6 +49,9 @@ def evaluate(
         batch_envs: environments in lockstep (>= 1) for agents that batch.
         render_frames: if a list is given, the first episode's ``rgb_array`` frames are appended.
         on_episode: called with each episode's record as it ends (for progress displays).
+        draw_plans: draw on each rendered frame the plan the agent holds there (its ``last_plan``
+            or its episode state's, and MCTD's ``last_candidates`` faded;
+            :func:`maze_mdlm.pictures.draw_plans`). Needs Pillow.
 
     Returns:
         ``agent, env, episodes, seed, batch_envs, success_rate, mean_steps, mean_optimal_steps,
@@ -57,7 +66,8 @@ def evaluate(
     batched = hasattr(agent, "act_batch") and hasattr(agent, "new_episode")
     width = max(1, min(batch_envs, episodes)) if batched else 1
     start = time.perf_counter()
-    runner = _Lockstep(agent if batched else _OneAtATime(agent), env_id, seed, width, render_frames, on_episode)
+    runner = _Lockstep(agent if batched else _OneAtATime(agent), env_id, seed, width, render_frames, on_episode,
+                       source=agent, draw_plans=draw_plans)
     records = runner.run(episodes)
     metrics = summarize(records)
     metrics.update(
@@ -104,8 +114,11 @@ class _Lockstep:
     """Steps ``width`` envs in lockstep; one ``act_batch`` call per step for all running episodes."""
 
     def __init__(self, agent: Any, env_id: str, seed: int, width: int, render_frames: list | None,
-                 on_episode: Callable[[dict], None] | None):
+                 on_episode: Callable[[dict], None] | None, source: Any = None, draw_plans: bool = False):
         self.agent, self.seed, self.frames, self.on_episode = agent, seed, render_frames, on_episode
+        self.source = agent if source is None else source  # the agent itself (``agent`` may wrap it)
+        self.draw_plans = draw_plans and render_frames is not None
+        self._pending: tuple | None = None  # (frame, layout, pose, tile, carrying/task) awaiting its plan
         render = "rgb_array" if render_frames is not None else None
         size = getattr(getattr(agent, "agent", agent), "grid_size", None)
         self.envs = [FullGridObsWrapper(make_env(env_id, render_mode=render if k == 0 else None), size)
@@ -118,6 +131,8 @@ class _Lockstep:
         try:
             while running:
                 actions = self.agent.act_batch([e.state for e in running], [e.obs for e in running])
+                if self._pending is not None:
+                    self._flush_frame(next((e for e in running if e.index == 0), None))
                 still = []
                 for episode, action in zip(running, actions):
                     record = self._step(episode, int(action))
@@ -137,6 +152,8 @@ class _Lockstep:
     def _start(self, slot: int, index: int) -> _Episode:
         """Reset env ``slot`` with seed ``seed + index`` and start the agent's episode there."""
         env = self.envs[slot]
+        if hasattr(self.source, "seed_episode"):
+            self.source.seed_episode(self.seed + index)
         obs, info = env.reset(seed=self.seed + index)
         try:
             optimal = solve_env(env)
@@ -151,7 +168,7 @@ class _Lockstep:
         """Apply ``action``; returns the episode's record once it has ended, else None."""
         obs, reward, terminated, truncated, _ = self.envs[episode.slot].step(action)
         episode.obs, episode.steps, episode.total = obs, episode.steps + 1, episode.total + float(reward)
-        self._render(episode)
+        self._render(episode, final=terminated or truncated)
         if not (terminated or truncated):
             return None
         record = {
@@ -165,10 +182,45 @@ class _Lockstep:
             self.on_episode(record)
         return record
 
-    def _render(self, episode: _Episode) -> None:
-        """Append a frame of the first episode (env 0) when frames are wanted."""
-        if self.frames is not None and episode.index == 0:
-            self.frames.append(self.envs[episode.slot].render())
+    def _render(self, episode: _Episode, final: bool = False) -> None:
+        """Append a frame of the first episode (env 0) when frames are wanted. With ``draw_plans``
+        a frame waits for the agent's next action, and the plan it then holds is drawn on it; the
+        ``final`` frame of the episode has no plan."""
+        if self.frames is None or episode.index != 0:
+            return
+        frame = self.envs[episode.slot].render()
+        if not self.draw_plans or final:
+            self.frames.append(frame)
+            return
+        image, direction = observation_grid(episode.obs)
+        tile = max(1, frame.shape[1] // self.envs[episode.slot].unwrapped.width)  # pixels per cell
+        world = {key: episode.obs[key] for key in ("carrying", "task") if key in episode.obs}
+        self._pending = (frame, layout_of(image), (*agent_pose(image)[:2], int(direction)), tile, world)
+
+    def _flush_frame(self, episode: _Episode | None) -> None:
+        """Draw the plan the agent now holds for episode 0 on its pending frame and append it."""
+        from maze_mdlm.pictures import draw_plans
+
+        frame, layout, pose, tile, world = self._pending
+        self._pending = None
+        holder = episode.state if episode is not None and episode.state is not None else self.source
+        view = plan_view(holder)
+        self.frames.append(draw_plans(frame, layout, pose, {**view, **world}, tile) if view else frame)
+
+
+def plan_view(holder: Any) -> dict[str, Any] | None:
+    """What to draw of an agent's (or an episode state's) current plan, or None.
+
+    Reads the optional attributes ``last_plan`` (action ids from the current pose, the action
+    just chosen first), ``last_candidates`` (other plans of the latest search, action ids) and
+    ``last_search_pose`` (the pose they start from).
+    """
+    plan = getattr(holder, "last_plan", None)
+    candidates = getattr(holder, "last_candidates", None) or []
+    if not plan and not candidates:
+        return None
+    return {"plan": list(plan or []), "candidates": [list(c) for c in candidates],
+            "candidates_pose": getattr(holder, "last_search_pose", None)}
 
 
 def summarize(records: list[dict]) -> dict[str, float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -12,7 +12,8 @@ import torch
 from agents.base import parse_observation, torch_threads
 from agents.mdlm_agent import MDLMAgent
 from agents.mctd.planner import MCTDConfig, MCTDPlanner, SearchResult, choose_actions, partial_plan_actions
-from envs.dynamics import step
+from agents.mctd.tree import Node
+from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, SUCCESS, step
 from maze_mdlm.checkpoint import load_checkpoint
 from maze_mdlm.model import MDLMPolicy
 
@@ -95,22 +96,34 @@ class MCTDAgent:
         self._expected: tuple[int, int, int] | None = None
         self._visited: set[tuple[int, int]] = set()  # cells of the episode so far
         self.last_search: SearchResult | None = None  # the latest search's tree and result
+        self.last_search_pose: tuple[int, int, int] | None = None  # the pose it searched from
+        self.last_plan: list[int] = []  # the actions held at the latest act(), the returned one first
+        self._fell_back = False  # the latest plan is the policy's step (no goal-reaching plan found)
+        self._chosen: tuple[int, ...] = ()  # the actions the latest search queued
         self.records: list[dict[str, float]] = []  # one dict per decision that planned
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, env_id: str | None = None, seed: int = 0,
-                        **kwargs: Any) -> "MCTDAgent":
-        """Load ``path``, or the checkpoint shipped for ``env_id`` (default FourRooms).
+                        device: str | torch.device = "cpu", **kwargs: Any) -> "MCTDAgent":
+        """Load ``path``, or the checkpoint shipped for ``env_id`` (default FourRooms), onto
+        ``device`` ("cpu" (default), "cuda", "auto": CUDA when torch sees one).
 
         ``kwargs`` go to the constructor (``max_steps``, ``config`` or :class:`MCTDConfig`
         fields). ``horizon`` defaults to the checkpoint's training horizon and ``max_steps``
         to the env's own ``max_steps`` (722 for our 19×19 mazes, 100 for FourRooms).
+
+        Raises:
+            maze_mdlm.devices.DeviceUnavailableError: ``device="cuda"`` without a CUDA device.
+            ValueError: a missing or foreign checkpoint.
         """
         from envs import FOURROOMS_ID
+        from maze_mdlm.devices import resolve_device
         from maze_mdlm.shipped import default_checkpoint
 
         env_id = env_id or FOURROOMS_ID
-        model, ckpt = load_checkpoint(path if path is not None else default_checkpoint(env_id), model_type="mdlm")
+        target = resolve_device(device)
+        model, ckpt = load_checkpoint(path if path is not None else default_checkpoint(env_id),
+                                      map_location=target, model_type="mdlm")
         if "config" not in kwargs:
             kwargs.setdefault("horizon", int(ckpt.get("train_config", {}).get("horizon", 32)))
         if "max_steps" not in kwargs:
@@ -118,11 +131,45 @@ class MCTDAgent:
         return cls(model, seed=seed, **kwargs)
 
     def reset(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
-        """Start an episode (validates the observation; the generator is not reseeded)."""
+        """Start an episode (validates the observation; the generator is not reseeded, see
+        :meth:`seed_episode`)."""
         parse_observation(obs)
         self._queue, self._expected = [], None
         self._visited: set[tuple[int, int]] = set()
+        self.last_search, self.last_search_pose, self.last_plan = None, None, []
         self.policy.reset(obs, info)
+
+    @property
+    def full_plans(self) -> bool:
+        """Whether the fallback policy step decodes (and :attr:`last_plan` shows) a whole plan."""
+        return self.policy.full_plans
+
+    @full_plans.setter
+    def full_plans(self, value: bool) -> None:
+        self.policy.full_plans = bool(value)
+
+    def seed_episode(self, episode_seed: int) -> None:
+        """Reseed the generator from the agent's ``seed`` and ``episode_seed`` (the env's reset
+        seed), so that the episode does not depend on the episodes played before it.
+        :func:`maze_mdlm.evaluation.evaluate` calls it before each episode."""
+        self.generator.manual_seed(episode_generator_seed(self.seed, episode_seed))
+
+    @property
+    def last_candidates(self) -> list[list[int]]:
+        """The other plans of the latest search (action ids from :attr:`last_search_pose`, best
+        score first, each once, the chosen one left out): each simulated node's plan up to where
+        its simulation ended. Computed on demand from :attr:`last_search`."""
+        if self.last_search is None:
+            return []
+        nodes = sorted((n for n in self.last_search.root.iter_nodes() if n.own_value is not None),
+                       key=lambda n: -n.own_value)
+        seen, out = {self._chosen}, []
+        for node in nodes:
+            actions = tuple(simulated_actions(node))
+            if actions and actions not in seen:
+                seen.add(actions)
+                out.append(list(actions))
+        return out
 
     def plan(self, obs: Mapping[str, Any]) -> list[int]:
         """Search from ``obs`` and return the actions it would queue (no env interaction)."""
@@ -133,7 +180,7 @@ class MCTDAgent:
               obs: Mapping[str, Any]) -> list[int]:
         with torch_threads(self.num_threads):
             result = self.planner.search(image, layout, pose, self.max_steps, visited=self._visited)
-        self.last_search = result
+        self.last_search, self.last_search_pose = result, pose
         self.records.append({
             "expansions": result.expansions,
             "plan_ms": 1000.0 * result.seconds,
@@ -142,12 +189,15 @@ class MCTDAgent:
             "max_depth": result.stats["max_depth"],
             "found_goal": float(result.found_goal),
         })
+        planned = None
         if not result.found_goal and self.fallback == "plan":
-            actions = partial_plan_actions(result, self.config.horizon, self.config.num_subplans)
-            return actions if actions else [self.policy.act(obs)]  # every plan died: one safe policy step
-        if not result.found_goal and self.fallback == "policy":
-            return [self.policy.act(obs)]
-        return choose_actions(result, self.config.horizon, self.config.num_subplans)
+            planned = partial_plan_actions(result, self.config.horizon, self.config.num_subplans)
+        elif result.found_goal or self.fallback != "policy":
+            planned = choose_actions(result, self.config.horizon, self.config.num_subplans)
+        self._fell_back = not planned  # "policy", or every plan died: one safe policy step
+        actions = list(planned) if planned else [self.policy.act(obs)]
+        self._chosen = tuple(actions)
+        return actions
 
     def act(self, obs: Mapping[str, Any]) -> int:
         """The next action (0 left, 1 right, 2 forward); plans when needed."""
@@ -155,9 +205,19 @@ class MCTDAgent:
         self._visited.add(pose[:2])
         if not self._queue or pose != self._expected:
             self._queue = self._plan(image, layout, pose, obs)
+        self.last_plan = list(self.policy.last_plan) if self._fell_back else list(self._queue)
         action = self._queue.pop(0)
         self._expected, _ = step(layout, pose, action)
         return action
+
+    def stats_state(self) -> list[dict[str, float]]:
+        """What :meth:`stats` is computed from: the per-decision records (picklable)."""
+        return list(self.records)
+
+    def load_stats_state(self, states: Sequence[list[dict[str, float]]]) -> None:
+        """Make :meth:`stats` cover the runs whose :meth:`stats_state` are given, in order
+        (``[]`` clears)."""
+        self.records = [record for state in states for record in state]
 
     def stats(self) -> dict[str, float]:
         """Search statistics over every decision that planned so far.
@@ -190,3 +250,19 @@ class MCTDAgent:
             "max_depth": int(max(r["max_depth"] for r in recs)),
             "goal_found_rate": mean("found_goal"),
         }
+
+
+def episode_generator_seed(agent_seed: int, episode_seed: int) -> int:
+    """A 63-bit generator seed mixed from an agent's seed and an episode's reset seed
+    (:class:`numpy.random.SeedSequence`: nearby pairs give unrelated streams)."""
+    return int(np.random.SeedSequence([int(agent_seed), int(episode_seed)]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def simulated_actions(node: Node) -> list[int]:
+    """The navigation actions of ``node``'s simulated plan up to where its simulation ended (the
+    goal, the step before lava, or the plan's end)."""
+    if node.plan is None or node.outcome is None:
+        return []
+    status, steps = node.outcome
+    stop = steps if status == SUCCESS else steps - 1 if status == FAILURE else len(node.plan)
+    return [int(a) for a in node.plan[:stop] if int(a) in (LEFT, RIGHT, FORWARD)]
