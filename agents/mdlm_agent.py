@@ -13,7 +13,10 @@ from torch import Tensor
 from agents.base import parse_observation, torch_threads
 from envs.dynamics import FORWARD, step
 from envs.observation import to_model_input
+from envs.observation import observation_task, track_carrying
 from envs.rules import forbidden_first_actions
+from envs.tasks import BoundTask, Task
+from envs.world import NOTHING
 from maze_mdlm.checkpoint import load_checkpoint
 from maze_mdlm.model import MDLMPolicy
 from maze_mdlm.sampler import sample
@@ -35,12 +38,20 @@ class EpisodeState:
             the agent decodes ``full_plans``).
         last_plan: the part of ``plan`` from the pose of the latest decision, the action chosen
             there first (what pictures draw; :func:`maze_mdlm.evaluation.plan_view`).
+        task: the episode's task, bound to its start grid (from the observation's ``task`` or
+            ``mission``); the first-action rules use it.
+        carrying: what the agent holds (the observation's ``carrying``, or tracked from its own
+            actions for MiniGrid's ``FullyObsWrapper``).
+        last: ``(image, pose, action)`` of the previous step (for that tracking).
     """
 
     queue: list[int] = field(default_factory=list)
     expected: Pose | None = None
     visited: set[Pose] = field(default_factory=set)
     plan: list[int] = field(default_factory=list)
+    task: BoundTask | None = None
+    carrying: tuple[int, int, int] = NOTHING
+    last: tuple | None = None
     last_plan: list[int] = field(default_factory=list)
     _plan_pos: int = 0  # index in ``plan`` of the next queued action
 
@@ -157,36 +168,47 @@ class MDLMAgent:
 
     def plan(self, image: np.ndarray, layout: np.ndarray, pose: Pose) -> list[int]:
         """Sample one plan from a full-grid image ``[19,19,3]`` (in the episode of ``reset``)."""
-        return self.plan_batch([(image, layout, pose)], [self._state.visited])[0]
+        return self.plan_batch([(image, layout, pose)], [self._state.visited], [self._state])[0]
 
     # ------------------------------------------------------------------ many episodes in lockstep
     def new_episode(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> EpisodeState:
-        """A fresh state for an episode that starts at ``obs`` (validates the observation)."""
-        parse_observation(obs)
-        return EpisodeState()
+        """A fresh state for an episode that starts at ``obs`` (validates the observation and the task)."""
+        _, layout, _ = parse_observation(obs)
+        return EpisodeState(task=Task.from_vector(observation_task(obs)).bind(layout))
 
     def act_batch(self, states: Sequence[EpisodeState], observations: Sequence[Mapping[str, Any]]) -> list[int]:
         """The next action of each episode; the episodes that need a new plan share one model call."""
         rows = [parse_observation(obs) for obs in observations]
-        for state, (_, _, pose) in zip(states, rows):
+        for state, obs, (image, _, pose) in zip(states, observations, rows):
             state.visited.add(pose)
+            if "carrying" in obs:
+                state.carrying = tuple(int(v) for v in obs["carrying"])
+            elif state.last is not None:
+                state.carrying = track_carrying(state.carrying, state.last[0], state.last[1], state.last[2], image)
         replan = [i for i, (state, (_, _, pose)) in enumerate(zip(states, rows))
                   if not state.queue or pose != state.expected]  # plan done, or the world surprised us
         if replan:
-            plans = self.plan_batch([rows[i] for i in replan], [states[i].visited for i in replan])
+            plans = self.plan_batch([rows[i] for i in replan], [states[i].visited for i in replan],
+                                    [states[i] for i in replan])
             for i, plan in zip(replan, plans):
                 states[i].plan, states[i].queue, states[i]._plan_pos = plan, plan[: self.execute], 0
-        return [self._pop_action(state, layout, pose) for state, (_, layout, pose) in zip(states, rows)]
+        actions = [self._pop_action(state, layout, pose) for state, (_, layout, pose) in zip(states, rows)]
+        for state, (image, _, pose), action in zip(states, rows, actions):
+            state.last = (image, pose, action)
+        return actions
 
-    def plan_batch(self, rows: Sequence[Parsed], visited: Sequence[Collection[Pose]]) -> list[list[int]]:
-        """Sample one plan per parsed observation, in one model call; each plan stops before END."""
-        images = np.stack([image for image, _, _ in rows])  # [B, 19, 19, 3]
+    def plan_batch(self, rows: Sequence[Parsed], visited: Sequence[Collection[Pose]],
+                   episodes: Sequence[EpisodeState] | None = None) -> list[list[int]]:
+        """Sample one plan per parsed observation, in one model call; each plan stops before END.
+        ``episodes`` (optional) give each row's task and carried object to the first-action rules."""
+        images = np.stack([image for image, _, _ in rows])  # [B, G, G, 3]
         inputs = to_model_input(images, np.array([pose[2] for _, _, pose in rows]))
         grid, direction = inputs["grid"].to(self.device), inputs["direction"].to(self.device)
         forbid = None
         if self.safe_first_action:
-            first = np.stack([self.first_action_forbidden(layout, pose, seen)
-                              for (_, layout, pose), seen in zip(rows, visited)])
+            episodes = episodes or [EpisodeState() for _ in rows]
+            first = np.stack([self.first_action_forbidden(layout, pose, seen, ep.carrying, ep.task)
+                              for (_, layout, pose), seen, ep in zip(rows, visited, episodes)])
             forbid = self.forbid_tensor(first)
         with torch_threads(self.batch_threads if len(rows) >= self.BIG_BATCH else self.num_threads):
             tokens = self.sample_plans(grid, direction, forbid)
@@ -203,9 +225,11 @@ class MDLMAgent:
                       generator=self.generator, forbid=forbid, stop_after=None if self.full_plans else self.execute)
 
     # ------------------------------------------------------------------ rules of the world
-    def first_action_forbidden(self, layout: np.ndarray, pose: Pose, visited: Collection[Pose] = ()) -> np.ndarray:
-        """[V] bool: the tokens forbidden as a plan's first action (all but the useful navigation ones)."""
-        return forbidden_first_actions(layout, pose, visited if self.avoid_revisits else ())
+    def first_action_forbidden(self, layout: np.ndarray, pose: Pose, visited: Collection[Pose] = (),
+                               carrying: tuple[int, int, int] = NOTHING, task: BoundTask | None = None) -> np.ndarray:
+        """[V] bool: the tokens forbidden as a plan's first action (all but the useful ones:
+        :func:`envs.rules.forbidden_first_actions`)."""
+        return forbidden_first_actions(layout, pose, visited if self.avoid_revisits else (), carrying, task)
 
     def forbid_tensor(self, first: np.ndarray) -> Tensor:
         """[B, V] forbidden first tokens -> the sampler's [B, H, V] mask (later positions free)."""

@@ -155,6 +155,34 @@ def test_first_action_forbidden_is_per_row():
     assert torch.equal(forbid[1, 0], torch.from_numpy(free))
 
 
+def test_mdlm_agent_tracks_what_it_carries_and_may_open_the_locked_door():
+    """With MiniGrid's FullyObsWrapper (no ``carrying`` key) the agent tracks its pickup from the
+    next observation; the first-action rules then allow toggling the locked door with the key."""
+    from minigrid.wrappers import FullyObsWrapper
+
+    from envs.expert import solve_env
+    from envs.world import KEY, PICKUP_ACTION, TOGGLE
+
+    env = FullyObsWrapper(gym.make("MiniGrid-DoorKey-5x5-v0"))
+    obs, info = env.reset(seed=0)
+    plan = solve_env(env).actions
+    agent = _agent()
+    state = agent.new_episode(obs, info)
+    pick, toggle = plan.index(PICKUP_ACTION), plan.index(TOGGLE)
+    for action in plan[:pick]:
+        obs, *_ = env.step(action)
+    image, _, pose = parse_observation(obs)
+    state.last = (image, pose, PICKUP_ACTION)
+    obs, *_ = env.step(PICKUP_ACTION)
+    agent.act_batch([state], [obs])
+    assert state.carrying[0] == KEY
+    for action in plan[pick + 1: toggle]:
+        obs, *_ = env.step(action)
+    _, layout, pose = parse_observation(obs)
+    assert not agent.first_action_forbidden(layout, pose, (), state.carrying, state.task)[TOGGLE]
+    assert agent.first_action_forbidden(layout, pose, (), (1, 0, 0), state.task)[TOGGLE]  # no key: a no-op
+
+
 # --------------------------------------------------------------------------- CLI
 @pytest.mark.parametrize("value", ["0", "-3", "many"])
 def test_rollout_batch_envs_must_be_a_positive_int(value, capsys):
