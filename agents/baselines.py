@@ -8,7 +8,7 @@ import numpy as np
 
 from agents.base import parse_observation
 from envs.expert import UNSOLVABLE, ExpertBudgetError, solve_state
-from envs.observation import observation_task, track_carrying
+from envs.observation import observation_carrying, observation_task
 from envs.tasks import Task
 from envs.world import DONE, NOTHING, WorldState, world_step
 
@@ -44,10 +44,7 @@ class BFSAgent:
         if not hasattr(self, "_task"):  # used without reset: start from this observation
             self.reset(obs)
         image, layout, pose = parse_observation(obs)
-        if "carrying" in obs:
-            self._carrying = tuple(int(v) for v in obs["carrying"])
-        elif self._last is not None:
-            self._carrying = track_carrying(self._carrying, self._last[0], self._last[1], self._last[2], image)
+        self._carrying = observation_carrying(obs, self._carrying, self._last, image)
         expected = self._expected
         if expected is not None:  # the image hides the cell under the agent (an open door, say):
             layout = layout.copy()  # no action changes the cell the agent stands on, so it is as predicted

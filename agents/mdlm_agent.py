@@ -13,7 +13,7 @@ from torch import Tensor
 from agents.base import parse_observation, torch_threads
 from envs.dynamics import FORWARD, step
 from envs.observation import to_model_input
-from envs.observation import observation_task, track_carrying
+from envs.observation import observation_carrying, observation_task
 from envs.rules import forbidden_first_actions
 from envs.tasks import BoundTask, Task
 from envs.world import NOTHING
@@ -181,10 +181,7 @@ class MDLMAgent:
         rows = [parse_observation(obs) for obs in observations]
         for state, obs, (image, _, pose) in zip(states, observations, rows):
             state.visited.add(pose)
-            if "carrying" in obs:
-                state.carrying = tuple(int(v) for v in obs["carrying"])
-            elif state.last is not None:
-                state.carrying = track_carrying(state.carrying, state.last[0], state.last[1], state.last[2], image)
+            state.carrying = observation_carrying(obs, state.carrying, state.last, image)
         replan = [i for i, (state, (_, _, pose)) in enumerate(zip(states, rows))
                   if not state.queue or pose != state.expected]  # plan done, or the world surprised us
         if replan:

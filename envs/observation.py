@@ -223,6 +223,17 @@ def track_carrying(carrying: tuple[int, int, int], before: np.ndarray, pose: tup
     return carrying
 
 
+def observation_carrying(obs: Mapping[str, Any], carrying: tuple[int, int, int], last: tuple | None,
+                         image: np.ndarray) -> tuple[int, int, int]:
+    """What the agent holds at ``obs``: its ``carrying`` entry, else ``carrying`` updated by
+    :func:`track_carrying` from the previous step ``last = (image, pose, action)`` (None at the start)."""
+    if "carrying" in obs:
+        return tuple(int(v) for v in obs["carrying"])
+    if last is None:
+        return carrying
+    return track_carrying(carrying, last[0], last[1], last[2], image)
+
+
 class FullGridObsWrapper(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Observe any MiniGrid env as its full grid on a ``G × G`` canvas.
 
