@@ -151,6 +151,8 @@ class WorldOutcome:
         poses: ``[B, H + 1, 3]`` pose before each action (frozen once ended).
         carrying: ``[B, H + 1, 3]`` the carried object before each action.
         layouts: ``[B, W, H, 3]`` the layout when the plan ended.
+        effects: ``[B, H]`` bool, the actions that changed the carried object or a cell (a
+            pickup, a drop, a door opened / closed / unlocked, a box opened); False after the end.
     """
 
     status: np.ndarray
@@ -158,6 +160,7 @@ class WorldOutcome:
     poses: np.ndarray
     carrying: np.ndarray
     layouts: np.ndarray
+    effects: np.ndarray | None = None
 
 
 def simulate_world(state: WorldState, plans: np.ndarray, task=None, end_token: int | None = None) -> WorldOutcome:
@@ -165,7 +168,8 @@ def simulate_world(state: WorldState, plans: np.ndarray, task=None, end_token: i
 
     Vectorised over plans (one layout copy per plan), side-effect free, and equal step for step
     to :func:`envs.world.world_step` (tested). A plan stops when the episode ends (goal, lava or
-    the ``task``'s own verdict) or at its first ``end_token`` (e.g. the models' END).
+    the ``task``'s own verdict) or at its first ``end_token`` (e.g. the models' END). A token
+    outside 0..6 (e.g. -1) is executed as a no-op: it counts in ``steps`` and changes nothing.
     """
     plans = np.asarray(plans, dtype=np.int64)
     n, horizon = plans.shape
@@ -192,6 +196,7 @@ def simulate_world(state: WorldState, plans: np.ndarray, task=None, end_token: i
     active = np.ones(n, dtype=bool)
     poses = np.empty((n, horizon + 1, 3), dtype=np.int64)
     carried = np.empty((n, horizon + 1, 3), dtype=np.int64)
+    effects = np.zeros((n, horizon), dtype=bool)
     overlap = np.isin(np.arange(16), [OBJECT_TO_IDX[k] for k in ("empty", "floor", "goal", "lava")])
     for t in range(horizon + 1):
         poses[:, t, 0], poses[:, t, 1], poses[:, t, 2] = x - 1, y - 1, d
@@ -220,6 +225,7 @@ def simulate_world(state: WorldState, plans: np.ndarray, task=None, end_token: i
         unlock = door & (front[:, 2] == LOCKED_STATE) & (carry[:, 0] == KEY) & (carry[:, 1] == front[:, 1])
         flip = door & (front[:, 2] != LOCKED_STATE)
         box = active & (a == TOGGLE) & (front[:, 0] == BOX)
+        effects[:, t] = pick | drop | unlock | flip | box
         # apply the changes (each row at most one of them)
         picked_cell = front.copy()
         if pick.any():
@@ -264,4 +270,5 @@ def simulate_world(state: WorldState, plans: np.ndarray, task=None, end_token: i
             new = np.where(second, np.where(first_open, SUCCESS, FAILURE), new)
         status = np.where(active, new, status)
         active &= status == RUNNING
-    return WorldOutcome(status=status, steps=steps, poses=poses, carrying=carried, layouts=grid[:, 1:-1, 1:-1].astype(np.uint8))
+    return WorldOutcome(status=status, steps=steps, poses=poses, carrying=carried, layouts=grid[:, 1:-1, 1:-1].astype(np.uint8),
+                        effects=effects)

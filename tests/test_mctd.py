@@ -347,7 +347,7 @@ def test_replans_when_the_observation_deviates(untrained):
     agent.reset(observe(layout, (1, 1, 0)))
     action = agent.act(observe(layout, (1, 1, 0)))
     predicted, _ = step(layout, (1, 1, 0), action)
-    if agent._queue:  # following the prediction does not replan while actions are queued
+    if agent._state.queue:  # following the prediction does not replan while actions are queued
         agent.act(observe(layout, predicted))
         assert agent.stats()["decisions"] == 1
     before = agent.stats()["decisions"]

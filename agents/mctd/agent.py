@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -10,10 +11,13 @@ import numpy as np
 import torch
 
 from agents.base import parse_observation, torch_threads
-from agents.mdlm_agent import MDLMAgent
+from agents.mdlm_agent import EpisodeState, MDLMAgent
 from agents.mctd.planner import MCTDConfig, MCTDPlanner, SearchResult, choose_actions, partial_plan_actions
 from agents.mctd.tree import Node
-from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, SUCCESS, step
+from envs.dynamics import FAILURE, SUCCESS, WorldState, world_step
+from envs.observation import observation_carrying, observation_task
+from envs.tasks import BoundTask, Task
+from envs.world import NOTHING
 from maze_mdlm.checkpoint import load_checkpoint
 from maze_mdlm.model import MDLMPolicy
 
@@ -33,18 +37,67 @@ def env_max_steps(env_id: str) -> int:
 
 
 FALLBACKS = ("plan", "policy", "heuristic")
+Pose = tuple[int, int, int]
+
+
+@dataclass
+class MCTDEpisode:
+    """What :class:`MCTDAgent` remembers about one running episode.
+
+    Attributes:
+        task: the episode's task bound to its start grid (the observation's ``task`` or
+            ``mission``); the search scores plans with its success predicate.
+        carrying: what the agent holds (the observation's ``carrying``, else tracked).
+        queue: planned actions not executed yet.
+        expected: ``(pose, carrying, layout)`` the rules predict after the last action.
+        visited: the cells the episode has been in since the carried object or the layout last
+            changed (the search's novelty).
+        generator: this episode's own generator (:meth:`MCTDAgent.seed_episode`), None: the agent's.
+        policy: the fallback MDLM policy's state for this episode.
+        last_search, last_search_pose, last_plan: the latest search, the pose it searched
+            from, and the actions held at the latest decision (the returned one first).
+    """
+
+    task: BoundTask | None = None
+    carrying: tuple[int, int, int] = NOTHING
+    queue: list[int] = field(default_factory=list)
+    expected: tuple | None = None
+    visited: set[tuple[int, int]] = field(default_factory=set)
+    generator: torch.Generator | None = None
+    policy: EpisodeState = field(default_factory=EpisodeState)
+    last_search: SearchResult | None = None
+    last_search_pose: Pose | None = None
+    last_plan: list[int] = field(default_factory=list)
+    last: tuple | None = None  # (image, pose, action) of the previous step (carrying tracking)
+    world: tuple | None = None  # (layout, pose, carrying) at the previous step
+    fell_back: bool = False  # the latest plan is the policy's step
+    chosen: tuple[int, ...] = ()  # the actions the latest search queued
+
+    @property
+    def last_candidates(self) -> list[list[int]]:
+        """The other plans of the latest search (action ids from :attr:`last_search_pose`, best
+        score first, each once, the chosen one left out)."""
+        return search_candidates(self.last_search, self.chosen)
 
 
 class MCTDAgent:
     """Plan with MCTD, execute, replan.
 
     Each decision that plans runs one search (:class:`agents.mctd.planner.MCTDPlanner`) from
-    the current observation and queues the best plan found (the highest-scoring completed
-    plan): all of it up to the goal if it reaches the goal, otherwise its first sub-plan. It
-    replans when the queue is used up or when an observation differs from the pose the
-    symbolic dynamics predicted. END (6) and the other non-navigation tokens are never sent
-    to the env; if the best plan has nothing executable, the best-scoring plan that has is
-    used, else ``forward``.
+    the current observation (layout, pose, carried object, and the episode's task bound to its
+    start grid) and queues the best plan found (the highest-scoring completed plan): all of it
+    up to the end of the task if it gets there, otherwise its first sub-plan. Plans use all
+    seven MiniGrid actions (pickup, drop, toggle, and ``done``, which finishes a GoTo task); the
+    model's end-of-plan token (``model.config.end_token``, 6 for old checkpoints) and actions
+    that the rules say do nothing are never sent to the env. It replans when the queue is used
+    up or when an observation differs from the state (pose, carried object, layout) the rules
+    predicted. If the best plan has nothing executable, the best-scoring plan that has is used,
+    else ``forward``.
+
+    Two ways to drive it, as :class:`agents.MDLMAgent`: ``reset`` / ``act`` for one episode in
+    a gymnasium loop, or ``new_episode`` / ``act_batch`` for many episodes in lockstep (one
+    search per episode that needs a plan; each episode has its own generator after
+    :meth:`seed_episode`, so lockstep play gives the same episodes as one at a time).
 
     When a search finds no goal-reaching plan (the goal is beyond what the plans reach), the
     default ``fallback="plan"`` executes the first sub-plan of the best partial plan: with the
@@ -92,14 +145,8 @@ class MCTDAgent:
         self.planner = MCTDPlanner(self.model, config, self.generator)
         self.fallback = fallback
         self.policy = MDLMAgent(self.model, horizon=config.horizon, seed=seed, num_threads=num_threads)
-        self._queue: list[int] = []
-        self._expected: tuple[int, int, int] | None = None
-        self._visited: set[tuple[int, int]] = set()  # cells of the episode so far
-        self.last_search: SearchResult | None = None  # the latest search's tree and result
-        self.last_search_pose: tuple[int, int, int] | None = None  # the pose it searched from
-        self.last_plan: list[int] = []  # the actions held at the latest act(), the returned one first
-        self._fell_back = False  # the latest plan is the policy's step (no goal-reaching plan found)
-        self._chosen: tuple[int, ...] = ()  # the actions the latest search queued
+        self._state = MCTDEpisode()  # the episode that reset / act play
+        self._episode_seed: int | None = None  # set by seed_episode, used by the next new_episode
         self.records: list[dict[str, float]] = []  # one dict per decision that planned
 
     @classmethod
@@ -131,13 +178,19 @@ class MCTDAgent:
         return cls(model, seed=seed, **kwargs)
 
     def reset(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
-        """Start an episode (validates the observation; the generator is not reseeded, see
-        :meth:`seed_episode`)."""
-        parse_observation(obs)
-        self._queue, self._expected = [], None
-        self._visited: set[tuple[int, int]] = set()
-        self.last_search, self.last_search_pose, self.last_plan = None, None, []
-        self.policy.reset(obs, info)
+        """Start an episode (validates the observation and its task)."""
+        self._state = self.new_episode(obs, info)
+
+    def new_episode(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> MCTDEpisode:
+        """A fresh state for an episode that starts at ``obs``; after :meth:`seed_episode` it has
+        its own generator (so episodes played in lockstep do not share random streams)."""
+        _, layout, _ = parse_observation(obs)
+        episode = MCTDEpisode(task=Task.from_vector(observation_task(obs)).bind(layout),
+                              policy=self.policy.new_episode(obs, info))
+        if self._episode_seed is not None:
+            episode.generator = torch.Generator(device=self.device).manual_seed(self._episode_seed)
+            self._episode_seed = None
+        return episode
 
     @property
     def full_plans(self) -> bool:
@@ -149,38 +202,51 @@ class MCTDAgent:
         self.policy.full_plans = bool(value)
 
     def seed_episode(self, episode_seed: int) -> None:
-        """Reseed the generator from the agent's ``seed`` and ``episode_seed`` (the env's reset
-        seed), so that the episode does not depend on the episodes played before it.
-        :func:`maze_mdlm.evaluation.evaluate` calls it before each episode."""
-        self.generator.manual_seed(episode_generator_seed(self.seed, episode_seed))
+        """Seed the next episode from the agent's ``seed`` and ``episode_seed`` (the env's reset
+        seed), so that it does not depend on the episodes played before or beside it.
+        :func:`maze_mdlm.evaluation.evaluate` calls it before each episode starts; the next
+        :meth:`new_episode` / :meth:`reset` takes it."""
+        self._episode_seed = episode_generator_seed(self.seed, episode_seed)
+        self.generator.manual_seed(self._episode_seed)
+
+    # the latest decision of the episode that reset / act play
+    @property
+    def last_search(self) -> SearchResult | None:
+        return self._state.last_search
+
+    @property
+    def last_search_pose(self) -> Pose | None:
+        return self._state.last_search_pose
+
+    @property
+    def last_plan(self) -> list[int]:
+        return self._state.last_plan
 
     @property
     def last_candidates(self) -> list[list[int]]:
-        """The other plans of the latest search (action ids from :attr:`last_search_pose`, best
-        score first, each once, the chosen one left out): each simulated node's plan up to where
-        its simulation ended. Computed on demand from :attr:`last_search`."""
-        if self.last_search is None:
-            return []
-        nodes = sorted((n for n in self.last_search.root.iter_nodes() if n.own_value is not None),
-                       key=lambda n: -n.own_value)
-        seen, out = {self._chosen}, []
-        for node in nodes:
-            actions = tuple(simulated_actions(node))
-            if actions and actions not in seen:
-                seen.add(actions)
-                out.append(list(actions))
-        return out
+        """The other plans of the latest search (see :attr:`MCTDEpisode.last_candidates`)."""
+        return self._state.last_candidates
 
     def plan(self, obs: Mapping[str, Any]) -> list[int]:
         """Search from ``obs`` and return the actions it would queue (no env interaction)."""
         image, layout, pose = parse_observation(obs)
-        return self._plan(image, layout, pose, obs)
+        episode = self._state
+        if episode.task is None:
+            episode.task = Task.from_vector(observation_task(obs)).bind(layout)
+        carrying = observation_carrying(obs, episode.carrying, None, image)
+        return self._plan(episode, image, layout, pose, carrying, obs)
 
-    def _plan(self, image: np.ndarray, layout: np.ndarray, pose: tuple[int, int, int],
-              obs: Mapping[str, Any]) -> list[int]:
-        with torch_threads(self.num_threads):
-            result = self.planner.search(image, layout, pose, self.max_steps, visited=self._visited)
-        self.last_search, self.last_search_pose = result, pose
+    def _plan(self, episode: MCTDEpisode, image: np.ndarray, layout: np.ndarray, pose: Pose,
+              carrying: tuple[int, int, int], obs: Mapping[str, Any]) -> list[int]:
+        if episode.generator is not None:
+            self.planner.generator = episode.generator
+        try:
+            with torch_threads(self.num_threads):
+                result = self.planner.search(image, layout, pose, self.max_steps, visited=episode.visited,
+                                             carrying=carrying, task=episode.task)
+        finally:
+            self.planner.generator = self.generator
+        episode.last_search, episode.last_search_pose = result, pose
         self.records.append({
             "expansions": result.expansions,
             "plan_ms": 1000.0 * result.seconds,
@@ -194,20 +260,33 @@ class MCTDAgent:
             planned = partial_plan_actions(result, self.config.horizon, self.config.num_subplans)
         elif result.found_goal or self.fallback != "policy":
             planned = choose_actions(result, self.config.horizon, self.config.num_subplans)
-        self._fell_back = not planned  # "policy", or every plan died: one safe policy step
-        actions = list(planned) if planned else [self.policy.act(obs)]
-        self._chosen = tuple(actions)
+        episode.fell_back = not planned  # "policy", or every plan died: one safe policy step
+        actions = list(planned) if planned else [self.policy.act_batch([episode.policy], [obs])[0]]
+        episode.chosen = tuple(actions)
         return actions
 
     def act(self, obs: Mapping[str, Any]) -> int:
-        """The next action (0 left, 1 right, 2 forward); plans when needed."""
+        """The next MiniGrid action (0..6) of the episode started by :meth:`reset`; plans when needed."""
+        return self.act_batch([self._state], [obs])[0]
+
+    def act_batch(self, states: Sequence[MCTDEpisode], observations: Sequence[Mapping[str, Any]]) -> list[int]:
+        """The next action of each episode (one search per episode that needs a plan)."""
+        return [self._act(state, obs) for state, obs in zip(states, observations)]
+
+    def _act(self, episode: MCTDEpisode, obs: Mapping[str, Any]) -> int:
         image, layout, pose = parse_observation(obs)
-        self._visited.add(pose[:2])
-        if not self._queue or pose != self._expected:
-            self._queue = self._plan(image, layout, pose, obs)
-        self.last_plan = list(self.policy.last_plan) if self._fell_back else list(self._queue)
-        action = self._queue.pop(0)
-        self._expected, _ = step(layout, pose, action)
+        carrying = observation_carrying(obs, episode.carrying, episode.last, image)
+        if episode.world is not None and world_changed(episode.world, (layout, pose, carrying)):
+            episode.visited = set()  # a new carried object or layout: every cell is new again
+        episode.carrying, episode.world = carrying, (layout, pose, carrying)
+        episode.visited.add(pose[:2])
+        if not episode.queue or not matches(episode.expected, layout, pose, carrying):
+            episode.queue = self._plan(episode, image, layout, pose, carrying, obs)
+        episode.last_plan = list(episode.policy.last_plan) if episode.fell_back else list(episode.queue)
+        action = episode.queue.pop(0)
+        after, _ = world_step(WorldState(layout, pose, carrying), action, episode.task)
+        episode.expected = (after.pose, after.carrying, after.layout, pose)
+        episode.last = (image, pose, action)
         return action
 
     def stats_state(self) -> list[dict[str, float]]:
@@ -259,10 +338,48 @@ def episode_generator_seed(agent_seed: int, episode_seed: int) -> int:
 
 
 def simulated_actions(node: Node) -> list[int]:
-    """The navigation actions of ``node``'s simulated plan up to where its simulation ended (the
-    goal, the step before lava, or the plan's end)."""
+    """The actions of ``node``'s simulated plan up to where its simulation ended (the task done,
+    the step before a failure, or the plan's end), without the ones that do nothing."""
     if node.plan is None or node.outcome is None:
         return []
     status, steps = node.outcome
     stop = steps if status == SUCCESS else steps - 1 if status == FAILURE else len(node.plan)
-    return [int(a) for a in node.plan[:stop] if int(a) in (LEFT, RIGHT, FORWARD)]
+    return [int(a) for a in node.plan[:stop] if 0 <= int(a) < 7]
+
+
+def search_candidates(result: SearchResult | None, chosen: tuple[int, ...] = ()) -> list[list[int]]:
+    """Each simulated node's plan (:func:`simulated_actions`) of a search, best score first, each
+    once, ``chosen`` left out."""
+    if result is None:
+        return []
+    nodes = sorted((n for n in result.root.iter_nodes() if n.own_value is not None), key=lambda n: -n.own_value)
+    seen, out = {tuple(chosen)}, []
+    for node in nodes:
+        actions = tuple(simulated_actions(node))
+        if actions and actions not in seen:
+            seen.add(actions)
+            out.append(list(actions))
+    return out
+
+
+def matches(expected: tuple | None, layout: np.ndarray, pose: Pose, carrying: tuple[int, int, int]) -> bool:
+    """Whether an observation (``layout``, ``pose``, ``carrying``) is the state the rules predicted:
+    ``expected = (pose, carrying, layout, pose before)``. The cells under the agent before and
+    after are not compared (the image hides what the agent stands on, e.g. an open door)."""
+    if expected is None:
+        return False
+    want_pose, want_carrying, want_layout, before = expected
+    if tuple(pose) != tuple(want_pose) or tuple(carrying) != tuple(want_carrying):
+        return False
+    return not world_changed((want_layout, before, carrying), (layout, pose, carrying))
+
+
+def world_changed(previous: tuple, current: tuple) -> bool:
+    """Whether the carried object or a cell changed between two ``(layout, pose, carrying)``
+    (the cells the agent stands on in either are not compared)."""
+    (old, old_pose, old_carrying), (new, new_pose, new_carrying) = previous, current
+    if tuple(old_carrying) != tuple(new_carrying):
+        return True
+    differ = (old != new).any(axis=2)
+    differ[old_pose[0], old_pose[1]] = differ[new_pose[0], new_pose[1]] = False
+    return bool(differ.any())

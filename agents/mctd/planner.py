@@ -13,9 +13,11 @@ to branch while each sub-plan is long enough to leave a room or a corridor; see
    denoising call, whatever their meta-actions.
 3. **Simulation** (jumpy denoising): fill every remaining MASK of each child with
    ``SIM_STEPS`` (1) greedy unmasking step, again one batched call.
-4. **Evaluation**: execute each completed plan with the symbolic dynamics
-   (:func:`envs.dynamics.simulate_plans`) from the current pose and score it
-   (:func:`plan_scores`). The BFS expert is never used.
+4. **Evaluation**: execute each completed plan with the symbolic dynamics from the current
+   state and score it with the task's own success predicate (:class:`agents.mctd.world.SearchWorld`:
+   :func:`envs.dynamics.simulate_world` under all seven actions, or the navigation fast path
+   :func:`envs.dynamics.simulate_plans` / :func:`plan_scores` where no object can change). The BFS
+   expert is never used.
 5. **Backpropagation**: max backup of the scores (:func:`agents.mctd.tree.backup`).
 
 The search stops after ``max_expansions`` expansions, when nothing is left to expand, or
@@ -59,12 +61,16 @@ from agents.mctd.tree import (
     subplan_bounds,
     tree_stats,
 )
-from agents.mctd.rollout import NOOP, GreedyContinuation
+from agents.mctd.rollout import GreedyContinuation, WorldContinuation
+from agents.mctd.world import NOOP, OLD_END, SearchWorld, encode_state, model_end_token, task_vector
 from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, RUNNING, SUCCESS, shortcut, simulate_plans
 from envs.observation import GOAL, to_model_input
+from envs.tasks import BoundTask
+from envs.world import NOTHING
 from maze_mdlm.config import PlainConfig
 from maze_mdlm.sampler import unmask
-from maze_mdlm.tokens import END
+
+END = OLD_END  # the end token plan_scores skips (navigation fast path: callers map any END to NOOP first)
 
 META_FAMILIES = ("cfg", "temperature")
 # Fixed settings (MCTDConfig fields until 0.3; no benchmark, test or flag ever changed them):
@@ -245,6 +251,7 @@ class MCTDPlanner:
         self.model = model.eval()
         self.config = config or MCTDConfig()
         self.device = next(model.parameters()).device
+        self.end_token = model_end_token(model)
         self.generator = generator if generator is not None else torch.Generator(device=self.device).manual_seed(0)
         table = self.config.meta_table()
         self._meta_temperature = torch.tensor([t for t, _ in table], dtype=torch.float64)
@@ -258,24 +265,34 @@ class MCTDPlanner:
     @torch.no_grad()
     def search(self, image: np.ndarray, layout: np.ndarray, pose: tuple[int, int, int],
                max_steps: int, max_expansions: int | None = None,
-               visited: Collection[tuple[int, int]] | None = None) -> SearchResult:
+               visited: Collection[tuple[int, int]] | None = None, carrying: tuple[int, int, int] = NOTHING,
+               task: BoundTask | None = None) -> SearchResult:
         """Search for a plan from a full-grid ``image [19,19,3]`` with the agent at ``pose``.
 
         ``layout`` is the image without the agent (:func:`envs.observation.layout_of`);
         ``max_steps`` scales the success score; ``max_expansions`` overrides the config;
         ``visited``: the (x, y) cells the episode has been in, used by ``partial_score="novelty"``
-        (ignored with "manhattan").
+        (ignored with "manhattan"); ``carrying``: the encoded object in hand; ``task``: the
+        episode's task bound to its start grid (None: reach a goal).
         """
         cfg = self.config
         start_time = time.perf_counter()
         deadline = None if cfg.time_budget_ms is None else start_time + cfg.time_budget_ms / 1000.0
         budget = cfg.max_expansions if max_expansions is None else max_expansions
-        inputs = to_model_input(image[None], np.array([pose[2]]))
-        state = self.model.encode_state(inputs["grid"].to(self.device), inputs["direction"].to(self.device))  # [1, D]
+        world = SearchWorld(layout, pose, tuple(carrying), task, self.end_token)
+        inputs = to_model_input(image[None], np.array([pose[2]]), np.array([world.carrying]), task_vector(task)[None])
+        extra = ({} if world.navigation_only else
+                 {"carrying": inputs["carrying"].to(self.device), "task": inputs["task"].to(self.device)})
+        state = encode_state(self.model, inputs["grid"].to(self.device), inputs["direction"].to(self.device),
+                             **extra)  # [1, D]
         null = self.model.null_state_embedding(1).to(state.dtype)  # [1, D]
         root = new_root(cfg.horizon, len(self._meta_guidance))
-        continuation = GreedyContinuation(self.model, layout, cfg.horizon, ROLLOUT_STEPS, cfg.rollout_execute,
-                                          cfg.rollout_windows, self.generator, deadline=deadline)
+        if world.navigation_only:
+            continuation = GreedyContinuation(self.model, layout, cfg.horizon, ROLLOUT_STEPS, cfg.rollout_execute,
+                                              cfg.rollout_windows, self.generator, deadline=deadline)
+        else:
+            continuation = WorldContinuation(self.model, world, cfg.horizon, ROLLOUT_STEPS, cfg.rollout_execute,
+                                             cfg.rollout_windows, self.generator, deadline=deadline)
         expansions = rounds = 0
         found = False
         clock = dict.fromkeys(("denoise", "continue", "score"), 0.0)
@@ -292,7 +309,7 @@ class MCTDPlanner:
                 batch.append((node, meta, add_placeholder(node, meta)))
             if not batch:
                 break
-            found |= self._expand_and_simulate(batch, state, null, layout, pose, max_steps, continuation, clock, seen)
+            found |= self._expand_and_simulate(batch, state, null, world, max_steps, continuation, clock, seen)
             expansions += len(batch)
             rounds += 1
         return SearchResult(root=root, best=best_node(root), expansions=expansions, rounds=rounds,
@@ -301,7 +318,7 @@ class MCTDPlanner:
                             phase_seconds=clock)
 
     def _expand_and_simulate(self, batch: list[tuple[Node, int, Node]], state: Tensor, null: Tensor,
-                             layout: np.ndarray, pose: tuple[int, int, int], max_steps: int,
+                             world: SearchWorld, max_steps: int,
                              continuation: GreedyContinuation, clock: dict[str, float],
                              visited: frozenset | None = None) -> bool:
         """One batched round: expansion, jumpy simulation, scoring, backup. True if a plan
@@ -323,18 +340,21 @@ class MCTDPlanner:
         )  # [K, H] complete (greedy jumpy denoising)
         plans_np, children_np = plans.cpu().numpy(), children.cpu().numpy()
         tic = _lap(clock, "denoise", tic)
-        scores, outcome = plan_scores(layout, pose, plans_np, max_steps, visited=visited)
+        scores, outcome = world.score(plans_np, max_steps, visited)
         if cfg.rollout_windows and (outcome.status == RUNNING).any():
             tic = _lap(clock, "score", tic)
-            more = continuation.extend(outcome.final_pose, outcome.status == RUNNING)  # [K, n]
+            running = outcome.status == RUNNING
+            starts = outcome.final_pose if world.navigation_only else world.final_states(outcome, running)
+            more = continuation.extend(starts, running)  # [K, n]
             tic = _lap(clock, "continue", tic)
             plans_np = np.concatenate([plans_np, more], axis=1)
-            scores, outcome = plan_scores(layout, pose, plans_np, max_steps, visited=visited)
+            scores, outcome = world.score(plans_np, max_steps, visited)
         if cfg.shortcut and (outcome.status == SUCCESS).any():
-            plans_np = shortcut_successes(plans_np, outcome)
-            scores, outcome = plan_scores(layout, pose, plans_np, max_steps, visited=visited)
+            plans_np = shortcut_successes(plans_np, outcome) if world.navigation_only else world.shortcut(plans_np, outcome)
+            scores, outcome = world.score(plans_np, max_steps, visited)
+        executed = np.where(outcome.executed, world.executable(plans_np), NOOP)  # what the agent would send
         for i, (_, _, child) in enumerate(batch):
-            backup(child, children_np[i], plans_np[i], (outcome.status[i], outcome.steps[i]),
+            backup(child, children_np[i], executed[i], (outcome.status[i], outcome.steps[i]),
                    float(scores[i]), cfg.num_subplans)
         _lap(clock, "score", tic)
         return bool((outcome.status == SUCCESS).any())
@@ -351,10 +371,10 @@ def executable_prefix(node: Node, first_subplan: int) -> list[int]:
     """Actions of ``node``'s simulated plan worth sending to the env.
 
     A goal-reaching plan is executed up to the goal; any other plan only its first
-    ``first_subplan`` tokens, cut where its simulation ended (at END unless END was scored as
-    a no-op) and, for a lava plan, before the fatal step. Non-navigation tokens (pickup,
-    drop, toggle, done) are dropped: the dynamics treat them as no-ops, so dropping them
-    leaves the predicted path unchanged.
+    ``first_subplan`` tokens, cut where its simulation ended and, for a plan that fails (lava,
+    a wrong pickup, ...), before the fatal step. The search stores each node's plan with the
+    tokens that do nothing (END, object actions with nothing to act on) as NOOP (-1); those are
+    dropped, so the predicted path is unchanged.
     """
     if node.plan is None or node.outcome is None:
         return []
@@ -365,7 +385,7 @@ def executable_prefix(node: Node, first_subplan: int) -> list[int]:
         actions = node.plan[: min(steps - 1, first_subplan)]
     else:
         actions = node.plan[: min(steps, first_subplan)]
-    return [int(a) for a in actions if int(a) in NAVIGATION]
+    return [int(a) for a in actions if 0 <= int(a) < 7]
 
 
 def choose_actions(result: SearchResult, horizon: int, num_subplans: int) -> list[int]:

@@ -27,24 +27,29 @@ the goal instead of decoding on. Only rows that would have gone on are changed, 
 changed row reaches the goal: a merge never turns a success into a failure. The planner then
 cuts the loops out of goal-reaching plans (:func:`envs.dynamics.shortcut`), so which of two
 routes through a pose was taken matters less than finding one.
+
+:class:`WorldContinuation` is the same under all seven actions: a window is decoded from a full
+world state (pose, carried object, layout; the model also sees the carried object and the task),
+executed with :func:`envs.world.world_step` and the task's verdict, and memoised by that state, so
+an excursion that picked something up, dropped or toggled never meets its own start again.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
-from agents.mdlm_agent import first_position_mask
-from envs.rules import forbidden_first_actions
-from envs.dynamics import RUNNING, SUCCESS, simulate_plans
+from agents.mctd.world import (
+    NOOP, SearchWorld, first_forbid, model_end_token, model_num_actions, sample_tokens, world_inputs,
+)
+from envs.dynamics import DONE, RUNNING, SUCCESS, WorldState, simulate_plans, world_step
 from envs.observation import place_agent, to_model_input
-from maze_mdlm.sampler import sample
-from maze_mdlm.tokens import END, MASK
-
-NOOP = 3  # `pickup`: a no-op for the dynamics, stands in for END and for rows that are done
+from envs.rules import forbidden_first_actions
+from maze_mdlm.tokens import MASK
 
 Pose = tuple[int, int, int]
 
@@ -111,6 +116,8 @@ class GreedyContinuation:
         self.execute, self.max_windows, self.generator = min(execute, horizon), max_windows, generator
         self.merge_goals, self.speculate, self.deadline = merge_goals, speculate, deadline
         self.device = next(model.parameters()).device
+        self.end_token, self.num_actions = model_end_token(model), model_num_actions(model)
+        self.noop_tokens = tuple({self.end_token, DONE})  # `done` does nothing in a navigation world
         self.windows: dict[Pose, Window] = {}
         self.to_goal: dict[Pose, tuple[np.ndarray, int]] = {}  # pose -> (goal-reaching actions, its index)
         self.model_calls = 0  # batched decodes run (sequential model calls)
@@ -121,14 +128,19 @@ class GreedyContinuation:
         """Actions per continued plan at most."""
         return self.max_windows * self.execute
 
-    def extend(self, poses: np.ndarray, live: np.ndarray) -> np.ndarray:
+    def start_keys(self, starts: Any) -> list[Any]:
+        """The memo keys of the rows' starts: poses ``[K, 3]`` -> ``(x, y, d)`` tuples."""
+        return [(int(x), int(y), int(d)) for x, y, d in np.asarray(starts).reshape(-1, 3)]
+
+    def extend(self, poses: Any, live: np.ndarray) -> np.ndarray:
         """Continue the rows of ``poses [K, 3]`` where ``live [K]`` is True.
 
         Returns ``[K, n]`` actions, ``n`` the most any row used (NOOP once a row reached the
         goal or lava, and for rows that were not live).
         """
-        out = np.full((len(poses), self.max_actions), NOOP, dtype=np.int64)
-        rows = [_Row(out[i], (int(x), int(y), int(d))) for i, (x, y, d) in enumerate(np.asarray(poses).reshape(-1, 3))]
+        keys = self.start_keys(poses)
+        out = np.full((len(keys), self.max_actions), NOOP, dtype=np.int64)
+        rows = [_Row(out[i], key) for i, key in enumerate(keys)]
         active = [row for row, alive in zip(rows, live) if alive]
         while active:
             waiting = [row for row in active if self._advance(row)]
@@ -205,15 +217,16 @@ class GreedyContinuation:
         """One batched greedy decode of a window from each of ``poses`` (distinct, new)."""
         arr = np.array(poses, dtype=np.int64)  # [R, 3]
         inputs = to_model_input(place_agent(self.layout, arr), arr[:, 2])
-        forbid = first_position_mask(np.stack([forbidden_first_actions(self.layout, p) for p in poses]), self.horizon)
-        tokens = sample(self.model, inputs["grid"].to(self.device), inputs["direction"].to(self.device),
-                        self.horizon, self.steps, forbid=forbid.to(self.device), generator=self.generator,
-                        stop_after=self.execute)
+        first = np.stack([forbidden_first_actions(self.layout, p) for p in poses])
+        forbid = first_forbid(first, self.horizon, self.num_actions)
+        tokens = sample_tokens(self.model, inputs["grid"].to(self.device), inputs["direction"].to(self.device),
+                               self.horizon, self.steps, forbid=forbid.to(self.device), generator=self.generator,
+                               stop_after=self.execute)
         tokens = tokens.cpu().numpy()
-        actions = np.where(tokens[:, : self.execute] == END, NOOP, tokens[:, : self.execute])  # [R, E]
+        actions = np.where(np.isin(tokens[:, : self.execute], self.noop_tokens), NOOP, tokens[:, : self.execute])  # [R, E]
         outcome = simulate_plans(self.layout, arr, actions)
         following = tokens[:, self.execute : 2 * self.execute]  # [R, <=E] the tokens after the executed ones
-        guess = simulate_plans(self.layout, outcome.final_pose, np.where(following == END, NOOP, following))
+        guess = simulate_plans(self.layout, outcome.final_pose, np.where(np.isin(following, self.noop_tokens), NOOP, following))
         for i, p in enumerate(poses):
             visited = tuple((int(x), int(y), int(d)) for x, y, d in outcome.poses[i])
             decoded = following.shape[1] == self.execute and not (following[i] == MASK).any()
@@ -222,3 +235,74 @@ class GreedyContinuation:
             self.windows[p] = Window(actions[i], visited, int(outcome.status[i]), int(outcome.steps[i]), ahead)
         self.model_calls += 1
         self.decoded += len(poses)
+
+
+class WorldContinuation(GreedyContinuation):
+    """:class:`GreedyContinuation` under all seven actions and a task (module docstring).
+
+    Memo keys are full world states ``(x, y, d, carried cell, layout id)``; ``extend`` takes the
+    rows' start :class:`envs.world.WorldState` (None for rows that are not live) instead of poses.
+
+    Args:
+        world: the search's :class:`agents.mctd.world.SearchWorld` (task, END, first-action rule).
+        The others as :class:`GreedyContinuation`.
+    """
+
+    def __init__(self, model: torch.nn.Module, world: SearchWorld, horizon: int, steps: int, execute: int,
+                 max_windows: int, generator: torch.Generator | None = None, merge_goals: bool = True,
+                 speculate: bool = True, deadline: float | None = None):
+        super().__init__(model, world.layout, horizon, steps, execute, max_windows, generator, merge_goals,
+                         speculate, deadline)
+        self.world = world
+        self.noop_tokens = world.noop_tokens()
+        self.states: dict[Any, WorldState] = {}
+        self._layout_ids: dict[bytes, int] = {}
+
+    def key(self, state: WorldState) -> Any:
+        """The memo key of ``state`` (registered for decoding)."""
+        raw = np.ascontiguousarray(state.layout, dtype=np.uint8).tobytes()
+        lid = self._layout_ids.setdefault(raw, len(self._layout_ids))
+        key = (*state.pose, *state.carrying, lid)
+        self.states.setdefault(key, state)
+        return key
+
+    def start_keys(self, starts: Any) -> list[Any]:
+        fallback = WorldState(self.layout, (0, 0, 0))
+        return [self.key(s if s is not None else fallback) for s in starts]
+
+    def _run(self, state: WorldState, actions: np.ndarray) -> tuple[list[Any], int, int]:
+        """``actions`` from ``state`` under the rules -> (keys before and after each, frozen after the
+        end, status, steps)."""
+        keys, status, steps = [self.key(state)], RUNNING, len(actions)
+        for i, a in enumerate(actions.tolist()):
+            if status == RUNNING:
+                state, status = world_step(state, int(a), self.world.task)
+                if status != RUNNING:
+                    steps = i + 1
+            keys.append(self.key(state))
+        return keys, status, steps
+
+    def _decode(self, keys: list[Any]) -> None:
+        """One batched greedy decode of a window from each of ``keys`` (distinct, new)."""
+        states = [self.states[k] for k in keys]
+        inputs = world_inputs(states, self.world.task)
+        first = np.stack([self.world.first_forbidden(s) for s in states])
+        forbid = first_forbid(first, self.horizon, self.num_actions)
+        dev = self.device
+        tokens = sample_tokens(self.model, inputs["grid"].to(dev), inputs["direction"].to(dev), self.horizon,
+                               self.steps, carrying=inputs["carrying"].to(dev), task=inputs["task"].to(dev),
+                               forbid=forbid.to(dev), generator=self.generator, stop_after=self.execute)
+        tokens = tokens.cpu().numpy()
+        actions = np.where(np.isin(tokens[:, : self.execute], self.noop_tokens), NOOP, tokens[:, : self.execute])
+        following = tokens[:, self.execute : 2 * self.execute]
+        for i, (k, state) in enumerate(zip(keys, states)):
+            visited, status, steps = self._run(state, actions[i])
+            ahead = None
+            decoded = following.shape[1] == self.execute and not (following[i] == MASK).any()
+            if decoded and status == RUNNING:
+                nxt = np.where(np.isin(following[i], self.noop_tokens), NOOP, following[i])
+                guess, guess_status, _ = self._run(self.states[visited[-1]], nxt)
+                ahead = guess[-1] if guess_status == RUNNING else None
+            self.windows[k] = Window(actions[i], tuple(visited), int(status), int(steps), ahead)
+        self.model_calls += 1
+        self.decoded += len(keys)

@@ -1,0 +1,326 @@
+"""What one MCTD search knows about the world, and how it simulates and scores plans.
+
+A :class:`SearchWorld` is the search's start (layout ``[W, H, 3]`` without the agent, pose,
+carried object), the episode's task (:class:`envs.tasks.BoundTask`, bound to the start grid) and
+the model's end-of-plan token. Plans ``[B, L]`` are model tokens; before they are simulated the
+end token becomes :data:`NOOP` (-1, a no-op for both dynamics), and so does MiniGrid's ``done`` (6)
+in a navigation world, where it does nothing. With an old checkpoint (``end_token == 6``) in a
+GoTo task, 6 is the real ``done`` (the only way to finish the task).
+
+Two ways to simulate, with identical results where both apply:
+
+* **navigation fast path** (:attr:`SearchWorld.navigation_only`: a goal task, an empty hand and no
+  door, key, ball or box in the layout, so no object action can change anything):
+  :func:`envs.dynamics.simulate_plans` and :func:`agents.mctd.planner.plan_scores`, the 0.4
+  scores bit for bit;
+* **full rules**: :func:`envs.dynamics.simulate_world` with the task's own success and failure
+  predicate (lava, a wrong pickup, ``done`` away from the GoTo target, ...).
+
+Scores (:meth:`SearchWorld.score`): success ``max(1 - 0.9 t / max_steps, 0.1)`` with ``t`` the
+actions the agent would send until the task is done; failure 0; a plan still running scores
+below 0.1 from what the observation shows only (never the expert, never BFS distances): progress
+events (a key of a locked door's colour picked up, doors opened; a drop that loses them counts
+against), cells the episode has not been in, and the Manhattan nearness of the final cell to the
+task's target as seen in the grid (a key that opens a locked door first, while one lies in the
+grid and the hand holds none).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Collection, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from envs.dynamics import (
+    CLOSED_STATE, DONE, DOOR, GOAL_IDX, KEY, LOCKED_STATE, OPEN_STATE, PICKABLE, RUNNING, SUCCESS, WorldState,
+    shortcut, simulate_plans, simulate_world, world_step,
+)
+from envs.tasks import FETCH, GOAL, GOTO, OPEN, OPEN_SEQ, PICKUP, PUTNEAR, BoundTask
+from envs.world import NOTHING
+
+NOOP = -1  # a no-op for both dynamics: END, `done` where it does nothing, padding after the end
+NAVIGATION = (0, 1, 2)
+OBJECT_TOKENS = (3, 4, 5, 6)  # pickup, drop, toggle, done
+MINIGRID_ACTIONS = 7
+OLD_END = DONE  # the end-of-plan token of checkpoints without ``config.end_token``
+Cell = tuple[int, int, int]
+Pose = tuple[int, int, int]
+
+
+def model_end_token(model: torch.nn.Module) -> int:
+    """The model's end-of-plan token: ``config.end_token``, 6 (``done``) for old checkpoints."""
+    return int(getattr(model.config, "end_token", OLD_END))
+
+
+def model_num_actions(model: torch.nn.Module) -> int:
+    """Output classes V of the model's head (7 for old checkpoints)."""
+    return int(getattr(model.config, "num_actions", MINIGRID_ACTIONS))
+
+
+def _takes(fn: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def encode_state(model: torch.nn.Module, grid: Tensor, direction: Tensor, carrying: Tensor | None = None,
+                 task: Tensor | None = None) -> Tensor:
+    """``model.encode_state`` with the carried object ``[B, 3]`` and task ``[B, 5]`` (long) when
+    the model takes them (None: empty hand / goal task; older models see neither) -> ``[B, D]``."""
+    if (carrying is None and task is None) or not _takes(model.encode_state, "task"):
+        return model.encode_state(grid, direction)
+    return model.encode_state(grid, direction, carrying=carrying, task=task)
+
+
+def sample_tokens(model: torch.nn.Module, grid: Tensor, direction: Tensor, horizon: int, num_steps: int,
+                  carrying: Tensor | None = None, task: Tensor | None = None, **kwargs: Any) -> Tensor:
+    """:func:`maze_mdlm.sampler.sample` with ``carrying`` / ``task`` when both the sampler and the
+    model take them -> ``[B, L]`` tokens."""
+    from maze_mdlm.sampler import sample
+
+    if (carrying is not None or task is not None) and _takes(sample, "task") and _takes(model.encode_state, "task"):
+        kwargs.update(carrying=carrying, task=task)
+    return sample(model, grid, direction, horizon, num_steps, **kwargs)
+
+
+def first_forbid(first: np.ndarray, horizon: int, num_actions: int) -> Tensor:
+    """``[R, 7]`` bool MiniGrid actions forbidden as a window's first token -> the sampler's
+    ``forbid`` ``[R, H, V]``: later positions free, and every token beyond MiniGrid's actions (END)
+    forbidden first, as ``done`` is for old checkpoints."""
+    forbid = torch.zeros(first.shape[0], horizon, num_actions, dtype=torch.bool)
+    forbid[:, 0, :MINIGRID_ACTIONS] = torch.from_numpy(first[:, :MINIGRID_ACTIONS])
+    forbid[:, 0, MINIGRID_ACTIONS:] = True
+    return forbid
+
+
+@dataclass
+class Simulation:
+    """``B`` simulated plans ``[B, L]`` (leading dim ``B``).
+
+    Attributes:
+        status: RUNNING, SUCCESS or FAILURE.
+        steps: tokens executed until the episode ended, or L.
+        poses: ``[B, L + 1, 3]`` pose before each token (frozen after the end).
+        executed: ``[B, L]`` bool, the tokens the agent would send to the env (navigation tokens,
+            and object actions that change something or end the episode), before the end.
+        carrying: ``[B, L + 1, 3]`` carried object before each token (full rules only).
+        layouts: ``[B, W, H, 3]`` layout at the end (full rules only).
+    """
+
+    status: np.ndarray
+    steps: np.ndarray
+    poses: np.ndarray
+    executed: np.ndarray
+    carrying: np.ndarray | None = None
+    layouts: np.ndarray | None = None
+
+    @property
+    def final_pose(self) -> np.ndarray:
+        """``[B, 3]`` pose when the plan (or the episode) ended."""
+        return self.poses[:, -1]
+
+
+@dataclass
+class SearchWorld:
+    """The start of one search, the task and the model's END; simulates and scores plans."""
+
+    layout: np.ndarray  # uint8 [W, H, 3], no agent
+    pose: Pose
+    carrying: Cell = NOTHING
+    task: BoundTask | None = None
+    end_token: int = OLD_END
+    _start_potential: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        self.pose = tuple(int(v) for v in self.pose)
+        self.carrying = tuple(int(v) for v in self.carrying)
+        kind = GOAL if self.task is None else self.task.task.kind
+        objects = np.isin(self.layout[:, :, 0], (DOOR, *PICKABLE)).any()
+        self.navigation_only = kind == GOAL and self.carrying == NOTHING and not bool(objects)
+        self.kind = kind
+        doors = self.layout[:, :, 0] == DOOR
+        self._locked0 = doors & (self.layout[:, :, 2] == LOCKED_STATE)
+        self._closed0 = doors & (self.layout[:, :, 2] == CLOSED_STATE)
+        self._locked_colors = set(self.layout[:, :, 1][self._locked0].tolist())
+        self._start_potential = self.potential(self.layout, self.carrying)
+
+    # ------------------------------------------------------------------ tokens
+    @property
+    def done_is_real(self) -> bool:
+        """Whether token 6 is MiniGrid's ``done`` that can end the episode (a GoTo task)."""
+        return self.kind == GOTO
+
+    def noop_tokens(self) -> tuple[int, ...]:
+        """Tokens simulated (and executed) as no-ops: END, and ``done`` where it does nothing."""
+        tokens = {self.end_token}
+        if self.navigation_only:
+            tokens.add(DONE)
+        if self.done_is_real:
+            tokens.discard(DONE)
+        return tuple(sorted(tokens))
+
+    def executable(self, plans: np.ndarray) -> np.ndarray:
+        """Model tokens ``[B, L]`` -> actions ``[B, L]`` with :meth:`noop_tokens` as :data:`NOOP`."""
+        plans = np.asarray(plans, dtype=np.int64)
+        return np.where(np.isin(plans, self.noop_tokens()), NOOP, plans)
+
+    def state(self) -> WorldState:
+        return WorldState(self.layout, self.pose, self.carrying)
+
+    # ------------------------------------------------------------------ simulation
+    def simulate(self, plans: np.ndarray) -> Simulation:
+        """Run model tokens ``[B, L]`` from the start (fast path or full rules)."""
+        actions = self.executable(plans)
+        if self.navigation_only:
+            out = simulate_plans(self.layout, self.pose, actions)
+            within = np.arange(actions.shape[1])[None] < out.steps[:, None]
+            return Simulation(out.status, out.steps, out.poses, within & np.isin(actions, NAVIGATION))
+        out = simulate_world(self.state(), actions, self.task)
+        pos = np.arange(actions.shape[1])[None]
+        within = pos < out.steps[:, None]
+        terminal = (pos == out.steps[:, None] - 1) & (out.status != RUNNING)[:, None]
+        executed = within & (np.isin(actions, NAVIGATION) | out.effects | terminal) & (actions >= 0)
+        return Simulation(out.status, out.steps, out.poses, executed, out.carrying, out.layouts)
+
+    def final_states(self, sim: Simulation, rows: np.ndarray) -> list[WorldState | None]:
+        """The world state where each plan ended, for the rows where ``rows`` ``[B]`` is True."""
+        out: list[WorldState | None] = []
+        for b, keep in enumerate(rows):
+            if not keep:
+                out.append(None)
+                continue
+            pose = tuple(int(v) for v in sim.poses[b, -1])
+            if sim.layouts is None:
+                out.append(WorldState(self.layout, pose, self.carrying))
+            else:
+                out.append(WorldState(sim.layouts[b], pose, tuple(int(v) for v in sim.carrying[b, -1])))
+        return out
+
+    # ------------------------------------------------------------------ scores
+    def score(self, plans: np.ndarray, max_steps: int,
+              visited: Collection[tuple[int, int]] | None = None) -> tuple[np.ndarray, Simulation]:
+        """Scores ``[B]`` in [0, 1] of model-token plans ``[B, L]`` (module docstring) and their
+        :class:`Simulation`. On the navigation fast path these are :func:`plan_scores`' exactly."""
+        if self.navigation_only:
+            from agents.mctd.planner import plan_scores
+
+            actions = self.executable(plans)
+            scores, out = plan_scores(self.layout, self.pose, actions, max_steps, visited=visited)
+            within = np.arange(actions.shape[1])[None] < out.steps[:, None]
+            return scores, Simulation(out.status, out.steps, out.poses, within & np.isin(actions, NAVIGATION))
+        sim = self.simulate(plans)
+        n, length = sim.executed.shape
+        t = sim.executed.sum(axis=1)
+        success = np.maximum(1.0 - 0.9 * t / float(max_steps), 0.1)
+        seen = None if visited is None else set(visited)
+        partial = np.zeros(n)
+        span = float(self.layout.shape[0] + self.layout.shape[1] - 2)
+        for b in range(n):
+            if sim.status[b] != RUNNING:
+                continue
+            layout, carrying = sim.layouts[b], tuple(int(v) for v in sim.carrying[b, -1])
+            x, y = int(sim.poses[b, -1, 0]), int(sim.poses[b, -1, 1])
+            cells = self.target_cells(layout, carrying)
+            near = 1.0 - np.abs(cells - (x, y)).sum(axis=1).min() / span if len(cells) else 0.0
+            gain = self.potential(layout, carrying) - self._start_potential
+            progress = 0.5 + 0.5 * gain / (1.0 + abs(gain))  # in (0, 1); 0.5 without change
+            if seen is None:
+                rest = near
+            else:
+                path = {(int(px), int(py)) for px, py in sim.poses[b, : sim.steps[b] + 1, :2]}
+                rest = 0.8 * len(path - seen) / (length + 1) + 0.2 * near
+            partial[b] = 0.1 * (1 - 1e-9) * (0.5 * progress + 0.5 * float(np.clip(rest, 0.0, 1.0)))
+        scores = np.where(sim.status == SUCCESS, success, np.where(sim.status == RUNNING, np.maximum(partial, 1e-9), 0.0))
+        return scores.astype(np.float64), sim
+
+    def potential(self, layout: np.ndarray, carrying: Cell) -> float:
+        """Progress the observation can show: 2 per door locked at the start and open now, 1 per
+        door closed at the start and open now, 1 for holding a key of a door locked at the start,
+        1 for holding the PutNear object."""
+        open_now = (layout[:, :, 0] == DOOR) & (layout[:, :, 2] == OPEN_STATE)
+        phi = 2.0 * float((open_now & self._locked0).sum()) + float((open_now & self._closed0).sum())
+        if carrying[0] == KEY and carrying[1] in self._locked_colors:
+            phi += 1.0
+        if self.kind == PUTNEAR and tuple(carrying[:2]) == self.task.task.obj:
+            phi += 1.0
+        return phi
+
+    def target_cells(self, layout: np.ndarray, carrying: Cell) -> np.ndarray:
+        """``[N, 2]`` cells the task is after, as seen in ``layout``: first a key that opens a
+        locked door (none in hand), or the locked door of the key in hand; else the goal, the
+        object to pick up, the GoTo / Open target or the PutNear anchor once the object is held."""
+        locked = (layout[:, :, 0] == DOOR) & (layout[:, :, 2] == LOCKED_STATE)
+        if locked.any():
+            colors = set(layout[:, :, 1][locked].tolist())
+            if carrying[0] == KEY and carrying[1] in colors:
+                return np.argwhere(locked & (layout[:, :, 1] == carrying[1]))
+            if carrying == NOTHING:
+                keys = np.argwhere((layout[:, :, 0] == KEY) & np.isin(layout[:, :, 1], list(colors)))
+                if len(keys):
+                    return keys
+        kind = self.kind
+        if kind == GOAL:
+            return np.argwhere(layout[:, :, 0] == GOAL_IDX)
+        task = self.task.task
+        if kind in (PICKUP, FETCH) or (kind == PUTNEAR and tuple(carrying[:2]) != task.obj):
+            return np.argwhere((layout[:, :, 0] == task.obj[0]) & (layout[:, :, 1] == task.obj[1]))
+        positions = self.task.positions
+        if kind == OPEN_SEQ and layout[positions[0][0], positions[0][1], 2] == OPEN_STATE:
+            return np.array([positions[1]])
+        return np.array(positions[:1]).reshape(-1, 2)
+
+    # ------------------------------------------------------------------ shortcut
+    def shortcut(self, plans: np.ndarray, sim: Simulation) -> np.ndarray:
+        """``plans`` ``[B, L]`` with each goal-reaching row replaced by its loop-free version,
+        padded with :data:`NOOP`: the navigation between two object actions that were executed
+        (a pickup, drop, toggle, the final ``done``) is shortcut (:func:`envs.dynamics.shortcut`),
+        the object actions are kept where they were, so no excursion that changed the carried
+        object or the layout is ever cut."""
+        actions = self.executable(plans)
+        plans = plans.copy()
+        for b in np.nonzero(sim.status == SUCCESS)[0]:
+            steps = int(sim.steps[b])
+            keep = np.nonzero(sim.executed[b, :steps] & ~np.isin(actions[b, :steps], NAVIGATION))[0]
+            out: list[int] = []
+            start = 0
+            for t in keep.tolist():
+                out += shortcut(sim.poses[b, start : t + 1])
+                out.append(int(actions[b, t]))
+                start = t + 1
+            out += shortcut(sim.poses[b, start : steps + 1])
+            plans[b] = NOOP
+            plans[b, : len(out)] = out
+        return plans
+
+    # ------------------------------------------------------------------ continuation
+    def first_forbidden(self, state: WorldState) -> np.ndarray:
+        """``[7]`` bool first actions a continuation window may not take: the useful-action rule
+        (:func:`envs.rules.forbidden_first_actions`), except that ``done`` next to the GoTo
+        target is allowed (it finishes the task)."""
+        from envs.rules import forbidden_first_actions
+
+        forbid = forbidden_first_actions(state.layout, state.pose, carrying=state.carrying, task=self.task)
+        if self.done_is_real:
+            _, status = world_step(state, DONE, self.task)
+            forbid[DONE] = status != SUCCESS
+        return forbid
+
+
+def task_vector(task: BoundTask | None) -> np.ndarray:
+    """int64 ``[5]`` of a bound task (zeros: reach the goal)."""
+    return np.zeros(5, dtype=np.int64) if task is None else task.task.vector()
+
+
+def world_inputs(states: Sequence[WorldState], task: BoundTask | None) -> dict[str, Any]:
+    """Model tensors for the agent at each of ``states`` (:func:`envs.observation.to_model_input`)."""
+    from envs.observation import place_agent, to_model_input
+
+    images = np.stack([place_agent(s.layout, np.array([s.pose]))[0] for s in states])
+    return to_model_input(images, np.array([s.pose[2] for s in states]),
+                          carrying=np.array([s.carrying for s in states], dtype=np.int64),
+                          tasks=np.tile(task_vector(task), (len(states), 1)))
