@@ -1,0 +1,262 @@
+"""MCTD under the full MiniGrid rules: plans are scored with the task's own predicate, object
+actions reach the env, the shortcut keeps excursions that changed the world, the navigation fast
+path equals the full rules, and act_batch plays exactly as act."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
+
+from agents.mctd import MCTDAgent, MCTDConfig, MCTDPlanner
+from agents.mctd.planner import shortcut_successes
+from agents.mctd.world import NOOP, SearchWorld, first_forbid, model_end_token
+from envs.dynamics import (
+    DONE, DROP, FAILURE, FORWARD, LEFT, PICKUP_ACTION, RIGHT, RUNNING, SUCCESS, TOGGLE, WorldState, simulate_world,
+    world_step,
+)
+from envs.tasks import FETCH, GOTO, BoundTask, Task
+from envs.world import LOCKED_STATE, NOTHING
+from maze_mdlm.config import ModelConfig
+from maze_mdlm.model import MDLMPolicy
+from tests.models import perturbed_policy
+from tests.worlds import make_layout, observe
+
+TINY = ModelConfig(hidden_dim=32, num_layers=1, num_heads=2)
+F, L, R = FORWARD, LEFT, RIGHT
+KEY, BALL, DOOR = OBJECT_TO_IDX["key"], OBJECT_TO_IDX["ball"], OBJECT_TO_IDX["door"]
+YELLOW, BLUE, RED = COLOR_TO_IDX["yellow"], COLOR_TO_IDX["blue"], COLOR_TO_IDX["red"]
+
+
+@pytest.fixture(scope="module")
+def untrained() -> MDLMPolicy:
+    torch.manual_seed(0)
+    return MDLMPolicy(TINY).eval()
+
+
+@pytest.fixture(scope="module")
+def perturbed() -> MDLMPolicy:
+    return perturbed_policy(TINY, seed=1)
+
+
+def locked_corridor() -> np.ndarray:
+    """Corridor y=1 from x=1..4, a locked yellow door at (5, 1), the goal at (6, 1), the yellow
+    key in a niche at (3, 2)."""
+    layout = make_layout([(x, 1) for x in range(1, 5)], goal=(6, 1))
+    layout[5, 1] = (DOOR, YELLOW, LOCKED_STATE)
+    layout[3, 2] = (KEY, YELLOW, 0)
+    return layout
+
+
+# from (1, 1) facing right: overshoot to (4, 1), come back to (3, 1), pick the key up below,
+# walk to the door, unlock it, walk to the goal (13 actions, one loop before the pickup)
+KEY_DOOR_PLAN = [F, F, F, R, R, F, L, PICKUP_ACTION, L, F, TOGGLE, F, F]
+
+
+# ----------------------------------------------------------------------------- env layer
+def test_simulate_world_reports_the_steps_that_changed_the_world():
+    out = simulate_world(WorldState(locked_corridor(), (1, 1, 0)), np.array([KEY_DOOR_PLAN, [F, F, PICKUP_ACTION] + [F] * 10]))
+    assert out.status.tolist() == [SUCCESS, RUNNING]
+    assert np.nonzero(out.effects[0])[0].tolist() == [7, 10]  # the pickup and the unlock
+    assert not out.effects[1].any()  # a pickup with nothing ahead changes nothing
+    # a token outside 0..6 is a no-op that counts as a step
+    noop = simulate_world(WorldState(locked_corridor(), (1, 1, 0)), np.array([[NOOP, F, NOOP]]))
+    assert noop.steps[0] == 3 and tuple(noop.poses[0, -1]) == (2, 1, 0)
+
+
+# ----------------------------------------------------------------------------- scores
+def test_key_and_door_plan_outranks_plans_that_do_not_get_the_key():
+    world = SearchWorld(locked_corridor(), (1, 1, 0))
+    assert not world.navigation_only
+    no_key = [F, F, F, TOGGLE, F, F] + [RIGHT] * 7  # the door stays locked
+    key_only = KEY_DOOR_PLAN[:8] + [L] * 5  # the key, not the door yet
+    turn_instead = KEY_DOOR_PLAN[:7] + [R] + [L] * 5  # the same walk without the pickup
+    scores, sim = world.score(np.array([KEY_DOOR_PLAN, no_key, key_only, turn_instead]), max_steps=100)
+    assert sim.status.tolist() == [SUCCESS, RUNNING, RUNNING, RUNNING]
+    assert scores[0] == pytest.approx(1 - 0.9 * 13 / 100)
+    assert scores[0] > 0.1 > scores[2] > scores[3] > 0.0  # picking the key up is progress
+    assert scores[2] > scores[1]
+
+
+def test_doorkey_5x5_expert_route_outranks_a_plan_without_the_key():
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the envs)
+    from envs.expert import solve_env
+    from envs.observation import FullGridObsWrapper, observation_task
+    from envs.world import state_from_env
+
+    env = FullGridObsWrapper(gym.make("MiniGrid-DoorKey-5x5-v0"))
+    obs, _ = env.reset(seed=3)
+    state = state_from_env(env)
+    route = list(solve_env(env).actions)
+    env.close()
+    layout = np.asarray(obs["image"]).copy()
+    layout[state.pose[0], state.pose[1]] = (OBJECT_TO_IDX["empty"], 0, 0)
+    task = Task.from_vector(observation_task(obs)).bind(layout)
+    world = SearchWorld(layout, state.pose, NOTHING, task)
+    length = len(route) + 4
+    plans = np.full((2, length), NOOP)
+    plans[0, : len(route)] = route
+    plans[1, : len(route)] = [a if a in (L, R, F) else R for a in route]  # never picks up or toggles
+    scores, sim = world.score(plans, max_steps=250)
+    assert sim.status.tolist() == [SUCCESS, RUNNING]
+    assert scores[0] > 0.1 > scores[1]
+
+
+def test_lava_and_a_wrong_fetch_pickup_score_as_failures():
+    layout = make_layout([(x, y) for x in range(1, 6) for y in range(1, 4)], goal=(17, 17), lava=((3, 1),))
+    layout[1, 3] = (BALL, RED, 0)
+    layout[4, 3] = (KEY, BLUE, 0)
+    task = BoundTask(Task(FETCH, (KEY, BLUE)))
+    world = SearchWorld(layout, (1, 2, 0), NOTHING, task)
+    plans = np.array([
+        [R, PICKUP_ACTION, F, F, F],  # picks up the red ball: the wrong object
+        [L, F, R, F, F],  # steps into the lava at (3, 1)
+        [F, F, F, R, PICKUP_ACTION],  # the blue key at (4, 3): success
+        [F, F, L, L, F],  # wanders
+    ])
+    scores, sim = world.score(plans, max_steps=100)
+    assert sim.status.tolist() == [FAILURE, FAILURE, SUCCESS, RUNNING]
+    assert scores[0] == scores[1] == 0.0 and scores[2] > 0.1 > scores[3] > 0.0
+
+
+def test_done_next_to_the_goto_target_is_a_success_and_elsewhere_a_failure():
+    layout = make_layout([(x, 1) for x in range(1, 6)], goal=(17, 17))
+    layout[4, 1] = (BALL, RED, 0)
+    task = BoundTask(Task(GOTO, (BALL, RED)), ((4, 1),))
+    world = SearchWorld(layout, (1, 1, 0), NOTHING, task, end_token=8)
+    scores, sim = world.score(np.array([[F, F, DONE, 8], [F, DONE, 8, 8], [F, F, 8, 8]]), max_steps=100)
+    assert sim.status.tolist() == [SUCCESS, FAILURE, RUNNING]
+    assert scores[0] == pytest.approx(1 - 0.9 * 3 / 100)  # the done counts: the env gets it
+    # an old checkpoint's END is `done` (6): in a GoTo task it is the real done
+    old = SearchWorld(layout, (1, 1, 0), NOTHING, task, end_token=DONE)
+    assert old.simulate(np.array([[F, F, DONE, DONE]])).status[0] == SUCCESS
+
+
+# ----------------------------------------------------------------------------- navigation fast path
+def test_navigation_fast_path_equals_the_full_rules():
+    room = [(x, y) for x in range(1, 5) for y in range(1, 5)]
+    layout = make_layout(room, goal=(4, 4), lava=((2, 3),))
+    rng = np.random.default_rng(0)
+    plans = rng.choice([0, 1, 2, 2, 2, 3, 4, 5, 6], size=(256, 32))
+    for end_token in (DONE, 8):
+        plans_e = np.where(rng.random(plans.shape) < 0.05, end_token, plans)
+        fast = SearchWorld(layout, (1, 1, 0), end_token=end_token)
+        full = SearchWorld(layout, (1, 1, 0), end_token=end_token)
+        assert fast.navigation_only
+        full.navigation_only = False
+        a, b = fast.simulate(plans_e), full.simulate(plans_e)
+        for name in ("status", "steps", "poses", "executed"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), name
+        assert {SUCCESS, FAILURE, RUNNING} <= set(a.status.tolist())
+        sa, _ = fast.score(plans_e, 100)
+        sb, _ = full.score(plans_e, 100)
+        decided = a.status != RUNNING
+        assert np.array_equal(sa[decided], sb[decided])
+
+
+def test_navigation_world_plans_are_scored_as_before():
+    from agents.mctd.planner import plan_scores
+
+    layout = make_layout([(x, y) for x in range(1, 6) for y in range(1, 6)], goal=(5, 1), lava=((1, 3),))
+    plans = np.array([[F, F, F, F, 6, 6], [R, F, F, 6, 6, 6], [F, 3, F, 6, 6, 6], [6, 4, 5, 6, 6, 6]])
+    visited = {(1, 1), (2, 2)}
+    expected, _ = plan_scores(layout, (1, 1, 0), plans, 100, visited=visited)
+    got, _ = SearchWorld(layout, (1, 1, 0)).score(plans, 100, visited)
+    assert np.array_equal(got, expected)
+
+
+# ----------------------------------------------------------------------------- shortcut
+def test_shortcut_keeps_an_excursion_that_picked_something_up():
+    world = SearchWorld(locked_corridor(), (1, 1, 0))
+    plans = np.array([KEY_DOOR_PLAN + [NOOP] * 3])
+    _, sim = world.score(plans, 100)
+    short = world.shortcut(plans, sim)
+    actions = [int(a) for a in short[0] if a != NOOP]
+    assert actions == [F, F, R, PICKUP_ACTION, L, F, TOGGLE, F, F]  # the navigation loop is cut, the pickup kept
+    scores, again = world.score(short, 100)
+    assert again.status[0] == SUCCESS and scores[0] > 1 - 0.9 * 13 / 100
+    # cutting at revisited cells regardless of the world (the navigation shortcut) loses the key
+    naive = shortcut_successes(plans, sim)
+    assert world.simulate(naive).status[0] != SUCCESS
+
+
+def test_search_shortcuts_a_goal_reaching_plan_without_losing_its_object_actions(perturbed):
+    layout = locked_corridor()
+    planner = MCTDPlanner(perturbed, MCTDConfig(horizon=16, num_subplans=2, max_expansions=6, parallel=3),
+                          torch.Generator().manual_seed(0))
+    result = planner.search(observe(layout, (1, 1, 0))["image"], layout, (1, 1, 0), 100)
+    for node in result.root.iter_nodes():
+        if node.plan is not None and node.outcome[0] == SUCCESS:
+            actions = [int(a) for a in node.plan[: node.outcome[1]] if a != NOOP]
+            assert PICKUP_ACTION in actions and TOGGLE in actions
+
+
+# ----------------------------------------------------------------------------- the agent
+def play(agent: MCTDAgent, layout: np.ndarray, pose, task: BoundTask | None = None, steps: int = 40):
+    """Closed loop against world_step; observations carry ``carrying`` and ``task``."""
+    state = WorldState(layout, pose)
+    vector = (task.task if task else Task(0)).vector()
+
+    def obs():
+        return {**observe(state.layout, state.pose), "carrying": np.array(state.carrying), "task": vector}
+
+    agent.reset(obs())
+    sent = []
+    for _ in range(steps):
+        action = agent.act(obs())
+        sent.append(action)
+        state, status = world_step(state, action, task)
+        if status != RUNNING:
+            return status, sent
+    return RUNNING, sent
+
+
+def test_agent_sends_done_next_to_the_goto_target(untrained):
+    layout = make_layout([(x, 1) for x in range(1, 6)], goal=(17, 17))
+    layout[3, 1] = (BALL, RED, 0)
+    task = BoundTask(Task(GOTO, (BALL, RED)), ((3, 1),))
+    agent = MCTDAgent(untrained, seed=0, horizon=8, num_subplans=2, max_expansions=12, parallel=4)
+    status, sent = play(agent, layout, (2, 1, 1), task)
+    assert status == SUCCESS and sent[-1] == DONE
+
+
+def test_agent_picks_up_the_key_and_opens_the_door(untrained):
+    # a key right ahead, the locked door beyond it, the goal behind the door
+    layout = make_layout([(1, 1), (2, 1), (3, 1)], goal=(5, 1))
+    layout[2, 1] = (KEY, YELLOW, 0)
+    layout[4, 1] = (DOOR, YELLOW, LOCKED_STATE)
+    agent = MCTDAgent(untrained, seed=0, horizon=8, num_subplans=2, max_expansions=48, parallel=8)
+    status, sent = play(agent, layout, (1, 1, 0), steps=60)
+    assert status == SUCCESS
+    assert PICKUP_ACTION in sent and TOGGLE in sent and DROP not in sent[: sent.index(PICKUP_ACTION)]
+
+
+def test_act_batch_plays_exactly_as_act_one_at_a_time(perturbed):
+    from maze_mdlm.evaluation import evaluate
+
+    def agent():
+        return MCTDAgent(perturbed, seed=5, max_steps=250, horizon=8, num_subplans=2, max_expansions=6, parallel=3,
+                         rollout_windows=2)
+
+    one = evaluate(agent(), "MiniGrid-DoorKey-5x5-v0", 3, 7, batch_envs=1)
+    lockstep = evaluate(agent(), "MiniGrid-DoorKey-5x5-v0", 3, 7, batch_envs=3)
+    assert lockstep["batch_envs"] == 3
+    assert one["per_episode"] == lockstep["per_episode"]
+    assert one["decisions"] == lockstep["decisions"]
+
+
+def test_end_token_is_read_from_the_model_config(untrained):
+    assert model_end_token(untrained) == DONE  # old checkpoints: `done` doubles as END
+
+    class Config:
+        end_token = 8
+
+    class Fake(torch.nn.Module):
+        config = Config()
+
+    assert model_end_token(Fake()) == 8
+    forbid = first_forbid(np.zeros((2, 7), dtype=bool), horizon=4, num_actions=9)
+    assert forbid.shape == (2, 4, 9) and forbid[:, 0, 7:].all() and not forbid[:, 1:].any()
