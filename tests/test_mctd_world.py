@@ -238,11 +238,11 @@ def test_act_batch_plays_exactly_as_act_one_at_a_time(perturbed):
     from maze_mdlm.evaluation import evaluate
 
     def agent():
-        return MCTDAgent(perturbed, seed=5, max_steps=250, horizon=8, num_subplans=2, max_expansions=6, parallel=3,
+        return MCTDAgent(perturbed, seed=5, max_steps=100, horizon=8, num_subplans=2, max_expansions=6, parallel=3,
                          rollout_windows=2)
 
-    one = evaluate(agent(), "MiniGrid-DoorKey-5x5-v0", 3, 7, batch_envs=1)
-    lockstep = evaluate(agent(), "MiniGrid-DoorKey-5x5-v0", 3, 7, batch_envs=3)
+    one = evaluate(agent(), "MiniGrid-GoToDoor-5x5-v0", 3, 7, batch_envs=1)
+    lockstep = evaluate(agent(), "MiniGrid-GoToDoor-5x5-v0", 3, 7, batch_envs=3)
     assert lockstep["batch_envs"] == 3
     assert one["per_episode"] == lockstep["per_episode"]
     assert one["decisions"] == lockstep["decisions"]
