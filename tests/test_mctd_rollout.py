@@ -17,7 +17,7 @@ from envs.observation import place_agent, to_model_input
 from maze_mdlm.config import ModelConfig
 from maze_mdlm.model import MDLMPolicy
 from maze_mdlm.sampler import sample
-from maze_mdlm.tokens import END
+from maze_mdlm.tokens import DONE, END
 from tests.models import perturbed_policy
 from tests.worlds import CORRIDOR, CORRIDOR_START, make_layout, observe
 
@@ -89,11 +89,14 @@ def reference_windows(model, layout, poses, live, horizon, steps, execute, max_w
         if not len(rows):
             break
         inputs = to_model_input(place_agent(layout, pose[rows]), pose[rows, 2])
-        forbid = torch.zeros(len(rows), horizon, 7, dtype=torch.bool)
-        forbid[:, 0] = torch.from_numpy(np.stack([forbidden_first_actions(layout, tuple(p)) for p in pose[rows]]))
+        forbid = torch.zeros(len(rows), horizon, model.config.num_outputs, dtype=torch.bool)
+        forbid[:, 0, :7] = torch.from_numpy(np.stack([forbidden_first_actions(layout, tuple(p)) for p in pose[rows]]))
+        forbid[:, 0, 7:] = True  # MASK and END: a window never ends before its first action
         tokens = sample(model, inputs["grid"], inputs["direction"], horizon, steps, forbid=forbid)
         window = np.full((len(pose), execute), NOOP)
-        window[rows] = np.where(tokens[:, :execute].numpy() == END, NOOP, tokens[:, :execute].numpy())
+        # END and the object actions (no-ops in a navigation world) are executed as no-ops
+        window[rows] = np.where(np.isin(tokens[:, :execute].numpy(), (3, 4, 5, DONE, END)), NOOP,
+                                tokens[:, :execute].numpy())
         windows.append(window)
         decoded += len(rows)
         out = simulate_plans(layout, pose, window)
@@ -117,7 +120,7 @@ def room_rows() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_continuation_reproduces_the_plain_window_loop_with_fewer_decodes():
-    model = perturbed_policy(TINY, seed=7)  # its rollouts from these poses loop, reach the goal, or die
+    model = perturbed_policy(TINY, seed=6)  # its rollouts from these poses loop, reach the goal, or die
     poses, live = room_rows()
     continuation = GreedyContinuation(model, OPEN_ROOM, horizon=6, steps=2, execute=2, max_windows=8,
                                       merge_goals=False)
@@ -137,7 +140,7 @@ def test_continuation_reproduces_the_plain_window_loop_with_fewer_decodes():
 def test_merged_rows_only_gain_goals():
     # the same rows with merging: a row differs from the plain loop only if it met a goal-reaching
     # continuation, and then it reaches the goal; plain successes stay successes
-    model = perturbed_policy(TINY, seed=7)
+    model = perturbed_policy(TINY, seed=6)
     poses, live = room_rows()
     expected, _ = reference_windows(model, OPEN_ROOM, poses, live, 6, 2, 2, 8)
     plain = simulate_plans(OPEN_ROOM, poses, expected)

@@ -11,7 +11,7 @@ from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
 from agents.mctd import MCTDAgent, MCTDConfig, MCTDPlanner
 from agents.mctd.planner import shortcut_successes
-from agents.mctd.world import NOOP, SearchWorld, first_forbid, model_end_token
+from agents.mctd.world import NOOP, SearchWorld, first_forbid, model_end_token, model_num_outputs
 from envs.dynamics import (
     DONE, DROP, FAILURE, FORWARD, LEFT, PICKUP_ACTION, RIGHT, RUNNING, SUCCESS, TOGGLE, WorldState, simulate_world,
     world_step,
@@ -248,15 +248,26 @@ def test_act_batch_plays_exactly_as_act_one_at_a_time(perturbed):
     assert one["decisions"] == lockstep["decisions"]
 
 
+LEGACY = ModelConfig(hidden_dim=32, num_layers=1, num_heads=2, end_token=DONE, vocab_size=8, task_inputs=False)
+
+
 def test_end_token_is_read_from_the_model_config(untrained):
-    assert model_end_token(untrained) == DONE  # old checkpoints: `done` doubles as END
-
-    class Config:
-        end_token = 8
-
-    class Fake(torch.nn.Module):
-        config = Config()
-
-    assert model_end_token(Fake()) == 8
+    assert model_end_token(untrained) == 8 and model_num_outputs(untrained) == 9
+    torch.manual_seed(0)
+    legacy = MDLMPolicy(LEGACY).eval()
+    assert model_end_token(legacy) == DONE and model_num_outputs(legacy) == 7  # `done` doubles as END
     forbid = first_forbid(np.zeros((2, 7), dtype=bool), horizon=4, num_actions=9)
     assert forbid.shape == (2, 4, 9) and forbid[:, 0, 7:].all() and not forbid[:, 1:].any()
+
+
+@pytest.mark.parametrize("config", [TINY, LEGACY], ids=["end8", "legacy"])
+def test_both_vocabularies_plan_in_a_key_world_and_a_corridor(config):
+    torch.manual_seed(0)
+    model = MDLMPolicy(config).eval()
+    agent = MCTDAgent(model, seed=0, horizon=8, num_subplans=2, max_expansions=24, parallel=8)
+    status, sent = play(agent, make_layout([(x, 1) for x in range(1, 4)], goal=(4, 1)), (1, 1, 0))
+    assert status == SUCCESS and set(sent) <= {L, R, F}
+    layout = locked_corridor()
+    agent = MCTDAgent(model, seed=0, horizon=8, num_subplans=2, max_expansions=24, parallel=8)
+    status, sent = play(agent, layout, (1, 1, 0), steps=20)
+    assert status != FAILURE and all(0 <= a <= 6 for a in sent)

@@ -62,15 +62,14 @@ from agents.mctd.tree import (
     tree_stats,
 )
 from agents.mctd.rollout import GreedyContinuation, WorldContinuation
-from agents.mctd.world import NOOP, OLD_END, SearchWorld, encode_state, model_end_token, task_vector
+from agents.mctd.world import NOOP, SearchWorld, model_end_token, task_vector
 from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, RUNNING, SUCCESS, shortcut, simulate_plans
 from envs.observation import GOAL, to_model_input
 from envs.tasks import BoundTask
 from envs.world import NOTHING
 from maze_mdlm.config import PlainConfig
 from maze_mdlm.sampler import unmask
-
-END = OLD_END  # the end token plan_scores skips (navigation fast path: callers map any END to NOOP first)
+from maze_mdlm.tokens import DONE, END
 
 META_FAMILIES = ("cfg", "temperature")
 # Fixed settings (MCTDConfig fields until 0.3; no benchmark, test or flag ever changed them):
@@ -148,13 +147,16 @@ def goal_cells(layout: np.ndarray) -> np.ndarray:
 
 def plan_scores(layout: np.ndarray, pose: tuple[int, int, int], plans: np.ndarray,
                 max_steps: int, skip_end: bool = True,
-                visited: Collection[tuple[int, int]] | None = None) -> tuple[np.ndarray, Any]:
+                visited: Collection[tuple[int, int]] | None = None, end_token: int = END) -> tuple[np.ndarray, Any]:
     """Score ``B`` complete plans ``[B, H]`` by executing them with the symbolic dynamics.
 
-    With ``skip_end`` (default) END (6) is executed as a no-op instead of ending the plan:
-    the agent never sends END and drops it (with the other non-navigation tokens) from what
-    it executes, so this scores exactly the action sequence the env would receive. Then ``t``
-    counts navigation actions (left, right, forward) until the goal:
+    The navigation fast path of :class:`agents.mctd.world.SearchWorld` (a world where no
+    object action changes anything). With ``skip_end`` (default) ``end_token`` (default END,
+    8; the search passes plans with the model's END already mapped to NOOP) is executed as a
+    no-op instead of ending the plan: the agent never sends END and drops it (with the other
+    non-navigation tokens) from what it executes, so this scores exactly the action sequence
+    the env would receive. Then ``t`` counts navigation actions (left, right, forward) until
+    the goal:
 
     * reaches the goal after ``t`` actions: ``max(1 - 0.9 * t / max_steps, 0.1)`` (the
       env's own reward shape, floored at 0.1);
@@ -174,7 +176,7 @@ def plan_scores(layout: np.ndarray, pose: tuple[int, int, int], plans: np.ndarra
         executed plans; its ``steps`` are plan positions, END included when skipped).
     """
     plans = np.asarray(plans, dtype=np.int64)
-    executed = np.where(plans == END, NOOP, plans) if skip_end else plans
+    executed = np.where(plans == end_token, NOOP if skip_end else DONE, plans)  # DONE: simulate_plans stops
     outcome = simulate_plans(layout, pose, executed)
     goals = goal_cells(layout)
     final = outcome.final_pose[:, :2]  # [B, 2]
@@ -283,8 +285,8 @@ class MCTDPlanner:
         inputs = to_model_input(image[None], np.array([pose[2]]), np.array([world.carrying]), task_vector(task)[None])
         extra = ({} if world.navigation_only else
                  {"carrying": inputs["carrying"].to(self.device), "task": inputs["task"].to(self.device)})
-        state = encode_state(self.model, inputs["grid"].to(self.device), inputs["direction"].to(self.device),
-                             **extra)  # [1, D]
+        state = self.model.encode_state(inputs["grid"].to(self.device), inputs["direction"].to(self.device),
+                                        **extra)  # [1, D]
         null = self.model.null_state_embedding(1).to(state.dtype)  # [1, D]
         root = new_root(cfg.horizon, len(self._meta_guidance))
         if world.navigation_only:

@@ -44,11 +44,12 @@ import numpy as np
 import torch
 
 from agents.mctd.world import (
-    NOOP, SearchWorld, first_forbid, model_end_token, model_num_actions, sample_tokens, world_inputs,
+    NOOP, SearchWorld, first_forbid, model_end_token, model_num_outputs, world_inputs,
 )
 from envs.dynamics import DONE, RUNNING, SUCCESS, WorldState, simulate_plans, world_step
 from envs.observation import place_agent, to_model_input
 from envs.rules import forbidden_first_actions
+from maze_mdlm.sampler import sample
 from maze_mdlm.tokens import MASK
 
 Pose = tuple[int, int, int]
@@ -116,8 +117,8 @@ class GreedyContinuation:
         self.execute, self.max_windows, self.generator = min(execute, horizon), max_windows, generator
         self.merge_goals, self.speculate, self.deadline = merge_goals, speculate, deadline
         self.device = next(model.parameters()).device
-        self.end_token, self.num_actions = model_end_token(model), model_num_actions(model)
-        self.noop_tokens = tuple({self.end_token, DONE})  # `done` does nothing in a navigation world
+        self.end_token, self.num_actions = model_end_token(model), model_num_outputs(model)
+        self.noop_tokens = (3, 4, 5, DONE, self.end_token)  # object actions do nothing in a navigation world
         self.windows: dict[Pose, Window] = {}
         self.to_goal: dict[Pose, tuple[np.ndarray, int]] = {}  # pose -> (goal-reaching actions, its index)
         self.model_calls = 0  # batched decodes run (sequential model calls)
@@ -219,9 +220,9 @@ class GreedyContinuation:
         inputs = to_model_input(place_agent(self.layout, arr), arr[:, 2])
         first = np.stack([forbidden_first_actions(self.layout, p) for p in poses])
         forbid = first_forbid(first, self.horizon, self.num_actions)
-        tokens = sample_tokens(self.model, inputs["grid"].to(self.device), inputs["direction"].to(self.device),
-                               self.horizon, self.steps, forbid=forbid.to(self.device), generator=self.generator,
-                               stop_after=self.execute)
+        tokens = sample(self.model, inputs["grid"].to(self.device), inputs["direction"].to(self.device),
+                        self.horizon, self.steps, forbid=forbid.to(self.device), generator=self.generator,
+                        stop_after=self.execute)
         tokens = tokens.cpu().numpy()
         actions = np.where(np.isin(tokens[:, : self.execute], self.noop_tokens), NOOP, tokens[:, : self.execute])  # [R, E]
         outcome = simulate_plans(self.layout, arr, actions)
@@ -289,9 +290,9 @@ class WorldContinuation(GreedyContinuation):
         first = np.stack([self.world.first_forbidden(s) for s in states])
         forbid = first_forbid(first, self.horizon, self.num_actions)
         dev = self.device
-        tokens = sample_tokens(self.model, inputs["grid"].to(dev), inputs["direction"].to(dev), self.horizon,
-                               self.steps, carrying=inputs["carrying"].to(dev), task=inputs["task"].to(dev),
-                               forbid=forbid.to(dev), generator=self.generator, stop_after=self.execute)
+        tokens = sample(self.model, inputs["grid"].to(dev), inputs["direction"].to(dev), self.horizon, self.steps,
+                        carrying=inputs["carrying"].to(dev), task=inputs["task"].to(dev), forbid=forbid.to(dev),
+                        generator=self.generator, stop_after=self.execute)
         tokens = tokens.cpu().numpy()
         actions = np.where(np.isin(tokens[:, : self.execute], self.noop_tokens), NOOP, tokens[:, : self.execute])
         following = tokens[:, self.execute : 2 * self.execute]

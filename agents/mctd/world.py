@@ -27,13 +27,12 @@ grid and the hand holds none).
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Any, Collection, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor  # noqa: F401  (shapes in docstrings)
 
 from envs.dynamics import (
     CLOSED_STATE, DONE, DOOR, GOAL_IDX, KEY, LOCKED_STATE, OPEN_STATE, PICKABLE, RUNNING, SUCCESS, WorldState,
@@ -56,42 +55,17 @@ def model_end_token(model: torch.nn.Module) -> int:
     return int(getattr(model.config, "end_token", OLD_END))
 
 
-def model_num_actions(model: torch.nn.Module) -> int:
-    """Output classes V of the model's head (7 for old checkpoints)."""
-    return int(getattr(model.config, "num_actions", MINIGRID_ACTIONS))
-
-
-def _takes(fn: Any, name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def encode_state(model: torch.nn.Module, grid: Tensor, direction: Tensor, carrying: Tensor | None = None,
-                 task: Tensor | None = None) -> Tensor:
-    """``model.encode_state`` with the carried object ``[B, 3]`` and task ``[B, 5]`` (long) when
-    the model takes them (None: empty hand / goal task; older models see neither) -> ``[B, D]``."""
-    if (carrying is None and task is None) or not _takes(model.encode_state, "task"):
-        return model.encode_state(grid, direction)
-    return model.encode_state(grid, direction, carrying=carrying, task=task)
-
-
-def sample_tokens(model: torch.nn.Module, grid: Tensor, direction: Tensor, horizon: int, num_steps: int,
-                  carrying: Tensor | None = None, task: Tensor | None = None, **kwargs: Any) -> Tensor:
-    """:func:`maze_mdlm.sampler.sample` with ``carrying`` / ``task`` when both the sampler and the
-    model take them -> ``[B, L]`` tokens."""
-    from maze_mdlm.sampler import sample
-
-    if (carrying is not None or task is not None) and _takes(sample, "task") and _takes(model.encode_state, "task"):
-        kwargs.update(carrying=carrying, task=task)
-    return sample(model, grid, direction, horizon, num_steps, **kwargs)
+def model_num_outputs(model: torch.nn.Module) -> int:
+    """Output classes V of the model's head (``config.num_outputs``: 9, or 7 for old checkpoints)."""
+    config = model.config
+    return int(getattr(config, "num_outputs", getattr(config, "num_actions", MINIGRID_ACTIONS)))
 
 
 def first_forbid(first: np.ndarray, horizon: int, num_actions: int) -> Tensor:
     """``[R, 7]`` bool MiniGrid actions forbidden as a window's first token -> the sampler's
-    ``forbid`` ``[R, H, V]``: later positions free, and every token beyond MiniGrid's actions (END)
-    forbidden first, as ``done`` is for old checkpoints."""
+    ``forbid`` ``[R, H, V]``: later positions free, and every token beyond MiniGrid's actions
+    (MASK, END) forbidden first, as END (``done``) already is for old checkpoints: a window that
+    ends at once executes nothing."""
     forbid = torch.zeros(first.shape[0], horizon, num_actions, dtype=torch.bool)
     forbid[:, 0, :MINIGRID_ACTIONS] = torch.from_numpy(first[:, :MINIGRID_ACTIONS])
     forbid[:, 0, MINIGRID_ACTIONS:] = True
