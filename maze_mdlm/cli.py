@@ -307,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p.add_argument("--batch-envs", type=positive_int, default=DEFAULT_BATCH_ENVS, metavar="B",
                    help=f"environments stepped in lockstep, one batched model call per step (default "
-                        f"{DEFAULT_BATCH_ENVS}); random, bfs and mctd play one episode at a time")
+                        f"{DEFAULT_BATCH_ENVS}); random and bfs play one episode at a time, mctd searches once "
+                        f"per episode that needs a plan")
     p.add_argument("--device", choices=DEVICES, default="cpu",
                    help="where the model runs (default cpu; auto: CUDA when torch sees a GPU)")
     p.add_argument("--workers", type=positive_int, default=1, metavar="K",

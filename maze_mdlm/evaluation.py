@@ -37,10 +37,11 @@ def evaluate(
     one process, of seed chunks in worker processes (:mod:`maze_mdlm.parallel`) and of Ray tasks.
 
     Agents with ``new_episode(obs, info) -> state`` and ``act_batch(states, observations) -> actions``
-    (:class:`agents.MDLMAgent`) play ``batch_envs`` environments in lockstep, one batched model call
-    per step; when an episode ends, its environment starts the next unassigned seed. Other agents
-    (BFS, random, MCTD, which batches its own search) play one episode at a time. A deterministic
-    agent gives the same ``per_episode`` records for every ``batch_envs``.
+    (:class:`agents.MDLMAgent`; :class:`agents.MCTDAgent`, one search per episode that needs a plan)
+    play ``batch_envs`` environments in lockstep, one ``act_batch`` call per step; when an episode
+    ends, its environment starts the next unassigned seed. Other agents (BFS, random) play one
+    episode at a time. A deterministic agent gives the same ``per_episode`` records for every
+    ``batch_envs``.
 
     Args:
         agent: anything with ``reset(obs, info)`` and ``act(obs) -> int``, or the batched pair above.

@@ -271,3 +271,24 @@ def test_both_vocabularies_plan_in_a_key_world_and_a_corridor(config):
     agent = MCTDAgent(model, seed=0, horizon=8, num_subplans=2, max_expansions=24, parallel=8)
     status, sent = play(agent, layout, (1, 1, 0), steps=20)
     assert status != FAILURE and all(0 <= a <= 6 for a in sent)
+
+
+def test_full_rules_simulation_equals_simulate_world_row_for_row():
+    # rows without object actions take the navigation dynamics and NOOP tails are cut: same results
+    layout = locked_corridor()
+    layout[2, 2] = (BALL, RED, 0)
+    rng = np.random.default_rng(1)
+    actions = rng.choice([0, 1, 2, 2, 2, 3, 4, 5], size=(96, 20))
+    actions[::3] = rng.choice([0, 1, 2], size=actions[::3].shape)  # some rows navigate only
+    actions[:, 14:] = np.where(rng.random((96, 6)) < 0.7, NOOP, actions[:, 14:])
+    actions[::4, 12:] = NOOP
+    actions[1] = KEY_DOOR_PLAN + [NOOP] * 7  # a success (with or without the key in hand)
+    actions[2] = [F, F, F, TOGGLE, F, F] + [L] * 14  # a success only with the key in hand
+    for carrying in (NOTHING, (KEY, YELLOW, 0)):
+        world = SearchWorld(layout, (1, 1, 0), carrying)
+        got = world.simulate(actions)
+        ref = simulate_world(WorldState(layout, (1, 1, 0), carrying), actions)
+        assert np.array_equal(got.status, ref.status) and np.array_equal(got.steps, ref.steps)
+        assert np.array_equal(got.poses, ref.poses) and np.array_equal(got.carrying, ref.carrying)
+        assert np.array_equal(got.layouts, ref.layouts)
+        assert {SUCCESS, RUNNING} <= set(got.status.tolist())

@@ -3,8 +3,14 @@
 * :mod:`agents.mctd.tree`: the search tree (pure data structure, UCT, max backup).
 * :mod:`agents.mctd.planner`: batched expansion / jumpy simulation / evaluation
   (:class:`MCTDConfig`, :class:`MCTDPlanner`).
-* :mod:`agents.mctd.rollout`: the greedy-policy continuation of plans that end before the goal.
-* :mod:`agents.mctd.agent`: :class:`MCTDAgent`, the closed-loop gymnasium agent.
+* :mod:`agents.mctd.world`: what a search knows (start state, task, the model's END) and how plans
+  are simulated and scored: the task's own success predicate under all seven MiniGrid actions
+  (:func:`envs.dynamics.simulate_world`), with the navigation fast path where nothing but the
+  pose can change.
+* :mod:`agents.mctd.rollout`: the greedy-policy continuation of plans that end before the goal
+  (memoised by pose, or by full world state where objects can change).
+* :mod:`agents.mctd.agent`: :class:`MCTDAgent`, the closed-loop gymnasium agent (``reset`` /
+  ``act`` and ``new_episode`` / ``act_batch``).
 
 Defaults (:class:`MCTDConfig`) and why (figures from ``benchmarks/results`` with the shipped
 checkpoints, one thread of the 2-core dev CPU):
@@ -38,7 +44,8 @@ checkpoints, one thread of the 2-core dev CPU):
   clearly worse: 0.30 vs 0.55 in an older comparison), one greedy step for the jumpy simulation,
   one per continuation window (two gave the same results at twice the cost), expansion
   temperature 1 for the cfg family and guidance 1 for the temperature family, no nucleus filter,
-  UCT weight sqrt(2), END scored as the no-op it is when executed, merged continuations.
+  UCT weight sqrt(2), END (``model.config.end_token``) scored as the no-op it is when executed,
+  merged continuations.
 """
 
 from __future__ import annotations

@@ -261,6 +261,8 @@ class MCTDAgent:
         elif result.found_goal or self.fallback != "policy":
             planned = choose_actions(result, self.config.horizon, self.config.num_subplans)
         episode.fell_back = not planned  # "policy", or every plan died: one safe policy step
+        if not planned:
+            episode.policy.carrying, episode.policy.last = carrying, None  # what this agent tracked
         actions = list(planned) if planned else [self.policy.act_batch([episode.policy], [obs])[0]]
         episode.chosen = tuple(actions)
         return actions

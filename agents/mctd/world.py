@@ -130,11 +130,10 @@ class SearchWorld:
         return self.kind == GOTO
 
     def noop_tokens(self) -> tuple[int, ...]:
-        """Tokens simulated (and executed) as no-ops: END, and ``done`` where it does nothing."""
-        tokens = {self.end_token}
-        if self.navigation_only:
-            tokens.add(DONE)
-        if self.done_is_real:
+        """Tokens simulated (and executed) as no-ops: END, and ``done`` outside GoTo tasks (where
+        MiniGrid's ``done`` does nothing)."""
+        tokens = {self.end_token, DONE}
+        if self.done_is_real:  # an old checkpoint's END (6) is then the real `done` too
             tokens.discard(DONE)
         return tuple(sorted(tokens))
 
@@ -154,12 +153,41 @@ class SearchWorld:
             out = simulate_plans(self.layout, self.pose, actions)
             within = np.arange(actions.shape[1])[None] < out.steps[:, None]
             return Simulation(out.status, out.steps, out.poses, within & np.isin(actions, NAVIGATION))
-        out = simulate_world(self.state(), actions, self.task)
-        pos = np.arange(actions.shape[1])[None]
-        within = pos < out.steps[:, None]
-        terminal = (pos == out.steps[:, None] - 1) & (out.status != RUNNING)[:, None]
-        executed = within & (np.isin(actions, NAVIGATION) | out.effects | terminal) & (actions >= 0)
-        return Simulation(out.status, out.steps, out.poses, executed, out.carrying, out.layouts)
+        return self._simulate_full(actions)
+
+    def _simulate_full(self, actions: np.ndarray) -> Simulation:
+        """The full rules for ``actions [B, L]`` (no-ops as NOOP). Rows without an object action
+        run on the navigation dynamics (exact for them: only pickup, drop, toggle and GoTo's
+        ``done`` differ), the others on :func:`envs.dynamics.simulate_world`, cut after the last
+        token that is not NOOP (nothing changes after it)."""
+        n, length = actions.shape
+        objects = np.isin(actions, OBJECT_TOKENS)
+        full = objects.any(axis=1)  # [B]
+        status, steps = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        poses = np.empty((n, length + 1, 3), np.int64)
+        carrying = np.empty((n, length + 1, 3), np.int64)
+        carrying[:] = self.carrying
+        layouts = np.broadcast_to(self.layout, (n, *self.layout.shape)).copy()
+        effects = np.zeros((n, length), dtype=bool)
+        if (~full).any():
+            nav = simulate_plans(self.layout, self.pose, actions[~full])
+            status[~full], steps[~full], poses[~full] = nav.status, nav.steps, nav.poses
+        if full.any():
+            rows = np.nonzero(full)[0]
+            real = actions[rows] != NOOP
+            stop = int(np.max(np.where(real.any(axis=1), length - np.argmax(real[:, ::-1], axis=1), 0)))
+            out = simulate_world(self.state(), actions[rows, :stop], self.task)
+            running = out.status == RUNNING
+            status[rows], steps[rows] = out.status, np.where(running, length, out.steps)  # NOOPs to the end
+            poses[rows, : stop + 1], carrying[rows, : stop + 1] = out.poses, out.carrying
+            poses[rows, stop + 1 :] = out.poses[:, -1:]
+            carrying[rows, stop + 1 :] = out.carrying[:, -1:]
+            layouts[rows], effects[rows, :stop] = out.layouts, out.effects
+        pos = np.arange(length)[None]
+        within = pos < steps[:, None]
+        terminal = (pos == steps[:, None] - 1) & (status != RUNNING)[:, None]
+        executed = within & (np.isin(actions, NAVIGATION) | effects | terminal) & (actions >= 0)
+        return Simulation(status, steps, poses, executed, carrying, layouts)
 
     def final_states(self, sim: Simulation, rows: np.ndarray) -> list[WorldState | None]:
         """The world state where each plan ended, for the rows where ``rows`` ``[B]`` is True."""
