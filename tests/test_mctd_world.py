@@ -130,9 +130,10 @@ def test_done_next_to_the_goto_target_is_a_success_and_elsewhere_a_failure():
     scores, sim = world.score(np.array([[F, F, DONE, 8], [F, DONE, 8, 8], [F, F, 8, 8]]), max_steps=100)
     assert sim.status.tolist() == [SUCCESS, FAILURE, RUNNING]
     assert scores[0] == pytest.approx(1 - 0.9 * 3 / 100)  # the done counts: the env gets it
-    # an old checkpoint's END is `done` (6): in a GoTo task it is the real done
+    # an old checkpoint's END is `done` (6): always END, a no-op that is never sent
     old = SearchWorld(layout, (1, 1, 0), NOTHING, task, end_token=DONE)
-    assert old.simulate(np.array([[F, F, DONE, DONE]])).status[0] == SUCCESS
+    legacy = old.simulate(np.array([[F, F, DONE, DONE]]))
+    assert legacy.status[0] == RUNNING and legacy.executed[0].tolist() == [True, True, False, False]
 
 
 # ----------------------------------------------------------------------------- navigation fast path

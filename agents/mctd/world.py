@@ -4,8 +4,8 @@ A :class:`SearchWorld` is the search's start (layout ``[W, H, 3]`` without the a
 carried object), the episode's task (:class:`envs.tasks.BoundTask`, bound to the start grid) and
 the model's end-of-plan token. Plans ``[B, L]`` are model tokens; before they are simulated the
 end token becomes :data:`NOOP` (-1, a no-op for both dynamics), and so does MiniGrid's ``done`` (6)
-in a navigation world, where it does nothing. With an old checkpoint (``end_token == 6``) in a
-GoTo task, 6 is the real ``done`` (the only way to finish the task).
+outside GoTo tasks, where it does nothing. An old checkpoint's END is ``done`` (6): it is always
+END there, executed as a no-op and never sent (such a model cannot finish a GoTo task).
 
 Two ways to simulate, with identical results where both apply:
 
@@ -126,14 +126,15 @@ class SearchWorld:
     # ------------------------------------------------------------------ tokens
     @property
     def done_is_real(self) -> bool:
-        """Whether token 6 is MiniGrid's ``done`` that can end the episode (a GoTo task)."""
-        return self.kind == GOTO
+        """Whether MiniGrid's ``done`` can end the episode (a GoTo task). A model whose END is
+        ``done`` (old checkpoints) never sends it: its 6 is always END, executed as a no-op."""
+        return self.kind == GOTO and self.end_token != DONE
 
     def noop_tokens(self) -> tuple[int, ...]:
         """Tokens simulated (and executed) as no-ops: END, and ``done`` outside GoTo tasks (where
         MiniGrid's ``done`` does nothing)."""
         tokens = {self.end_token, DONE}
-        if self.done_is_real:  # an old checkpoint's END (6) is then the real `done` too
+        if self.done_is_real and self.end_token != DONE:  # an old checkpoint's 6 is END, always a no-op
             tokens.discard(DONE)
         return tuple(sorted(tokens))
 
