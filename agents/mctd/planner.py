@@ -190,14 +190,26 @@ def plan_scores(layout: np.ndarray, pose: tuple[int, int, int], plans: np.ndarra
     t = nav_count[np.arange(len(plans)), outcome.steps]  # navigation actions executed
     scores = 0.1 * np.clip(near, 0.0, 1.0)
     if visited is not None:
-        seen = set(visited)
-        novelty = np.array([len({(int(x), int(y)) for x, y in outcome.poses[row, : outcome.steps[row] + 1, :2]} - seen)
-                            for row in range(len(plans))], dtype=np.float64) / (plans.shape[1] + 1)
+        novelty = novel_cells(outcome.poses, outcome.steps, visited).astype(np.float64) / (plans.shape[1] + 1)
         scores = 0.1 * (0.8 * np.clip(novelty, 0.0, 1.0) + 0.2 * np.clip(near, 0.0, 1.0)) * (1 - 1e-9)
     success = np.maximum(1.0 - 0.9 * t / float(max_steps), 0.1)
     scores = np.where(outcome.status == SUCCESS, success, scores)
     scores = np.where(outcome.status == FAILURE, 0.0, scores)
     return scores.astype(np.float64), outcome
+
+
+def novel_cells(poses: np.ndarray, steps: np.ndarray, visited: Collection[tuple[int, int]]) -> np.ndarray:
+    """``[B]`` int: distinct cells of each path ``poses[b, :steps[b] + 1]`` (``[B, T + 1, 3]``) not in
+    ``visited`` ((x, y) cells)."""
+    n, length = poses.shape[:2]
+    side = int(max(poses[..., :2].max(initial=0), max((max(c) for c in visited), default=0))) + 1
+    codes = poses[..., 0] * side + poses[..., 1]  # [B, T + 1]
+    seen = np.array([x * side + y for x, y in visited], dtype=np.int64)
+    fresh = ~np.isin(codes, seen) & (np.arange(length)[None] <= np.asarray(steps)[:, None])
+    codes = np.where(fresh, codes, -1)
+    ordered = np.sort(codes, axis=1)
+    distinct = (ordered[:, 1:] != ordered[:, :-1]) & (ordered[:, 1:] >= 0)
+    return distinct.sum(axis=1) + (ordered[:, 0] >= 0)
 
 
 def shortcut_successes(plans: np.ndarray, outcome: Any) -> np.ndarray:
@@ -342,7 +354,8 @@ class MCTDPlanner:
         )  # [K, H] complete (greedy jumpy denoising)
         plans_np, children_np = plans.cpu().numpy(), children.cpu().numpy()
         tic = _lap(clock, "denoise", tic)
-        scores, outcome = world.score(plans_np, max_steps, visited)
+        # plans still running are continued and rescored: their heuristic is computed only then
+        scores, outcome = world.score(plans_np, max_steps, visited, partial=not cfg.rollout_windows)
         if cfg.rollout_windows and (outcome.status == RUNNING).any():
             tic = _lap(clock, "score", tic)
             running = outcome.status == RUNNING

@@ -205,26 +205,28 @@ class SearchWorld:
         return out
 
     # ------------------------------------------------------------------ scores
-    def score(self, plans: np.ndarray, max_steps: int,
-              visited: Collection[tuple[int, int]] | None = None) -> tuple[np.ndarray, Simulation]:
+    def score(self, plans: np.ndarray, max_steps: int, visited: Collection[tuple[int, int]] | None = None,
+              partial: bool = True) -> tuple[np.ndarray, Simulation]:
         """Scores ``[B]`` in [0, 1] of model-token plans ``[B, L]`` (module docstring) and their
-        :class:`Simulation`. On the navigation fast path these are :func:`plan_scores`' exactly."""
-        if self.navigation_only:
-            from agents.mctd.planner import plan_scores
+        :class:`Simulation`. On the navigation fast path these are :func:`plan_scores`' exactly.
+        ``partial=False`` skips the heuristic of plans still running (they get 1e-9; for a caller
+        that continues and rescores them)."""
+        from agents.mctd.planner import novel_cells, plan_scores
 
+        if self.navigation_only:
             actions = self.executable(plans)
-            scores, out = plan_scores(self.layout, self.pose, actions, max_steps, visited=visited)
+            scores, out = plan_scores(self.layout, self.pose, actions, max_steps, visited=visited if partial else None)
             within = np.arange(actions.shape[1])[None] < out.steps[:, None]
             return scores, Simulation(out.status, out.steps, out.poses, within & np.isin(actions, NAVIGATION))
         sim = self.simulate(plans)
         n, length = sim.executed.shape
         t = sim.executed.sum(axis=1)
         success = np.maximum(1.0 - 0.9 * t / float(max_steps), 0.1)
-        seen = None if visited is None else set(visited)
-        partial = np.zeros(n)
+        novel = None if visited is None or not partial else novel_cells(sim.poses, sim.steps, visited)
+        running = np.zeros(n)
         span = float(self.layout.shape[0] + self.layout.shape[1] - 2)
         for b in range(n):
-            if sim.status[b] != RUNNING:
+            if sim.status[b] != RUNNING or not partial:
                 continue
             layout, carrying = sim.layouts[b], tuple(int(v) for v in sim.carrying[b, -1])
             x, y = int(sim.poses[b, -1, 0]), int(sim.poses[b, -1, 1])
@@ -232,13 +234,9 @@ class SearchWorld:
             near = 1.0 - np.abs(cells - (x, y)).sum(axis=1).min() / span if len(cells) else 0.0
             gain = self.potential(layout, carrying) - self._start_potential
             progress = 0.5 + 0.5 * gain / (1.0 + abs(gain))  # in (0, 1); 0.5 without change
-            if seen is None:
-                rest = near
-            else:
-                path = {(int(px), int(py)) for px, py in sim.poses[b, : sim.steps[b] + 1, :2]}
-                rest = 0.8 * len(path - seen) / (length + 1) + 0.2 * near
-            partial[b] = 0.1 * (1 - 1e-9) * (0.5 * progress + 0.5 * float(np.clip(rest, 0.0, 1.0)))
-        scores = np.where(sim.status == SUCCESS, success, np.where(sim.status == RUNNING, np.maximum(partial, 1e-9), 0.0))
+            rest = near if novel is None else 0.8 * novel[b] / (length + 1) + 0.2 * near
+            running[b] = 0.1 * (1 - 1e-9) * (0.5 * progress + 0.5 * float(np.clip(rest, 0.0, 1.0)))
+        scores = np.where(sim.status == SUCCESS, success, np.where(sim.status == RUNNING, np.maximum(running, 1e-9), 0.0))
         return scores.astype(np.float64), sim
 
     def potential(self, layout: np.ndarray, carrying: Cell) -> float:
