@@ -44,10 +44,12 @@ class CountingAgent(MDLMAgent):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.world: list[tuple[torch.Tensor, torch.Tensor]] = []  # (carrying [B, 3], task [B, 5]) per call
 
-    def sample_plans(self, grid, direction, forbid):
+    def sample_plans(self, grid, direction, forbid, carrying=None, task=None):
         self.calls.append((grid.clone(), direction.clone()))
-        return super().sample_plans(grid, direction, forbid)
+        self.world.append((carrying.clone(), task.clone()))
+        return super().sample_plans(grid, direction, forbid, carrying=carrying, task=task)
 
 
 class LockstepBFS(BFSAgent):
