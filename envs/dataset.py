@@ -34,7 +34,10 @@ MAGIC = b"MAZEMDLM-DATA\n"
 FORMAT = "maze-mdlm-dataset"
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
-END_TOKEN = 6  # MiniGrid's `done`: target for window positions after the plan has ended
+END_TOKEN = 8  # the end-of-plan target of window positions after the plan has ended
+LEGACY_END_TOKEN = 6  # ... for models made before 0.5 (MiniGrid's `done`)
+VAL_SEED_MODULUS = 50  # validation episodes: reset seed % 50 == 49 (2%, the same in every env)
+ENV_WEIGHTINGS = ("windows", "envs")  # how a mixture is sampled (PlanDataset.weighted)
 
 
 class DatasetFormatError(ValueError):
@@ -231,13 +234,24 @@ class PlanDataset:
 
     Args:
         episodes: loaded :class:`Episodes`.
-        horizon: number of action targets per sample; after the plan ends the target is END (6).
+        horizon: number of action targets per sample; after the plan ends the target is
+            ``end_token``.
         episode_ids: optional subset of episode indices (e.g. a train/validation split).
+        end_token: END (8), or 6 (``done``) for a legacy model.
+
+    Attributes:
+        sample_weights: None (every window equally likely: the trainer walks random
+            permutations), or float64 ``[num_samples]`` draw weights (:meth:`weighted`).
+        env_names: the env id of each ``env`` index in batches.
     """
 
-    def __init__(self, episodes: Episodes, horizon: int, episode_ids: np.ndarray | None = None):
+    def __init__(self, episodes: Episodes, horizon: int, episode_ids: np.ndarray | None = None,
+                 end_token: int = END_TOKEN):
         self.episodes = episodes
         self.horizon = int(horizon)
+        self.end_token = int(end_token)
+        self.sample_weights = None
+        self.env_names = list(episodes.meta.get("envs", []))
         ids = np.arange(len(episodes)) if episode_ids is None else np.asarray(episode_ids)
         lengths = episodes.lengths[ids]
         self.sample_episode = np.repeat(ids, lengths).astype(np.int32)
@@ -257,7 +271,7 @@ class PlanDataset:
         Returns:
             ``grid`` int64 ``[B, 3, G, G]``, ``direction`` int64 ``[B]``, ``carrying`` int64
             ``[B, 3]``, ``task`` int64 ``[B, 5]``, ``actions`` int64 ``[B, horizon]`` (END after
-            the plan ends), ``length`` int64 ``[B]`` (real actions).
+            the plan ends), ``length`` int64 ``[B]`` (real actions), ``env`` int64 ``[B]``.
         """
         import torch
 
@@ -273,7 +287,8 @@ class PlanDataset:
         end = self.episodes.offsets[ep + 1]
         pos = flat[:, None] + np.arange(self.horizon)
         valid = pos < end[:, None]
-        acts = np.where(valid, self.episodes.actions[np.minimum(pos, len(self.episodes.actions) - 1)], END_TOKEN)
+        acts = np.where(valid, self.episodes.actions[np.minimum(pos, len(self.episodes.actions) - 1)],
+                        self.end_token)
         return {
             "grid": torch.from_numpy(grid).permute(0, 3, 1, 2).long(),
             "direction": torch.from_numpy(pose[:, 2]),
@@ -281,6 +296,7 @@ class PlanDataset:
             "task": torch.from_numpy(self.episodes.tasks[ep].astype(np.int64)),
             "actions": torch.from_numpy(acts.astype(np.int64)),
             "length": torch.from_numpy(valid.sum(1).astype(np.int64)),
+            "env": torch.from_numpy(self.episodes.env_index[ep].astype(np.int64)),
         }
 
     def __getitem__(self, i: int) -> dict[str, Any]:
@@ -290,10 +306,46 @@ class PlanDataset:
         """Split by episode: the last ``val_fraction`` of episodes (by position) is validation."""
         ids = np.unique(self.sample_episode)
         n_val = max(1, int(round(len(ids) * val_fraction))) if len(ids) > 1 else 0
-        return (
-            PlanDataset(self.episodes, self.horizon, ids[: len(ids) - n_val]),
-            PlanDataset(self.episodes, self.horizon, ids[len(ids) - n_val :]),
-        )
+        return self._subset(ids[: len(ids) - n_val]), self._subset(ids[len(ids) - n_val :])
+
+    def split_by_seed(self, modulus: int = VAL_SEED_MODULUS) -> tuple["PlanDataset", "PlanDataset"]:
+        """Split by reset seed, per env: an episode whose seed % ``modulus`` == ``modulus - 1`` is
+        validation (2% of each env's seeds by default, whatever order the files list them in). An
+        env with no such seed gives its largest-seed episode to validation if it has two or more.
+        """
+        ids = np.unique(self.sample_episode)
+        seeds = self.episodes.seeds[ids]
+        val = (seeds % modulus) == modulus - 1
+        envs = self.episodes.env_index[ids]
+        for env in np.unique(envs):
+            mine = np.nonzero(envs == env)[0]
+            if not val[mine].any() and len(mine) > 1:
+                val[mine[np.argmax(seeds[mine])]] = True
+        return self._subset(ids[~val]), self._subset(ids[val])
+
+    def weighted(self, weighting: str) -> "PlanDataset":
+        """Set how a mixture is sampled (returns self): ``windows`` draws every window equally
+        often (so an env weighs by its episodes x plan length), ``envs`` draws every env equally
+        often (its windows uniformly within it)."""
+        if weighting not in ENV_WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {ENV_WEIGHTINGS}, got {weighting!r}")
+        if weighting == "windows":
+            self.sample_weights = None
+            return self
+        import torch
+
+        env = self.episodes.env_index[self.sample_episode]
+        counts = np.bincount(env, minlength=len(self.env_names))
+        self.sample_weights = torch.from_numpy(1.0 / counts[env].astype(np.float64))
+        return self
+
+    def env_counts(self) -> dict[str, int]:
+        """Windows per env."""
+        counts = np.bincount(self.episodes.env_index[self.sample_episode], minlength=len(self.env_names))
+        return {name: int(c) for name, c in zip(self.env_names, counts)}
+
+    def _subset(self, ids: np.ndarray) -> "PlanDataset":
+        return PlanDataset(self.episodes, self.horizon, ids, self.end_token)
 
 
 

@@ -7,7 +7,8 @@ attention), head, config and sizes. The condition is the state vector alone (no 
 Input position i holds the previous action (START at i = 0, which reuses the vocabulary slot
 that is MASK for the MDLM) and predicts action i.
 
-Shapes: B batch, L window length, D hidden_dim, V = num_actions (7), G grid side (19).
+Shapes: B batch, L window length, D hidden_dim, V = ``config.num_outputs``, G grid side (19 or 25);
+carrying [B, 3] and task [B, 5] as in :mod:`maze_mdlm.model`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from maze_mdlm.config import ModelConfig
-from maze_mdlm.model import DiTBlock, FinalLayer, StateEncoder, init_dit_weights
-from maze_mdlm.sampler import draw_candidates
+from maze_mdlm.model import DiTBlock, StateEncoder, final_layer, init_dit_weights
+from maze_mdlm.sampler import draw_candidates, pad_classes
 
 
 class ARPolicy(nn.Module):
@@ -34,7 +35,7 @@ class ARPolicy(nn.Module):
         self.blocks = nn.ModuleList(
             DiTBlock(d, config.num_heads, config.dropout, causal=True) for _ in range(config.num_layers)
         )
-        self.final = FinalLayer(d, config.num_actions)
+        self.final = final_layer(config)
         init_dit_weights(self)
 
     def teacher_inputs(self, actions: Tensor) -> Tensor:
@@ -42,9 +43,11 @@ class ARPolicy(nn.Module):
         start = torch.full_like(actions[:, :1], self.start_token_id)
         return torch.cat([start, actions[:, :-1]], dim=1)
 
-    def forward(self, tokens: Tensor, grid: Tensor, direction: Tensor) -> Tensor:
-        """tokens [B, L] (START + previous actions), grid [B, 3, G, G], direction [B] -> [B, L, V]."""
-        return self.forward_tokens(tokens, self.state_encoder(grid, direction))
+    def forward(self, tokens: Tensor, grid: Tensor, direction: Tensor, carrying: Tensor | None = None,
+                task: Tensor | None = None) -> Tensor:
+        """tokens [B, L] (START + previous actions), grid [B, 3, G, G], direction [B], carrying [B, 3],
+        task [B, 5] -> [B, L, V]."""
+        return self.forward_tokens(tokens, self.state_encoder(grid, direction, carrying, task))
 
     def forward_tokens(self, tokens: Tensor, state_emb: Tensor) -> Tensor:
         """tokens [B, L] long, state_emb [B, D] -> logits [B, L, V] (position i sees tokens <= i)."""
@@ -66,21 +69,25 @@ def generate(
     temperature: float = 0.0,
     generator: torch.Generator | None = None,
     forbid: Tensor | None = None,
+    carrying: Tensor | None = None,
+    task: Tensor | None = None,
 ) -> Tensor:
-    """Decode ``length`` actions left to right. grid [B, 3, G, G], direction [B] -> [B, length].
+    """Decode ``length`` actions left to right. grid [B, 3, G, G], direction [B], carrying [B, 3],
+    task [B, 5] -> [B, length].
 
-    ``forbid`` [B, >= length, V] bool removes tokens at each position (as in
-    :func:`maze_mdlm.sampler.sample`). Greedy at temperature 0, else float64 Gumbel sampling.
-    The state is encoded once; each step runs the blocks over the prefix (length <= 64).
+    ``forbid`` [B, >= length, V'] bool removes tokens at each position (as in
+    :func:`maze_mdlm.sampler.sample`; V' <= V, classes past V' stay allowed). Greedy at
+    temperature 0, else float64 Gumbel sampling. The state is encoded once; each step runs the
+    blocks over the prefix (length <= 64).
     """
     if length < 1 or length > model.config.max_seq_len:
         raise ValueError(f"length must be in [1, {model.config.max_seq_len}], got {length}")
-    state = model.state_encoder(grid, direction)  # [B, D]
+    state = model.state_encoder(grid, direction, carrying, task)  # [B, D]
     tokens = torch.full((grid.shape[0], 1), model.start_token_id, dtype=torch.long, device=grid.device)
     for i in range(length):
         logits = model.forward_tokens(tokens, state)[:, -1:]  # [B, 1, V]
         if forbid is not None:
-            logits = logits.masked_fill(forbid[:, i : i + 1], float("-inf"))
+            logits = logits.masked_fill(pad_classes(forbid[:, i : i + 1], logits.shape[-1]), float("-inf"))
         action, _ = draw_candidates(logits, temperature, generator=generator, with_confidence=False)  # [B, 1]
         tokens = torch.cat([tokens, action], dim=1)
     return tokens[:, 1:]

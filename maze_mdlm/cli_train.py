@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from envs.dataset import Episodes, PlanDataset, concat_episodes, load_episodes
+from envs.dataset import ENV_WEIGHTINGS, Episodes, PlanDataset, concat_episodes, load_episodes
 from envs.seeds import VAL_SEED_START
 from maze_mdlm import distributed
 from maze_mdlm.checkpoint import MODEL_TYPES, read_checkpoint, save_checkpoint
@@ -65,7 +65,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="period (steps) of the averaged train records in metrics.jsonl")
     p.add_argument("--eval-every", type=nonnegative_int, default=0,
                    help=f"in-env success check period (steps, 0 = only at the end); seeds from {VAL_SEED_START}")
-    p.add_argument("--eval-episodes", type=nonnegative_int, default=50, help="episodes per in-env check (0 = none)")
+    p.add_argument("--eval-episodes", type=nonnegative_int, default=50,
+                   help="episodes per env in each in-env check, on every env of the data (0 = none)")
+    p.add_argument("--env-weighting", choices=ENV_WEIGHTINGS, default="windows",
+                   help="how a mixture of envs is sampled: windows (every training window equally often, "
+                        "so an env weighs by its episodes x plan length) or envs (every env equally often)")
     p.add_argument("--model", choices=tuple(MODEL_TYPES), default="mdlm",
                    help="mdlm: masked diffusion (default); ar: the autoregressive baseline, same network made causal")
     p.add_argument("--hidden-dim", type=positive_int, default=ModelConfig.hidden_dim,
@@ -135,7 +139,7 @@ class TrainSetup:
     sources: list[dict[str, Any]]
     config: TrainConfig
     model_config: ModelConfig
-    eval_env: str | None  # None: no in-env check
+    eval_envs: list[str]  # the in-env check's envs (every env of the data; empty: no check)
     resume_from: dict[str, Any] | None
 
 
@@ -192,14 +196,15 @@ def prepare(args: argparse.Namespace) -> TrainSetup:
     if args.val_every and len(episodes) < 2:
         raise UsageError(f"validation needs at least 2 episodes, the data has {len(episodes)}; "
                          "collect more or pass --val-every 0")
-    eval_env = None
+    eval_envs: list[str] = []
     if args.eval_episodes:
-        eval_env = episodes.meta["envs"][0]
+        eval_envs = list(episodes.meta["envs"])
         minari_meta = episodes.meta.get("minari") or {}
         if minari_meta and not minari_meta.get("has_env"):
             raise UsageError(f"--data minari:{minari_meta['dataset_id']} records no env for the in-env check; "
                              "pass --eval-episodes 0")
-        check_env_id(eval_env)
+        for env_id in eval_envs:
+            check_env_id(env_id)
     resume_from = None
     if args.resume:
         try:
@@ -212,7 +217,7 @@ def prepare(args: argparse.Namespace) -> TrainSetup:
         if resume_from["model_config"] != model_config.to_dict():
             raise UsageError(f"--resume: {ckpt_path} was trained with another model config")
     return TrainSetup(out, ckpt_path, metrics_path, device, dist, episodes, sources, config, model_config,
-                      eval_env, resume_from)
+                      eval_envs, resume_from)
 
 
 def check_compiles(trainer: Trainer) -> None:
@@ -222,12 +227,12 @@ def check_compiles(trainer: Trainer) -> None:
         return
     c, per_rank = trainer.config, trainer.config.batch_size // trainer.dist.world_size
     size = trainer.model.config.grid_size
-    grid = torch.zeros(per_rank, 3, size, size, dtype=torch.long, device=trainer.device)
-    direction = torch.zeros(per_rank, dtype=torch.long, device=trainer.device)
+    state = {"grid": torch.zeros(per_rank, 3, size, size, dtype=torch.long, device=trainer.device),
+             "direction": torch.zeros(per_rank, dtype=torch.long, device=trainer.device)}
     actions = torch.zeros(per_rank, c.horizon, dtype=torch.long, device=trainer.device)
     ratio = torch.full((c.batch_size,), 0.5)
     try:
-        logits, _, _ = trainer.predict(grid, direction, actions, ratio, torch.Generator().manual_seed(0), True,
+        logits, _, _ = trainer.predict(state, actions, ratio, torch.Generator().manual_seed(0), True,
                                        rows=trainer.shard)
         logits.float().sum().backward()
     except Exception as err:  # noqa: BLE001 - any compiler failure is reported as bad input
@@ -244,8 +249,9 @@ def run_training(args: argparse.Namespace, make_agent: AgentFactory | None = Non
     dist, config = setup.dist, setup.config
     make_agent = make_agent or policy_agent_factory(args.model)
     seed_everything(args.seed)
-    data = PlanDataset(setup.episodes, config.horizon)
-    train_data, val_data = data.split(0.02)
+    data = PlanDataset(setup.episodes, config.horizon, end_token=setup.model_config.end_token)
+    train_data, val_data = data.split_by_seed()
+    train_data.weighted(args.env_weighting)
     dataset_meta = {
         "files": setup.sources,
         "envs": setup.episodes.meta["envs"],
@@ -253,6 +259,8 @@ def run_training(args: argparse.Namespace, make_agent: AgentFactory | None = Non
         "seeds": [int(setup.episodes.seeds.min()), int(setup.episodes.seeds.max())],
         "train_samples": train_data.num_samples,
         "val_samples": val_data.num_samples,
+        "env_weighting": args.env_weighting,
+        "train_windows_per_env": train_data.env_counts(),
         "meta": setup.episodes.meta,
     }
     distributed.init_process_group(dist, setup.device)
@@ -278,14 +286,23 @@ def _train_main(args: argparse.Namespace, setup: TrainSetup, trainer: Trainer, t
 
     from maze_mdlm.run_log import RunLog
 
-    config, model, eval_env = setup.config, trainer.model, setup.eval_env
+    config, model, eval_envs = setup.config, trainer.model, setup.eval_envs
     setup.out.mkdir(exist_ok=True)
 
     def eval_fn(m: torch.nn.Module) -> dict[str, float]:
+        """Success on every env of the data (``env/<ENV>/...``), and their means."""
         from maze_mdlm.evaluation import evaluate
 
-        result = evaluate(make_agent(m, config.horizon, args.seed), eval_env, args.eval_episodes, VAL_SEED_START)
-        return {k: result[k] for k in ("success_rate", "path_ratio", "mean_steps")}
+        out: dict[str, float] = {}
+        for env_id in eval_envs:
+            result = evaluate(make_agent(m, config.horizon, args.seed), env_id, args.eval_episodes, VAL_SEED_START)
+            for key in ("success_rate", "path_ratio", "mean_steps"):
+                out[f"env/{env_id}/{key}"] = result[key]
+        for key in ("success_rate", "path_ratio", "mean_steps"):
+            values = [v for v in (out[f"env/{e}/{key}"] for e in eval_envs) if v is not None and v == v]
+            out[key] = float(np.mean(values)) if values else None  # no success anywhere: no path ratio
+        out["min_success_rate"] = min(out[f"env/{e}/success_rate"] for e in eval_envs)
+        return out
 
     def save() -> None:
         save_checkpoint(setup.checkpoint, model, setup.model_config, trainer.optimizer.state_dict(), trainer.step,
@@ -311,12 +328,13 @@ def _train_main(args: argparse.Namespace, setup: TrainSetup, trainer: Trainer, t
                 progress.console.log(f"step {step}: val loss {metrics['loss']:.4f} acc {metrics['accuracy']:.4f}")
                 save()
             elif event == "eval":
-                progress.console.log(f"step {step}: {eval_env} success {metrics['success_rate']:.3f} on held-out seeds")
+                progress.console.log(f"step {step}: success {metrics['success_rate']:.3f} (mean over {len(eval_envs)} "
+                                     f"envs, lowest {metrics['min_success_rate']:.3f}) on held-out seeds")
             return False
 
-        trainer.fit(train_data, val_data, callback=callback, eval_fn=eval_fn if args.eval_every and eval_env else None)
+        trainer.fit(train_data, val_data, callback=callback, eval_fn=eval_fn if args.eval_every and eval_envs else None)
         save()
-        if eval_env and not args.eval_every:
+        if eval_envs and not args.eval_every:
             callback("eval", trainer.step, eval_fn(model.eval()))
     print(f"wrote {setup.checkpoint} (step {trainer.step})")
 

@@ -28,17 +28,18 @@ def agent_cells(grid: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def egocentric_view(grid: Tensor, direction: Tensor) -> Tensor:
-    """Re-centre ``grid`` [B, 3, G, G] (indexed [c, x, y]) on the agent, heading along +x.
+    """Re-centre ``grid`` [B, C, G, G] (indexed [c, x, y]) on the agent, heading along +x.
 
     Args:
-        grid: long [B, 3, G, G] MiniGrid encodings with the agent drawn on its cell.
+        grid: long [B, C, G, G]: MiniGrid encodings (C >= 3) with the agent drawn on its cell;
+            channels after the third (task markers) read 0 outside the world.
         direction: long [B] agent directions 0..3.
 
     Returns:
-        long [B, 3, 2G-1, 2G-1]; view cell (G-1+u, G-1+v) shows world cell
+        long [B, C, 2G-1, 2G-1]; view cell (G-1+u, G-1+v) shows world cell
         ``agent + u * forward + v * side``.
     """
-    b, _, side, _ = grid.shape
+    b, channels, side, _ = grid.shape
     r = 2 * side - 1
     device = grid.device
     offsets = torch.arange(r, device=device) - (side - 1)
@@ -49,6 +50,7 @@ def egocentric_view(grid: Tensor, direction: Tensor) -> Tensor:
     sy = ay[:, None, None] + u * fwd[:, 1, None, None] + v * lat[:, 1, None, None]
     inside = (sx >= 0) & (sx < side) & (sy >= 0) & (sy < side)
     index = (sx.clamp(0, side - 1) * side + sy.clamp(0, side - 1)).flatten(1)  # [B, R*R]
-    cells = torch.gather(grid.flatten(2), 2, index.unsqueeze(1).expand(b, 3, -1)).view(b, 3, r, r)
-    wall = torch.tensor(WALL_CELL, device=device, dtype=grid.dtype).view(1, 3, 1, 1)
+    cells = torch.gather(grid.flatten(2), 2, index.unsqueeze(1).expand(b, channels, -1)).view(b, channels, r, r)
+    outside = WALL_CELL + (0,) * (channels - 3)
+    wall = torch.tensor(outside, device=device, dtype=grid.dtype).view(1, channels, 1, 1)
     return torch.where(inside.unsqueeze(1), cells, wall)

@@ -1,10 +1,11 @@
 """MaskGIT-style iterative unmasking for :class:`maze_mdlm.model.MDLMPolicy`.
 
-Shapes: B batch, L horizon, V = num_actions, S = num_steps. Every step runs the model once
+Shapes: B batch, L horizon, V = the model's output classes (``config.num_outputs``), S = num_steps. Every step runs the model once
 (twice batched as one forward under classifier-free guidance), draws a candidate action at
 each position, and commits the most confident still-masked positions so that the number
 left masked follows the schedule. Fixed (non-MASK) positions of ``init_tokens`` are never
-changed and MASK is never emitted (the head has no MASK class).
+changed and MASK is never emitted (the head fixes its logit at -inf, or has no MASK class in
+legacy checkpoints). Plans hold actions 0..6 and the model's ``config.end_token``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ def masked_after_step(num_masked: Tensor, num_steps: int, schedule: str = "cosin
     remaining = torch.minimum(remaining, (n - done).clamp(min=0.0))
     remaining[..., -1] = 0.0
     return remaining.clamp(min=0.0).long()
+
+
+def pad_classes(forbid: Tensor, num_classes: int) -> Tensor:
+    """Widen a ``forbid`` mask [..., V'] over the first V' classes (e.g. the 7 env actions) to
+    [..., num_classes]; the added classes (END) stay allowed."""
+    missing = num_classes - forbid.shape[-1]
+    if missing < 0:
+        raise ValueError(f"forbid has {forbid.shape[-1]} classes, the model {num_classes}")
+    if missing == 0:
+        return forbid
+    return torch.cat([forbid, forbid.new_zeros(*forbid.shape[:-1], missing)], dim=-1)
 
 
 def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
@@ -223,7 +235,7 @@ def unmask(
         logits = guided_logits(model, sub_tokens, pick(state_emb), pick(null_emb), mask_ratio, pick(scales),
                                shared_state)
         if forbid is not None:
-            logits = logits.masked_fill(pick(forbid), float("-inf"))
+            logits = logits.masked_fill(pad_classes(pick(forbid), logits.shape[-1]), float("-inf"))
         last = step == num_steps - 1  # the last step fills every remaining position: no ranking
         candidates, confidence = draw_candidates(logits, pick(temps), top_k, top_p, generator, with_confidence=not last)
         commit = sub_masked if last else select_commits(confidence, sub_masked, pick(remaining_after)[:, step])
@@ -252,6 +264,8 @@ def sample(
     guidance_scale: float | None = None,
     forbid: Tensor | None = None,
     stop_after: int | None = None,
+    carrying: Tensor | None = None,
+    task: Tensor | None = None,
 ) -> Tensor:
     """Generate action windows by iterative unmasking.
 
@@ -267,14 +281,17 @@ def sample(
         generator: source of all sampling noise (deterministic when seeded).
         init_tokens: [B, L] long; non-MASK entries are fixed, MASK entries are generated.
         guidance_scale: classifier-free guidance weight w (None = plain conditional).
-        forbid: [B, L, V] bool; True entries are never drawn (e.g. actions the dynamics says
-            are no-ops). Each position must leave at least one action allowed.
+        forbid: [B, L, V'] bool over the first V' <= V classes; True entries are never drawn
+            (e.g. actions the dynamics says are no-ops). Each position must leave at least one
+            token allowed.
         stop_after: stop as soon as the first ``stop_after`` positions of every row are
             committed (a closed-loop agent that executes k actions per plan needs no more).
             Those positions are exactly what the full run would give; later ones may be MASK.
+        carrying: [B, 3] long carried objects; task: [B, 5] long task vectors (None: an empty
+            hand, reach the goal; ignored by models without task inputs).
 
     Returns:
-        [B, L] long actions in 0..num_actions-1 (MASK allowed after ``stop_after``).
+        [B, L] long tokens: actions and the model's END (MASK allowed after ``stop_after``).
     """
     b = grid.shape[0]
     device = grid.device
@@ -283,14 +300,14 @@ def sample(
     else:
         if init_tokens.shape != (b, horizon):
             raise ValueError(f"init_tokens must be [{b}, {horizon}], got {tuple(init_tokens.shape)}")
-        if bool(((init_tokens < 0) | (init_tokens > MASK)).any()):
-            raise ValueError("init_tokens must hold actions or MASK")
+        if bool(((init_tokens < 0) | (init_tokens >= model.config.vocab_size)).any()):
+            raise ValueError("init_tokens must hold actions, MASK or END")
         tokens = init_tokens.to(device=device, dtype=torch.long).clone()
     was_training = model.training
     if was_training:  # eval()/train() walk every module: skip them for a model already in eval mode
         model.eval()
     try:
-        state_emb = model.encode_state(grid, direction)  # [B, D], reused at every step
+        state_emb = model.encode_state(grid, direction, carrying=carrying, task=task)  # [B, D], reused
         tokens = unmask(model, state_emb, tokens, num_steps, temperature=temperature, guidance=guidance_scale,
                         top_k=top_k, top_p=top_p, schedule=schedule, generator=generator, forbid=forbid,
                         stop_after=stop_after)

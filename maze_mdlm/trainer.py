@@ -26,7 +26,6 @@ from maze_mdlm.config import PlainConfig
 from maze_mdlm.distributed import DistInfo, all_reduce_sum, shard_rows
 from maze_mdlm.masking import curriculum_mask_ratio, mask_tokens
 from maze_mdlm.model import MDLMPolicy
-from maze_mdlm.tokens import END
 
 
 class BatchSource(Protocol):
@@ -35,7 +34,8 @@ class BatchSource(Protocol):
     num_samples: int
 
     def get_batch(self, indices: Tensor) -> dict[str, Tensor]:
-        """indices [B] long -> dict(grid [B,3,G,G], direction [B], actions [B,H], length [B])."""
+        """indices [B] long -> dict(grid [B,3,G,G], direction [B], actions [B,H], length [B], and
+        optionally carrying [B,3], task [B,5], env [B] (index into ``env_names``))."""
         ...
 
 
@@ -76,6 +76,7 @@ class TrainConfig(PlainConfig):
 
 
 PRECISIONS = ("fp32", "bf16")
+STATE_KEYS = ("grid", "direction", "carrying", "task")  # the model's state inputs in a batch
 
 
 def lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:
@@ -230,24 +231,23 @@ class Trainer:
             chunks.append(take)
         return torch.cat(chunks)
 
-    def _unpack(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        """batch -> (grid [B,3,G,G], direction [B], actions [B,H]) on the device."""
+    def _unpack(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
+        """batch -> (state inputs: grid [B,3,G,G], direction [B], and carrying [B,3] / task [B,5]
+        where the batch has them; actions [B,H]), on the device."""
         actions = batch["actions"]
         horizon = self.config.horizon
         if actions.shape[1] < horizon:
             raise ValueError(f"batch actions have {actions.shape[1]} steps < horizon {horizon}")
-        return (
-            batch["grid"].to(self.device, torch.long),
-            batch["direction"].to(self.device, torch.long),
-            actions[:, :horizon].to(self.device, torch.long),
-        )
+        state = {k: batch[k].to(self.device, torch.long) for k in STATE_KEYS if k in batch}
+        return state, actions[:, :horizon].to(self.device, torch.long)
 
     def predict(
-        self, grid: Tensor, direction: Tensor, actions: Tensor, ratio: Tensor, generator: torch.Generator,
+        self, state: dict[str, Tensor], actions: Tensor, ratio: Tensor, generator: torch.Generator,
         train: bool, rows: slice | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """The objective's forward pass: corrupt ``actions`` [b, H] with MASK at ``ratio`` [B] and
-        predict them. Returns (logits [b, H, V], loss positions [b, H] bool, actual ratio [b]).
+        predict them from ``state`` (grid, direction, carrying, task; see :meth:`_unpack`).
+        Returns (logits [b, H, V], loss positions [b, H] bool, actual ratio [b]).
         In training, rows lose their state condition with prob. ``cond_drop_prob`` (for CFG), and
         the forward pass goes through ``self.net``. ``rows``: which rows of the global batch of
         ``len(ratio)`` these ``b`` are (a data-parallel shard); the noise is drawn for all of them."""
@@ -258,7 +258,7 @@ class Trainer:
             drop = (drop if rows is None else drop[rows]).to(self.device)
         net = self.net if train else self.model
         with self.autocast():
-            return net(tokens, grid, direction, actual, drop_state=drop), mask, actual
+            return net(tokens, mask_ratio=actual, drop_state=drop, **state), mask, actual
 
     # ---- training -------------------------------------------------------------------------
     def train_step(self, batch: dict[str, Tensor]) -> dict[str, float]:
@@ -267,7 +267,7 @@ class Trainer:
         In a data-parallel run ``batch`` holds this process's shard (``self.shard``) of the global
         batch, and the returned metrics are those of the whole global batch."""
         self.model.train()
-        grid, direction, actions = self._unpack(batch)
+        state, actions = self._unpack(batch)
         b, horizon = actions.shape
         world = self.dist.world_size
         lr = self.current_lr()
@@ -275,8 +275,7 @@ class Trainer:
             group["lr"] = lr
 
         ratio = self.sample_mask_ratio(b * world)  # [B] for the global batch
-        logits, mask, actual_ratio = self.predict(grid, direction, actions, ratio, self.mask_generator, True,
-                                                  rows=self.shard)
+        logits, mask, actual_ratio = self.predict(state, actions, ratio, self.mask_generator, True, rows=self.shard)
         row_weight = None
         if self.config.mdlm_elbo_weighting:
             mine = ratio if self.shard is None else ratio[self.shard]
@@ -305,46 +304,62 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self, batch_source: BatchSource, max_samples: int | None = None) -> dict[str, float]:
-        """Masked CE / accuracy over the first ``max_samples`` windows at a fixed mask ratio
+        """Masked CE / accuracy over at most ``max_samples`` windows, evenly spaced over the
+        validation data (so every env of a mixture is in), at a fixed mask ratio
         (:meth:`predict`'s loss positions: all of them for the AR baseline).
 
         Uses a freshly seeded generator, so repeated calls see identical masks. Also reports
-        ``plan_accuracy`` (masked positions whose target is not END) and ``end_accuracy``.
+        ``plan_accuracy`` (masked positions whose target is not the model's END), ``end_accuracy``
+        and, when the batches name their env (``env`` + the source's ``env_names``), the loss and
+        accuracy of each env as ``env/<ENV>/loss`` and ``env/<ENV>/accuracy``.
         """
         c = self.config
         limit = c.val_max_samples if max_samples is None else max_samples
         n = min(batch_source.num_samples, limit)
         if n < 1:
             raise ValueError("the validation data is empty")
+        order = torch.linspace(0, batch_source.num_samples - 1, n).round().long()  # [n], evenly spaced
+        end_token = self.model.config.end_token
         generator = torch.Generator().manual_seed(c.seed + self.VAL_SEED_OFFSET)
         was_training = self.model.training
         self.model.eval()
         ce_sum = torch.zeros((), dtype=torch.float64)
         counts = torch.zeros(5, dtype=torch.float64)  # masked, correct, plan, plan ok, end ok
+        names = getattr(batch_source, "env_names", None)
+        per_env = torch.zeros(len(names) if names else 0, 3, dtype=torch.float64)  # masked, ce, correct
         try:
             for start in range(0, n, c.batch_size):
-                idx = torch.arange(start, min(start + c.batch_size, n))
-                grid, direction, actions = self._unpack(batch_source.get_batch(idx))
+                idx = order[start : start + c.batch_size]
+                batch = batch_source.get_batch(idx)
+                state, actions = self._unpack(batch)
                 ratio = torch.full((idx.numel(),), c.val_mask_ratio)
-                logits, mask, _ = self.predict(grid, direction, actions, ratio, generator, False)
+                logits, mask, _ = self.predict(state, actions, ratio, generator, False)
                 ce = F.cross_entropy(logits.float().transpose(1, 2), actions, reduction="none")
                 ok = logits.argmax(dim=-1) == actions
-                plan = mask & (actions != END)
-                end = mask & (actions == END)
+                plan = mask & (actions != end_token)
+                end = mask & (actions == end_token)
                 ce_sum += (ce * mask).sum().double().cpu()
                 counts += torch.stack(
                     [mask.sum(), (ok & mask).sum(), plan.sum(), (ok & plan).sum(), (ok & end).sum()]
                 ).double().cpu()
+                if names and "env" in batch:
+                    rows = torch.stack([mask.sum(1), (ce * mask).sum(1), (ok & mask).sum(1)], dim=1)
+                    per_env.index_add_(0, batch["env"].long(), rows.double().cpu())
         finally:
             self.model.train(was_training)
         masked, correct, plan, plan_ok, end_ok = counts.tolist()
-        return {
+        metrics = {
             "loss": float(ce_sum) / max(masked, 1.0),
             "accuracy": correct / max(masked, 1.0),
             "plan_accuracy": plan_ok / max(plan, 1.0),
             "end_accuracy": end_ok / max(masked - plan, 1.0),
             "num_tokens": masked,
         }
+        for name, (tokens, ce_env, ok_env) in zip(names or (), per_env.tolist()):
+            if tokens:
+                metrics[f"env/{name}/loss"] = ce_env / tokens
+                metrics[f"env/{name}/accuracy"] = ok_env / tokens
+        return metrics
 
     def fit(
         self,
@@ -375,7 +390,11 @@ class Trainer:
             return bool(callback(event, self.step, metrics)) if callback is not None else False
 
         while self.step < c.steps:
-            indices = self.next_indices(train_data.num_samples)  # [B], the same in every process
+            weights = getattr(train_data, "sample_weights", None)
+            if weights is None:
+                indices = self.next_indices(train_data.num_samples)  # [B], the same in every process
+            else:  # a weighted mixture: draws with replacement, from the same generator
+                indices = torch.multinomial(weights, c.batch_size, replacement=True, generator=self.data_generator)
             batch = train_data.get_batch(indices if self.shard is None else indices[self.shard])
             metrics = self.train_step(batch)
             for key, value in metrics.items():
@@ -443,13 +462,13 @@ class ARTrainer(Trainer):
     (data order, optimizer, LR schedule, clipping, validation, resume) is the MDLM trainer's."""
 
     def predict(
-        self, grid: Tensor, direction: Tensor, actions: Tensor, ratio: Tensor, generator: torch.Generator,
+        self, state: dict[str, Tensor], actions: Tensor, ratio: Tensor, generator: torch.Generator,
         train: bool, rows: slice | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """-> (logits [b, H, V], all-True loss positions [b, H], ones [b]); ``ratio`` and ``rows``
         are unused (no noise)."""
         net = self.net if train else self.model
         with self.autocast():
-            logits = net(self.model.teacher_inputs(actions), grid, direction)
+            logits = net(self.model.teacher_inputs(actions), **state)
         ones = torch.ones(actions.shape[0], device=actions.device)
         return logits, torch.ones_like(actions, dtype=torch.bool), ones

@@ -45,7 +45,7 @@ def test_attention_is_causal():
     changed = tokens.clone()
     changed[:, 5] = (changed[:, 5] + 1) % NUM_ACTIONS
     out = model(changed, batch["grid"], batch["direction"])
-    assert base.shape == (3, HORIZON, NUM_ACTIONS)
+    assert base.shape == (3, HORIZON, TINY.num_outputs)
     torch.testing.assert_close(out[:, :5], base[:, :5])  # the past never sees the future
     assert not torch.allclose(out[:, 5:], base[:, 5:])
 

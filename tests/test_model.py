@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from maze_mdlm.config import ModelConfig
 from maze_mdlm.masking import mask_tokens
 from maze_mdlm.model import MDLMPolicy
-from maze_mdlm.tokens import MASK, NUM_ACTIONS, VOCAB_SIZE
+from maze_mdlm.model import NEVER_LOGIT
+from maze_mdlm.tokens import END, MASK, NUM_ACTIONS, VOCAB_SIZE
 from maze_mdlm.trainer import Trainer, TrainConfig, masked_loss
 
 HORIZON = 16
@@ -78,7 +79,7 @@ def test_shapes_and_forward_split() -> None:
         logits = model(batch["actions"], batch["grid"], batch["direction"], ratio)
         state = model.encode_state(batch["grid"], batch["direction"])
         split = model.forward_tokens(batch["actions"], state, ratio)
-    assert logits.shape == (3, HORIZON, NUM_ACTIONS)
+    assert logits.shape == (3, HORIZON, TINY.num_outputs) == (3, HORIZON, VOCAB_SIZE)
     assert state.shape == (3, TINY.hidden_dim)
     torch.testing.assert_close(logits, split)
     with pytest.raises(ValueError):
@@ -110,7 +111,8 @@ def test_fresh_model_outputs_zero_logits() -> None:
     tokens = torch.full((2, HORIZON), MASK)
     with torch.no_grad():
         logits = model(tokens, batch["grid"], batch["direction"], torch.ones(2))
-    assert torch.count_nonzero(logits) == 0
+    assert torch.count_nonzero(logits[..., :NUM_ACTIONS]) == 0 and torch.count_nonzero(logits[..., END]) == 0
+    assert (logits[..., MASK] == NEVER_LOGIT).all()  # MASK is never an output
 
 
 def test_sanity_1_single_batch_overfit(overfit: tuple[MDLMPolicy, dict[str, torch.Tensor]]) -> None:

@@ -15,7 +15,7 @@ from maze_mdlm.sampler import (
     sample,
     select_commits,
 )
-from maze_mdlm.tokens import MASK, NUM_ACTIONS
+from maze_mdlm.tokens import END, MASK, NUM_ACTIONS
 from tests.models import perturbed_policy
 
 HORIZON = 16
@@ -48,6 +48,7 @@ class CallRecorder:
     def __init__(self, net: MDLMPolicy) -> None:
         self.net = net
         self.mask_token_id = net.mask_token_id
+        self.config = net.config
         self.training = False
         self.encode_calls = 0
         self.inputs: list[torch.Tensor] = []
@@ -58,9 +59,9 @@ class CallRecorder:
     def train(self, mode: bool = True) -> CallRecorder:
         return self
 
-    def encode_state(self, grid, direction, drop_state=None):
+    def encode_state(self, grid, direction, drop_state=None, carrying=None, task=None):
         self.encode_calls += 1
-        return self.net.encode_state(grid, direction, drop_state)
+        return self.net.encode_state(grid, direction, drop_state, carrying, task)
 
     def null_state_embedding(self, batch_size: int) -> torch.Tensor:
         return self.net.null_state_embedding(batch_size)
@@ -140,7 +141,7 @@ def test_outputs_are_actions(model: MDLMPolicy, kwargs: dict) -> None:
     grid, direction = random_states(6, seed=1)
     out = sample(model, grid, direction, HORIZON, 5, generator=torch.Generator().manual_seed(0), **kwargs)
     assert out.shape == (6, HORIZON) and out.dtype == torch.long
-    assert int(out.min()) >= 0 and int(out.max()) < NUM_ACTIONS
+    assert int(out.min()) >= 0 and int(out.max()) <= END and not bool((out == MASK).any())
 
 
 def test_fixed_positions_are_kept(model: MDLMPolicy) -> None:
@@ -155,7 +156,7 @@ def test_fixed_positions_are_kept(model: MDLMPolicy) -> None:
         out = sample(model, grid, direction, HORIZON, 4, temperature=temperature,
                      generator=torch.Generator().manual_seed(0), init_tokens=init)
         assert torch.equal(out[~free], init[~free])
-        assert int(out.max()) < NUM_ACTIONS
+        assert int(out.max()) <= END and not bool((out == MASK).any())
 
 
 def test_seeded_sampling_is_reproducible(model: MDLMPolicy) -> None:
@@ -254,10 +255,14 @@ def test_forbidden_tokens_are_never_drawn() -> None:
     direction = torch.randint(0, 4, (b,))
     free = sample(model, grid, direction, 8, 4)
     forbid = torch.zeros(b, 8, 7, dtype=torch.bool)
-    forbid[torch.arange(b), 0, free[:, 0]] = True  # forbid what it chose at position 0
-    forbid[:, 1, :6] = True  # position 1 may only be action 6
+    forbid[torch.arange(b), 0, free[:, 0].clamp(max=6)] = True  # forbid what it chose at position 0
+    forbid[:, 1, :6] = True  # position 1 may only be action 6 or END (the mask covers the 7 actions)
     for temperature in (0.0, 1.0):
         out = sample(model, grid, direction, 8, 4, temperature=temperature, forbid=forbid,
                      generator=torch.Generator().manual_seed(1))
-        assert (out[:, 0] != free[:, 0]).all()
+        assert ((out[:, 0] != free[:, 0]) | (free[:, 0] == END)).all()
+        assert ((out[:, 1] == 6) | (out[:, 1] == END)).all()
+        wide = torch.cat([forbid, torch.ones(b, 8, 2, dtype=torch.bool)], dim=-1)  # END forbidden too
+        out = sample(model, grid, direction, 8, 4, temperature=temperature, forbid=wide,
+                     generator=torch.Generator().manual_seed(1))
         assert (out[:, 1] == 6).all()

@@ -131,15 +131,16 @@ def test_train_step_metrics_and_cond_drop() -> None:
     seen: list[torch.Tensor] = []
     original = trainer.model.encode_state
 
-    def spy(grid, direction, drop_state=None):
+    def spy(grid, direction, drop_state=None, carrying=None, task=None):
         seen.append(drop_state)
-        return original(grid, direction, drop_state)
+        return original(grid, direction, drop_state, carrying, task)
 
     trainer.model.encode_state = spy  # type: ignore[method-assign]
     data = FakeWindows(64, seed=1)
     metrics = trainer.train_step(data.get_batch(torch.arange(64)))
     assert set(metrics) >= {"loss", "accuracy", "mask_ratio", "lr", "grad_norm"}
-    assert metrics["loss"] == pytest.approx(math.log(NUM_ACTIONS), rel=1e-4)  # zero-init head
+    # zero-init head: uniform over the 7 actions and END (MASK is never an output)
+    assert metrics["loss"] == pytest.approx(math.log(NUM_ACTIONS + 1), rel=1e-4)
     assert trainer.step == 1
     assert seen[0] is not None and 10 < int(seen[0].sum()) < 54
 
