@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from agents.mdlm_agent import MDLMAgent, world_kwargs
+from agents.mdlm_agent import MDLMAgent
 from maze_mdlm.ar import generate
 
 
@@ -27,4 +27,4 @@ class ARAgent(MDLMAgent):
         task [B, 5] | None -> actions [B, execute] ([B, H] with ``full_plans``)."""
         length = self.horizon if self.full_plans else min(self.execute, self.horizon)
         return generate(self.model, grid, direction, length, temperature=self.temperature,
-                        generator=self.generator, forbid=forbid, **world_kwargs(generate, carrying, task))
+                        generator=self.generator, forbid=forbid, carrying=carrying, task=task)

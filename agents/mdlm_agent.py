@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Collection, Mapping, Sequence
@@ -22,13 +21,12 @@ from maze_mdlm.sampler import sample
 
 Pose = tuple[int, int, int]
 Parsed = tuple[np.ndarray, np.ndarray, Pose]  # (image [G,G,3], layout [G,G,3], pose), see parse_observation
-OLD_END = DONE  # the end-of-plan token of checkpoints without ``config.end_token`` (MiniGrid's done)
 
 
 def end_token_of(model: torch.nn.Module) -> int:
-    """The model's end-of-plan token: ``config.end_token`` (8 for suite models, never sent to the
-    env), else 6 (MiniGrid ``done``, which older checkpoints use as "the plan ends here")."""
-    return int(getattr(model.config, "end_token", OLD_END))
+    """The model's end-of-plan token, ``config.end_token``: 8 (END, never sent to the env), or 6
+    (MiniGrid ``done``, "the plan ends here") in checkpoints made before 0.5."""
+    return int(model.config.end_token)
 
 
 @dataclass
@@ -267,7 +265,7 @@ class MDLMAgent:
         """
         return sample(self.model, grid, direction, self.horizon, self.num_steps, temperature=self.temperature,
                       generator=self.generator, forbid=forbid, stop_after=None if self.full_plans else self.execute,
-                      **world_kwargs(sample, carrying, task))
+                      carrying=carrying, task=task)
 
     # ------------------------------------------------------------------ rules of the world
     def first_action_forbidden(self, layout: np.ndarray, pose: Pose, visited: Collection[Pose] = (),
@@ -283,8 +281,9 @@ class MDLMAgent:
 
     def forbid_tensor(self, first: np.ndarray) -> Tensor:
         """[B, 7] forbidden first actions -> the sampler's [B, H, V] mask (V the model's output
-        classes; the tokens past the 7 actions, END included, are forbidden first; later positions free)."""
-        return first_position_mask(first, self.horizon, self.model.config.num_actions).to(self.device)
+        classes, ``config.num_outputs``: the tokens past the 7 actions, END included, are forbidden
+        first; later positions free)."""
+        return first_position_mask(first, self.horizon, self.model.config.num_outputs).to(self.device)
 
     @staticmethod
     def _pop_action(state: EpisodeState, layout: np.ndarray, pose: Pose) -> int:
@@ -319,21 +318,9 @@ def first_position_mask(first: np.ndarray, horizon: int, vocab: int | None = Non
     return forbid
 
 
-def plan_actions(tokens: list[int], end_token: int = OLD_END) -> list[int]:
+def plan_actions(tokens: list[int], end_token: int) -> list[int]:
     """The MiniGrid actions of a sampled plan before its first ``end_token`` or other non-action
     token (MASK: the part left unsampled by ``stop_after``); ``[FORWARD]`` if it starts with one."""
     stop = next((i for i, t in enumerate(tokens) if t == end_token or not 0 <= t < ACTIONS), len(tokens))
     return tokens[:stop] or [FORWARD]  # END first (only possible without safe_first_action)
 
-
-def world_kwargs(fn: Any, carrying: Tensor | None, task: Tensor | None) -> dict[str, Tensor | None]:
-    """``carrying`` / ``task`` keyword arguments for a model call ``fn`` that takes them."""
-    params = _parameters(fn)
-    return {name: value for name, value in (("carrying", carrying), ("task", task)) if name in params}
-
-
-@functools.lru_cache(maxsize=None)
-def _parameters(fn: Any) -> frozenset[str]:
-    import inspect
-
-    return frozenset(inspect.signature(fn).parameters)

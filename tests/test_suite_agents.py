@@ -24,6 +24,7 @@ from tests.models import perturbed_policy
 
 SEED = 1_000_000
 TINY = dict(hidden_dim=32, num_layers=1, num_heads=2, max_seq_len=16, cnn_channels=(4, 4, 4))
+LEGACY = dict(end_token=6, vocab_size=8, task_inputs=False)  # a checkpoint made before 0.5 (done = END)
 
 
 class Recording(MDLMAgent):
@@ -38,9 +39,9 @@ class Recording(MDLMAgent):
         return super().sample_plans(grid, direction, forbid, carrying=carrying, task=task)
 
 
-def _agent(cls=Recording, grid_size: int = 19, **kwargs) -> MDLMAgent:
-    return cls(perturbed_policy(ModelConfig(grid_size=grid_size, **TINY), seed=0), **{"horizon": 8, "num_steps": 2,
-                                                                                       **kwargs})
+def _agent(cls=Recording, grid_size: int = 19, legacy: bool = False, **kwargs) -> MDLMAgent:
+    config = ModelConfig(grid_size=grid_size, **TINY, **(LEGACY if legacy else {}))
+    return cls(perturbed_policy(config, seed=0), **{"horizon": 8, "num_steps": 2, **kwargs})
 
 
 def _follow(agent: MDLMAgent, env: gym.Env, seed: int):
@@ -138,7 +139,7 @@ def test_ar_agent_passes_the_same_inputs(monkeypatch):
     obs, info = envs.FullGridObsWrapper(gym.make("MiniGrid-Fetch-5x5-N2-v0")).reset(seed=SEED)
     assert agent.act_batch([agent.new_episode(obs, info)], [obs]) == [FORWARD]
     assert seen["task"].tolist() == [obs["task"].tolist()] and seen["carrying"].tolist() == [list(NOTHING)]
-    assert seen["forbid"].shape == (1, 8, 7)
+    assert seen["forbid"].shape == (1, 8, 9) and seen["forbid"][0, 0, 7:].all()  # END never first
 
 
 def test_a_model_sees_its_own_canvas_whatever_the_wrapper():
@@ -156,7 +157,8 @@ def test_plans_stop_at_the_models_end_token():
     assert plan_actions([2, 6, 2, 8, 2], end_token=6) == [2]  # old checkpoints: done ends the plan
     assert plan_actions([0, 1, 7, 7], end_token=8) == [0, 1]  # MASK: left unsampled
     assert plan_actions([8, 2], end_token=8) == [FORWARD]
-    assert _agent().end_token == 6 and not _agent().done_is_action  # the shipped kind of config
+    assert _agent(legacy=True).end_token == 6 and not _agent(legacy=True).done_is_action  # the shipped 19x19 ones
+    assert _agent().end_token == 8 and _agent().done_is_action
 
 
 def test_first_position_mask_forbids_the_tokens_past_the_actions():
@@ -172,8 +174,7 @@ def test_done_is_a_first_action_only_where_it_completes_a_goto_task_and_only_for
     obs, info = env.reset(seed=SEED)
     plan = list(solve_env(env).actions)
     assert plan[-1] == DONE
-    old, new = _agent(), _agent()
-    new.end_token, new.done_is_action = 8, True  # what a model with config.end_token = 8 sets
+    old, new = _agent(legacy=True), _agent()
     state = new.new_episode(obs, info)
     _, layout, pose = new.observe(state, obs)[0]
     assert new.first_action_forbidden(layout, pose, (), NOTHING, state.task)[DONE]  # far from the door
