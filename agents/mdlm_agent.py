@@ -83,8 +83,8 @@ class MDLMAgent:
     With ``avoid_revisits`` (default) it also avoids a first move that leads back to a pose
     already visited since the world last changed, when another useful move exists: a shortest
     path never revisits a state, and a deterministic policy that does (e.g. left, right, left,
-    ...) is stuck in that loop for good. Both rules use only the rules of the world (as MCTD does), never the expert;
-    turn them off to measure the raw policy.
+    ...) is stuck in that loop for good. Both rules use only the rules of the world (as MCTD
+    does), never the expert; turn them off to measure the raw policy.
 
     Two ways to drive it: ``reset`` / ``act`` for one episode in a plain gymnasium loop, or
     ``new_episode`` / ``act_batch`` for many episodes in lockstep, where the episodes that need a
