@@ -13,9 +13,10 @@ ms per decision is measured around each ``act`` call; ar and mdlm play ``--batch
 episodes in lockstep, and one ``act_batch`` call's time is divided by the episodes in it.
 Evaluation seeds start at ``envs.seeds.EVAL_SEED_START``; episode i uses seed + i.
 
-The default ``--episodes 20`` over the 69 supported envs is meant to fit four agents on a
-2-core machine in an afternoon with ``--workers 2`` (failed episodes run to the env's step limit,
-up to 3600 steps, which dominates the time of weak agents).
+The default ``--episodes 20`` (69 envs x 4 agents = 5,520 episodes) is sized for an afternoon on
+a 2-core machine with ``--workers 2``, an estimate not yet measured with the generalist: failed
+episodes run to the env's step limit (up to 3600 steps), so the time depends mostly on how often
+the agents fail; use ``--envs`` / ``--agents`` to split the run.
 """
 
 from __future__ import annotations
