@@ -9,7 +9,8 @@ from maze_mdlm.ar import generate
 
 
 class ARAgent(MDLMAgent):
-    """MDLMAgent's loop (receding horizon, replanning, first-action rules, batching) around an
+    """MDLMAgent's loop (receding horizon, replanning on a surprising world state, first-action
+    rules, END handling, carried object and task as inputs, batching) around an
     :class:`maze_mdlm.ar.ARPolicy`: only the model call differs.
 
     A plan is decoded left to right, and only its first ``execute`` actions are decoded: the
@@ -20,8 +21,10 @@ class ARAgent(MDLMAgent):
     name = "ar"
     model_type = "ar"
 
-    def sample_plans(self, grid: Tensor, direction: Tensor, forbid: Tensor | None) -> Tensor:
-        """grid [B, 3, 19, 19], direction [B], forbid [B, H, V] | None -> actions [B, execute]."""
+    def sample_plans(self, grid: Tensor, direction: Tensor, forbid: Tensor | None,
+                     carrying: Tensor | None = None, task: Tensor | None = None) -> Tensor:
+        """grid [B, 3, G, G], direction [B], forbid [B, H, V] | None, carrying [B, 3] | None,
+        task [B, 5] | None -> actions [B, execute] ([B, H] with ``full_plans``)."""
         length = self.horizon if self.full_plans else min(self.execute, self.horizon)
-        return generate(self.model, grid, direction, length,
-                        temperature=self.temperature, generator=self.generator, forbid=forbid)
+        return generate(self.model, grid, direction, length, temperature=self.temperature,
+                        generator=self.generator, forbid=forbid, carrying=carrying, task=task)

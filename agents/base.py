@@ -23,13 +23,18 @@ class Agent(Protocol):
     def act(self, obs: Mapping[str, Any]) -> int: ...
 
 
-def parse_observation(obs: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
-    """``(image [19,19,3], layout [19,19,3], pose (x, y, d))`` from a full-grid observation.
+def parse_observation(obs: Mapping[str, Any], size: int | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
+    """``(image [G,G,3], layout [G,G,3], pose (x, y, d))`` from a full-grid observation.
+
+    ``size``: the canvas side G the image is padded to with walls (a model's ``grid_size``;
+    default: 19, or the image's own side up to 25).
 
     Raises:
         envs.ObservationError: for a partial (egocentric) view, with a hint on how to wrap the env.
+        envs.GridTooLargeError: for an image larger than ``size``.
     """
-    image, direction = observation_grid(obs)
+    image, direction = observation_grid(obs, size)
     x, y, _ = agent_pose(image)
     return image, layout_of(image), (x, y, direction)
 

@@ -11,19 +11,22 @@ import torch
 from torch import Tensor
 
 from agents.base import parse_observation, torch_threads
-from envs.dynamics import FORWARD, step
-from envs.observation import to_model_input
-from envs.observation import observation_carrying, observation_task
-from envs.rules import forbidden_first_actions
-from envs.tasks import BoundTask, Task
-from envs.world import NOTHING
+from envs.observation import observation_carrying, observation_task, to_model_input
+from envs.rules import ACTIONS, forbidden_first_actions
+from envs.tasks import GOTO, BoundTask, Task
+from envs.world import DONE, FORWARD, NOTHING, SUCCESS, WorldState, world_step
 from maze_mdlm.checkpoint import load_checkpoint
 from maze_mdlm.model import MDLMPolicy
 from maze_mdlm.sampler import sample
-from maze_mdlm.tokens import END, MASK, NUM_ACTIONS
 
 Pose = tuple[int, int, int]
-Parsed = tuple[np.ndarray, np.ndarray, Pose]  # (image [19,19,3], layout [19,19,3], pose), see parse_observation
+Parsed = tuple[np.ndarray, np.ndarray, Pose]  # (image [G,G,3], layout [G,G,3], pose), see parse_observation
+
+
+def end_token_of(model: torch.nn.Module) -> int:
+    """The model's end-of-plan token, ``config.end_token``: 8 (END, never sent to the env), or 6
+    (MiniGrid ``done``, "the plan ends here") in checkpoints made before 0.5."""
+    return int(model.config.end_token)
 
 
 @dataclass
@@ -32,8 +35,10 @@ class EpisodeState:
 
     Attributes:
         queue: planned actions not executed yet.
-        expected: the pose the symbolic dynamics predicts after the last action (None at the start).
-        visited: every pose seen in this episode.
+        expected: the world state (layout, pose, carried object) that :func:`envs.world.world_step`
+            predicts after the last action (None at the start); a different observation drops
+            the queue.
+        visited: every pose seen since the world (layout or carried object) last changed.
         plan: the latest sampled plan's actions (before END; only its first ``execute`` ones unless
             the agent decodes ``full_plans``).
         last_plan: the part of ``plan`` from the pose of the latest decision, the action chosen
@@ -43,33 +48,43 @@ class EpisodeState:
         carrying: what the agent holds (the observation's ``carrying``, or tracked from its own
             actions for MiniGrid's ``FullyObsWrapper``).
         last: ``(image, pose, action)`` of the previous step (for that tracking).
+        world: ``(layout [G,G,3], carrying)`` seen at the previous step (a change clears ``visited``).
     """
 
     queue: list[int] = field(default_factory=list)
-    expected: Pose | None = None
+    expected: WorldState | None = None
     visited: set[Pose] = field(default_factory=set)
     plan: list[int] = field(default_factory=list)
     task: BoundTask | None = None
     carrying: tuple[int, int, int] = NOTHING
     last: tuple | None = None
     last_plan: list[int] = field(default_factory=list)
+    world: tuple[np.ndarray, tuple[int, int, int]] | None = None
     _plan_pos: int = 0  # index in ``plan`` of the next queued action
 
 
 class MDLMAgent:
     """Sample a plan of ``horizon`` actions, execute its first ``execute`` ones, replan.
 
-    It also replans early when an observation differs from the pose the symbolic dynamics
-    predicted, or when the plan reaches END (6) before the goal.
+    It also replans early when an observation differs from the world state (layout, pose, carried
+    object) that :func:`envs.world.world_step` predicted, or when the plan reaches the model's END
+    before the task is done. END is ``model.config.end_token``: 8 for suite models, where a
+    planned ``done`` (6) is a real action sent to the env (GoTo tasks); 6 (``done``) for older
+    checkpoints, where it only ends the plan and is never sent.
+
+    Each plan is conditioned on what the agent carries and on the episode's task (the
+    observation's ``carrying`` and ``task``, or tracked / parsed from the mission).
 
     With ``safe_first_action`` (default) the first action of every plan is drawn among the
-    navigation actions that the symbolic dynamics says change the state and do not enter lava:
-    a deterministic policy that bumps into a wall would otherwise repeat the same no-op forever.
-    With ``avoid_revisits`` (default) it also avoids a first action that leads back to a pose
-    already visited in this episode, when another useful action exists: a shortest path never
-    revisits a pose, and a deterministic policy that does (e.g. left, right, left, ...) is stuck in
-    that loop for good. Both rules use only the rules of the world (as MCTD does), never the expert;
-    turn them off to measure the raw policy.
+    useful actions of :func:`envs.rules.forbidden_first_actions`: ones that change the state
+    without failing the episode (no bumping into walls, no no-op pickups, toggles or drops, never
+    into lava); plus ``done`` when it completes a GoTo task, for models where ``done`` is an
+    action. A deterministic policy that repeats a no-op would otherwise do so forever.
+    With ``avoid_revisits`` (default) it also avoids a first move that leads back to a pose
+    already visited since the world last changed, when another useful move exists: a shortest
+    path never revisits a state, and a deterministic policy that does (e.g. left, right, left,
+    ...) is stuck in that loop for good. Both rules use only the rules of the world (as MCTD
+    does), never the expert; turn them off to measure the raw policy.
 
     Two ways to drive it: ``reset`` / ``act`` for one episode in a plain gymnasium loop, or
     ``new_episode`` / ``act_batch`` for many episodes in lockstep, where the episodes that need a
@@ -122,6 +137,8 @@ class MDLMAgent:
         self.model = model.eval()
         self.device = next(model.parameters()).device
         self.grid_size = model.config.grid_size  # the canvas the model sees (evaluation wraps envs to it)
+        self.end_token = end_token_of(model)
+        self.done_is_action = self.end_token != DONE  # suite models: done (6) is sent to the env
         self.horizon, self.execute, self.num_steps, self.temperature = horizon, execute, num_steps, temperature
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.safe_first_action, self.avoid_revisits = safe_first_action, avoid_revisits
@@ -133,7 +150,8 @@ class MDLMAgent:
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, env_id: str | None = None,
                         device: str | torch.device = "cpu", **kwargs: Any) -> "MDLMAgent":
-        """Load ``path``, or the checkpoint shipped for ``env_id`` (default FourRooms), onto
+        """Load ``path``, or the checkpoint shipped for ``env_id`` (default FourRooms; the generalist
+        ``suite.pt`` for most supported envs, :mod:`maze_mdlm.shipped`), onto
         ``device`` ("cpu" (default), "cuda", "auto": CUDA when torch sees one).
 
         The checkpoint must hold this agent's ``model_type`` ("mdlm"; "ar" for ARAgent).
@@ -167,23 +185,24 @@ class MDLMAgent:
         return self._state.last_plan
 
     def plan(self, image: np.ndarray, layout: np.ndarray, pose: Pose) -> list[int]:
-        """Sample one plan from a full-grid image ``[19,19,3]`` (in the episode of ``reset``)."""
+        """Sample one plan from a full-grid image ``[G,G,3]`` (in the episode of ``reset``)."""
         return self.plan_batch([(image, layout, pose)], [self._state.visited], [self._state])[0]
 
     # ------------------------------------------------------------------ many episodes in lockstep
     def new_episode(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> EpisodeState:
         """A fresh state for an episode that starts at ``obs`` (validates the observation and the task)."""
-        _, layout, _ = parse_observation(obs)
+        _, layout, _ = parse_observation(obs, self.grid_size)
         return EpisodeState(task=Task.from_vector(observation_task(obs)).bind(layout))
 
     def act_batch(self, states: Sequence[EpisodeState], observations: Sequence[Mapping[str, Any]]) -> list[int]:
         """The next action of each episode; the episodes that need a new plan share one model call."""
-        rows = [parse_observation(obs) for obs in observations]
-        for state, obs, (image, _, pose) in zip(states, observations, rows):
-            state.visited.add(pose)
-            state.carrying = observation_carrying(obs, state.carrying, state.last, image)
-        replan = [i for i, (state, (_, _, pose)) in enumerate(zip(states, rows))
-                  if not state.queue or pose != state.expected]  # plan done, or the world surprised us
+        rows, surprised = [], []
+        for state, obs in zip(states, observations):
+            row, as_predicted = self.observe(state, obs)
+            rows.append(row)
+            surprised.append(not as_predicted)
+        replan = [i for i, state in enumerate(states)
+                  if not state.queue or surprised[i]]  # plan done, or the world surprised us
         if replan:
             plans = self.plan_batch([rows[i] for i in replan], [states[i].visited for i in replan],
                                     [states[i] for i in replan])
@@ -194,51 +213,86 @@ class MDLMAgent:
             state.last = (image, pose, action)
         return actions
 
+    def observe(self, state: EpisodeState, obs: Mapping[str, Any]) -> tuple[Parsed, bool]:
+        """Update ``state`` with an observation: ``((image, layout, pose), as_predicted)``.
+
+        The image hides the cell under the agent (an open door, say); no action changes that
+        cell, so it is taken from the prediction. ``as_predicted``: the layout, pose and carried
+        object are the ones :attr:`EpisodeState.expected` predicted (False at the start).
+        """
+        image, layout, pose = parse_observation(obs, self.grid_size)
+        state.carrying = observation_carrying(obs, state.carrying, state.last, image)
+        expected = state.expected
+        as_predicted = False
+        if expected is not None:
+            layout[pose[0], pose[1]] = expected.layout[pose[0], pose[1]]  # ``layout`` is a fresh copy
+            as_predicted = (expected.pose == pose and expected.carrying == state.carrying
+                            and np.array_equal(expected.layout, layout))
+        if state.world is not None and (state.world[1] != state.carrying or not np.array_equal(state.world[0], layout)):
+            state.visited.clear()  # a new world: poses seen before are new states
+        state.world = (layout, state.carrying)
+        state.visited.add(pose)
+        return (image, layout, pose), as_predicted
+
     def plan_batch(self, rows: Sequence[Parsed], visited: Sequence[Collection[Pose]],
                    episodes: Sequence[EpisodeState] | None = None) -> list[list[int]]:
         """Sample one plan per parsed observation, in one model call; each plan stops before END.
         ``episodes`` (optional) give each row's task and carried object to the first-action rules."""
+        episodes = episodes or [EpisodeState() for _ in rows]
         images = np.stack([image for image, _, _ in rows])  # [B, G, G, 3]
-        inputs = to_model_input(images, np.array([pose[2] for _, _, pose in rows]))
-        grid, direction = inputs["grid"].to(self.device), inputs["direction"].to(self.device)
+        tasks = np.stack([(ep.task.task if ep.task is not None else Task(0)).vector() for ep in episodes])
+        inputs = to_model_input(images, np.array([pose[2] for _, _, pose in rows]),
+                                np.array([ep.carrying for ep in episodes]), tasks)
+        inputs = {key: value.to(self.device) for key, value in inputs.items()}
         forbid = None
         if self.safe_first_action:
-            episodes = episodes or [EpisodeState() for _ in rows]
             first = np.stack([self.first_action_forbidden(layout, pose, seen, ep.carrying, ep.task)
                               for (_, layout, pose), seen, ep in zip(rows, visited, episodes)])
             forbid = self.forbid_tensor(first)
         with torch_threads(self.batch_threads if len(rows) >= self.BIG_BATCH else self.num_threads):
-            tokens = self.sample_plans(grid, direction, forbid)
+            tokens = self.sample_plans(inputs["grid"], inputs["direction"], forbid,
+                                       carrying=inputs["carrying"], task=inputs["task"])
         self.plans += len(rows)
-        return [plan_actions(plan) for plan in tokens.tolist()]
+        return [plan_actions(plan, self.end_token) for plan in tokens.tolist()]
 
     @torch.no_grad()
-    def sample_plans(self, grid: Tensor, direction: Tensor, forbid: Tensor | None) -> Tensor:
-        """The model call. grid [B,3,19,19] long, direction [B] long, forbid [B,H,V] bool -> [B,H] long.
+    def sample_plans(self, grid: Tensor, direction: Tensor, forbid: Tensor | None,
+                     carrying: Tensor | None = None, task: Tensor | None = None) -> Tensor:
+        """The model call. grid [B,3,G,G] long, direction [B] long, forbid [B,H,V] bool, carrying
+        [B,3] long, task [B,5] long (None: empty hands / goal tasks) -> [B,H] long.
 
         Only the first ``execute`` columns are used; an override may return just those.
         """
         return sample(self.model, grid, direction, self.horizon, self.num_steps, temperature=self.temperature,
-                      generator=self.generator, forbid=forbid, stop_after=None if self.full_plans else self.execute)
+                      generator=self.generator, forbid=forbid, stop_after=None if self.full_plans else self.execute,
+                      carrying=carrying, task=task)
 
     # ------------------------------------------------------------------ rules of the world
     def first_action_forbidden(self, layout: np.ndarray, pose: Pose, visited: Collection[Pose] = (),
                                carrying: tuple[int, int, int] = NOTHING, task: BoundTask | None = None) -> np.ndarray:
-        """[V] bool: the tokens forbidden as a plan's first action (all but the useful ones:
-        :func:`envs.rules.forbidden_first_actions`)."""
-        return forbidden_first_actions(layout, pose, visited if self.avoid_revisits else (), carrying, task)
+        """[7] bool: the MiniGrid actions forbidden as a plan's first action (all but the useful
+        ones: :func:`envs.rules.forbidden_first_actions`). For models where ``done`` is an action,
+        ``done`` is allowed where it completes the task (next to a GoTo target)."""
+        forbidden = forbidden_first_actions(layout, pose, visited if self.avoid_revisits else (), carrying, task)
+        if self.done_is_action and task is not None and task.task.kind == GOTO:
+            _, status = world_step(WorldState(layout, tuple(pose), tuple(carrying)), DONE, task)
+            forbidden[DONE] = status != SUCCESS
+        return forbidden
 
     def forbid_tensor(self, first: np.ndarray) -> Tensor:
-        """[B, V] forbidden first tokens -> the sampler's [B, H, V] mask (later positions free)."""
-        return first_position_mask(first, self.horizon).to(self.device)
+        """[B, 7] forbidden first actions -> the sampler's [B, H, V] mask (V the model's output
+        classes, ``config.num_outputs``: the tokens past the 7 actions, END included, are forbidden
+        first; later positions free)."""
+        return first_position_mask(first, self.horizon, self.model.config.num_outputs).to(self.device)
 
     @staticmethod
     def _pop_action(state: EpisodeState, layout: np.ndarray, pose: Pose) -> int:
-        """Take the next queued action and predict the pose it leads to."""
+        """Take the next queued action and predict the world state it leads to
+        (:func:`envs.world.world_step`: pose, layout and carried object)."""
         state.last_plan = state.plan[state._plan_pos:]
         state._plan_pos += 1
         action = state.queue.pop(0)
-        state.expected, _ = step(layout, pose, action)
+        state.expected, _ = world_step(WorldState(layout, pose, state.carrying), action, state.task)
         return action
 
     def stats(self) -> dict[str, float]:
@@ -254,17 +308,19 @@ class MDLMAgent:
         self.plans = int(sum(states))
 
 
-def first_position_mask(first: np.ndarray, horizon: int) -> Tensor:
-    """``[B, V]`` bool tokens forbidden at position 0 -> the sampler's ``forbid`` ``[B, H, V]``
-    (later positions free)."""
-    forbid = torch.zeros(first.shape[0], horizon, NUM_ACTIONS, dtype=torch.bool)
-    forbid[:, 0] = torch.from_numpy(first)
+def first_position_mask(first: np.ndarray, horizon: int, vocab: int | None = None) -> Tensor:
+    """``[B, A]`` bool tokens forbidden at position 0 -> the sampler's ``forbid`` ``[B, H, V]``
+    (later positions free). ``vocab`` V (default A) >= A: tokens ``A..V-1`` are forbidden first."""
+    vocab = first.shape[1] if vocab is None else vocab
+    forbid = torch.zeros(first.shape[0], horizon, vocab, dtype=torch.bool)
+    forbid[:, 0, first.shape[1]:] = True
+    forbid[:, 0, : first.shape[1]] = torch.from_numpy(first)
     return forbid
 
 
-def plan_actions(tokens: list[int]) -> list[int]:
-    """The actions of a sampled plan before its first END or MASK (the part left unsampled by
-    ``stop_after``); ``[FORWARD]`` if it starts with END."""
-    stops = [tokens.index(t) for t in (END, MASK) if t in tokens]
-    actions = tokens[: min(stops)] if stops else tokens
-    return actions or [FORWARD]  # END first (only possible without safe_first_action)
+def plan_actions(tokens: list[int], end_token: int) -> list[int]:
+    """The MiniGrid actions of a sampled plan before its first ``end_token`` or other non-action
+    token (MASK: the part left unsampled by ``stop_after``); ``[FORWARD]`` if it starts with one."""
+    stop = next((i for i, t in enumerate(tokens) if t == end_token or not 0 <= t < ACTIONS), len(tokens))
+    return tokens[:stop] or [FORWARD]  # END first (only possible without safe_first_action)
+

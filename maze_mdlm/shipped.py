@@ -1,13 +1,20 @@
-"""The checkpoints shipped as package data: per supported env, an MDLM and the AR baseline."""
+"""The checkpoints shipped as package data: the default MDLM and AR baseline of every supported env.
+
+The generalist (``suite.pt``, ``suite_ar.pt``: one model trained on the MiniGrid suite, grid size
+25) is the default for every env in :data:`envs.registry.SUPPORTED`. The per-env FourRooms and
+maze checkpoints (grid size 19) stay the default of their own envs (:data:`SHIPPED`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from envs import BRAID_MAZE_ID, FOURROOMS_ID, LAVA_MAZE_ID, MAZE_ID
+from envs.registry import SUPPORTED
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-SHIPPED = {
+SUITE = {"mdlm": "suite.pt", "ar": "suite_ar.pt"}  # the generalist: every supported env
+SHIPPED = {  # per-env checkpoints that take precedence over the generalist for their env
     ("mdlm", FOURROOMS_ID): "fourrooms.pt",
     ("mdlm", MAZE_ID): "maze.pt",
     ("ar", FOURROOMS_ID): "fourrooms_ar.pt",
@@ -20,17 +27,29 @@ SHIPPED = {
 }
 
 
+def shipped_name(env_id: str, model_type: str = "mdlm") -> str:
+    """File name (in :data:`CHECKPOINT_DIR`) of the ``model_type`` checkpoint shipped for ``env_id``.
+
+    Raises:
+        ValueError: for an unknown ``model_type``, or an env the registry does not support.
+    """
+    if model_type not in SUITE:
+        raise ValueError(f"unknown model type {model_type!r} (known: {', '.join(SUITE)})")
+    if (model_type, env_id) in SHIPPED:
+        return SHIPPED[(model_type, env_id)]
+    if env_id not in SUPPORTED:
+        raise ValueError(f"no {model_type} checkpoint ships for {env_id} (not in envs.registry.SUPPORTED); "
+                         "pass --checkpoint PATH")
+    return SUITE[model_type]
+
+
 def default_checkpoint(env_id: str, model_type: str = "mdlm") -> Path:
     """Path of the shipped ``model_type`` ("mdlm" or "ar") checkpoint for ``env_id``.
 
     Raises:
         ValueError: if none ships for that env or the file is missing from the install.
     """
-    if (model_type, env_id) not in SHIPPED:
-        envs = sorted({env for kind, env in SHIPPED if kind == model_type})
-        raise ValueError(f"no {model_type} checkpoint ships for {env_id}; pass --checkpoint PATH "
-                         f"(shipped: {', '.join(envs)})")
-    path = CHECKPOINT_DIR / SHIPPED[(model_type, env_id)]
+    path = CHECKPOINT_DIR / shipped_name(env_id, model_type)
     if not path.is_file():
         raise ValueError(f"the shipped checkpoint {path} is missing from this install; pass --checkpoint PATH")
     return path

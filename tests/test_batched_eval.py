@@ -44,10 +44,12 @@ class CountingAgent(MDLMAgent):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.world: list[tuple[torch.Tensor, torch.Tensor]] = []  # (carrying [B, 3], task [B, 5]) per call
 
-    def sample_plans(self, grid, direction, forbid):
+    def sample_plans(self, grid, direction, forbid, carrying=None, task=None):
         self.calls.append((grid.clone(), direction.clone()))
-        return super().sample_plans(grid, direction, forbid)
+        self.world.append((carrying.clone(), task.clone()))
+        return super().sample_plans(grid, direction, forbid, carrying=carrying, task=task)
 
 
 class LockstepBFS(BFSAgent):
@@ -151,8 +153,8 @@ def test_first_action_forbidden_is_per_row():
     free = agent.first_action_forbidden(layout, pose)
     assert free.shape == (7,) and free.dtype == np.bool_ and free[3:].all()
     forbid = agent.forbid_tensor(np.stack([free, free]))
-    assert forbid.shape == (2, 8, 7) and not forbid[:, 1:].any()
-    assert torch.equal(forbid[1, 0], torch.from_numpy(free))
+    assert forbid.shape == (2, 8, 9) and not forbid[:, 1:].any()  # over the model's 9 output classes
+    assert torch.equal(forbid[1, 0, :7], torch.from_numpy(free)) and forbid[:, 0, 7:].all()  # END never first
 
 
 def test_mdlm_agent_tracks_what_it_carries_and_may_open_the_locked_door():

@@ -95,8 +95,20 @@ def test_rollout_with_a_bad_checkpoint_is_a_usage_error(tmp_path, capsys):
     assert main(["rollout", "--agent", "mdlm", "--checkpoint", str(bogus), "--episodes", "1"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "not a maze-mdlm checkpoint" in err
-    assert main(["rollout", "--agent", "mdlm", "--env", "MiniGrid-Empty-8x8-v0", "--episodes", "1"]) == 2
-    assert "checkpoint ships for MiniGrid-Empty-8x8-v0" in capsys.readouterr().err
+
+
+def test_rollout_without_the_shipped_generalist_file_is_a_one_line_usage_error(tmp_path, capsys, monkeypatch):
+    """Every supported env defaults to a shipped checkpoint (the generalist suite.pt for most);
+    an install without the file gets the one-line error, whether or not this checkout has it."""
+    from maze_mdlm import shipped
+    from maze_mdlm.cli import main
+
+    monkeypatch.setattr(shipped, "CHECKPOINT_DIR", tmp_path)
+    for agent in ("mdlm", "ar", "mctd"):
+        assert main(["rollout", "--agent", agent, "--env", "MiniGrid-DoorKey-5x5-v0", "--episodes", "1"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1
+        assert "suite" in err and "is missing from this install" in err
 
 
 def test_safe_first_action_never_bumps_into_walls():

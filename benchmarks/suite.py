@@ -1,0 +1,254 @@
+"""Every agent on the whole MiniGrid suite: one table per agent, one row per supported env.
+
+    python -m benchmarks.suite [--agents bfs ar mdlm mctd] [--envs ID ...] [--episodes 20] [--workers 2]
+
+Model agents use the checkpoint shipped for each env (the generalist ``suite.pt`` / ``suite_ar.pt``
+for most, :mod:`maze_mdlm.shipped`) unless ``--checkpoint`` (mdlm, mctd) / ``--ar-checkpoint`` (ar)
+is given. Each row: success rate, path ratio (agent steps / expert-optimal steps over successful
+episodes), mean steps, median and p95 ms per decision, episodes. Rows of envs the checkpoint was
+not trained on (zero-shot: not among the training datasets' envs recorded in the checkpoint, or
+listed with ``--held-out`` when the checkpoint records none) are marked.
+
+ms per decision is measured around each ``act`` call; ar and mdlm play ``--batch-envs``
+episodes in lockstep, and one ``act_batch`` call's time is divided by the episodes in it.
+Evaluation seeds start at ``envs.seeds.EVAL_SEED_START``; episode i uses seed + i.
+
+The default ``--episodes 20`` (69 envs x 4 agents = 5,520 episodes) is sized for an afternoon on
+a 2-core machine with ``--workers 2``, an estimate not yet measured with the generalist: failed
+episodes run to the env's step limit (up to 3600 steps), so the time depends mostly on how often
+the agents fail; use ``--envs`` / ``--agents`` to split the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from agents.registry import MODEL_AGENTS, make_agent
+from benchmarks.common import write_results
+from envs.registry import SUPPORTED, lookup
+from envs.seeds import EVAL_SEED_START
+from maze_mdlm.evaluation import DEFAULT_BATCH_ENVS
+from maze_mdlm.parallel import evaluate_parallel
+
+AGENTS = ("bfs", "ar", "mdlm", "mctd")
+DEFAULT_EPISODES = 20
+
+
+class TimedAgent:
+    """An agent (``reset`` / ``act``) whose decisions are timed; everything else is the agent's.
+
+    ``stats()`` adds ``median_ms_per_decision``, ``p95_ms_per_decision`` and ``decisions`` to the
+    agent's own statistics; ``stats_state`` / ``load_stats_state`` carry the timings across
+    worker processes (:mod:`maze_mdlm.parallel`).
+    """
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.ms: list[float] = []  # one entry per decision
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (e.g. while unpickling)
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def reset(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
+        self.inner.reset(obs, info)
+
+    def act(self, obs: Mapping[str, Any]) -> int:
+        start = time.perf_counter()
+        action = self.inner.act(obs)
+        self.ms.append(1000 * (time.perf_counter() - start))
+        return action
+
+    def stats(self) -> dict[str, float]:
+        out = dict(self.inner.stats()) if hasattr(self.inner, "stats") else {}
+        ms = np.asarray(self.ms, dtype=float)
+        out.update(decisions=len(ms),
+                   median_ms_per_decision=float(np.median(ms)) if len(ms) else None,
+                   p95_ms_per_decision=float(np.percentile(ms, 95)) if len(ms) else None)
+        return out
+
+    def stats_state(self) -> tuple[Any, list[float]]:
+        inner = self.inner.stats_state() if hasattr(self.inner, "stats_state") else None
+        return inner, list(self.ms)
+
+    def load_stats_state(self, states: Sequence[tuple[Any, list[float]]]) -> None:
+        if hasattr(self.inner, "load_stats_state"):
+            self.inner.load_stats_state([inner for inner, _ in states])
+        self.ms = [ms for _, times in states for ms in times]
+
+
+class TimedBatchAgent(TimedAgent):
+    """:class:`TimedAgent` for agents that play episodes in lockstep (``new_episode`` /
+    ``act_batch``): a call's time is divided by the episodes in it, one entry per episode."""
+
+    def new_episode(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> Any:
+        return self.inner.new_episode(obs, info)
+
+    def act_batch(self, states: Sequence[Any], observations: Sequence[Mapping[str, Any]]) -> list[int]:
+        start = time.perf_counter()
+        actions = self.inner.act_batch(states, observations)
+        share = 1000 * (time.perf_counter() - start) / max(len(observations), 1)
+        self.ms.extend([share] * len(observations))
+        return actions
+
+
+def timed(agent: Any) -> TimedAgent:
+    """Wrap ``agent`` in the timer that matches its interface."""
+    batched = hasattr(agent, "act_batch") and hasattr(agent, "new_episode")
+    return (TimedBatchAgent if batched else TimedAgent)(agent)
+
+
+def build_timed(name: str, env_id: str, checkpoint: str | None, seed: int) -> TimedAgent:
+    """A fresh timed agent (module level, so ``functools.partial`` of it is picklable for workers)."""
+    return timed(make_agent(name, env_id=env_id, checkpoint=checkpoint, seed=seed))
+
+
+# ----------------------------------------------------------------------------- zero-shot marks
+def checkpoint_for(name: str, env_id: str, checkpoint: str | None, ar_checkpoint: str | None) -> str | None:
+    """The checkpoint agent ``name`` uses on ``env_id`` (None for bfs / random)."""
+    if name not in MODEL_AGENTS:
+        return None
+    given = ar_checkpoint if name == "ar" else checkpoint
+    if given is not None:
+        return str(Path(given).resolve())
+    from maze_mdlm.shipped import default_checkpoint
+
+    return str(default_checkpoint(env_id, "ar" if name == "ar" else "mdlm"))
+
+
+@functools.lru_cache(maxsize=None)
+def trained_envs(path: str) -> tuple[str, ...] | None:
+    """The env ids of the datasets the checkpoint at ``path`` was trained on (None if unrecorded)."""
+    from maze_mdlm.checkpoint import read_checkpoint
+
+    envs = (read_checkpoint(path).get("dataset") or {}).get("envs")
+    return tuple(envs) if envs else None
+
+
+def zero_shot(path: str | None, env_id: str, held_out: Sequence[str] | None) -> bool | None:
+    """Whether ``env_id`` was held out of the training of checkpoint ``path``: from the
+    checkpoint's dataset metadata, else ``held_out``; None when neither says (or no model)."""
+    if path is None:
+        return None
+    envs = trained_envs(path)
+    if envs is not None:
+        return env_id not in envs
+    return None if held_out is None else env_id in held_out
+
+
+# ----------------------------------------------------------------------------- the run
+def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int = EVAL_SEED_START, *,
+        workers: int = 1, checkpoint: str | None = None, ar_checkpoint: str | None = None,
+        held_out: Sequence[str] | None = None, batch_envs: int = DEFAULT_BATCH_ENVS,
+        on_row: Callable[[str, dict], None] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """``{agent: [row per env]}`` through the project's evaluation runner
+    (:func:`maze_mdlm.parallel.evaluate_parallel`, i.e. :func:`maze_mdlm.evaluation.evaluate`).
+
+    A row holds ``env, task, zero_shot, episodes, success_rate, path_ratio, mean_steps,
+    median_ms_per_decision, p95_ms_per_decision, decisions, seconds, checkpoint``; a model agent
+    whose checkpoint cannot be loaded (e.g. not shipped yet) gets ``skipped`` (the reason) instead.
+    """
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for name in agents:
+        rows = tables.setdefault(name, [])
+        for env_id in env_ids:
+            spec = lookup(env_id)
+            row: dict[str, Any] = {"env": env_id, "task": spec.task_name}
+            try:
+                path = checkpoint_for(name, env_id, checkpoint, ar_checkpoint)
+                factory = functools.partial(build_timed, name, env_id=env_id, checkpoint=path, seed=seed)
+                agent = factory()
+            except ValueError as err:  # a missing or foreign checkpoint
+                row["skipped"] = " ".join(str(err).split())
+                rows.append(row)
+                continue
+            m = evaluate_parallel(factory, env_id, episodes, seed, workers=workers, batch_envs=batch_envs,
+                                  agent=agent)
+            row.update(
+                zero_shot=zero_shot(path, env_id, held_out),
+                checkpoint=None if path is None else Path(path).name,
+                **{key: m.get(key) for key in ("episodes", "success_rate", "path_ratio", "mean_steps",
+                                               "mean_optimal_steps", "median_ms_per_decision",
+                                               "p95_ms_per_decision", "decisions", "seconds", "batch_envs")},
+            )
+            rows.append(row)
+            if on_row is not None:
+                on_row(name, row)
+    return tables
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def to_markdown(tables: Mapping[str, list[dict[str, Any]]]) -> str:
+    """One table per agent; zero-shot rows marked, a summary line under each table."""
+    out = ["ms/decision: wall time of each `act` call; ar and mdlm play episodes in lockstep and a batched "
+           "`act_batch` call's time is divided by the episodes in it. Zero-shot: the env is not among the "
+           "checkpoint's training envs (**yes** rows).", ""]
+    for name, rows in tables.items():
+        out += [f"## {name}", "",
+                "| env | task | zero-shot | episodes | success | path ratio | mean steps | ms/decision median "
+                "| ms/decision p95 |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            if "skipped" in r:
+                out.append(f"| {r['env']} | {r['task']} | | | skipped: {r['skipped']} | | | | |")
+                continue
+            mark = {True: "**yes**", False: "no", None: "-"}[r["zero_shot"]]
+            out.append(f"| {r['env']} | {r['task']} | {mark} | {r['episodes']} | {r['success_rate']:.3f} | "
+                       f"{_number(r['path_ratio'], 3)} | {r['mean_steps']:.1f} | "
+                       f"{_number(r['median_ms_per_decision'], 2)} | {_number(r['p95_ms_per_decision'], 2)} |")
+        out += ["", summary_line(rows), ""]
+    return "\n".join(out)
+
+
+def summary_line(rows: Sequence[dict[str, Any]]) -> str:
+    """Mean success over all envs that ran, over trained envs and over zero-shot envs."""
+    ran = [r for r in rows if "skipped" not in r]
+    parts = []
+    for label, group in (("all envs", ran), ("trained envs", [r for r in ran if r["zero_shot"] is False]),
+                         ("zero-shot envs", [r for r in ran if r["zero_shot"] is True])):
+        if group:
+            parts.append(f"{label} {np.mean([r['success_rate'] for r in group]):.3f} ({len(group)})")
+    skipped = len(rows) - len(ran)
+    line = "Mean success: " + (", ".join(parts) if parts else "-")
+    return line + (f"; {skipped} envs skipped" if skipped else "")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", nargs="+", default=list(AGENTS), help="agents, one table each")
+    parser.add_argument("--envs", nargs="+", default=list(SUPPORTED), help="env ids (default: every supported env)")
+    parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES,
+                        help=f"episodes per agent and env (default {DEFAULT_EPISODES}: the full suite, four "
+                             "agents, fits an afternoon on 2 cores with --workers 2)")
+    parser.add_argument("--seed", type=int, default=EVAL_SEED_START, help="first evaluation seed")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes per rollout")
+    parser.add_argument("--batch-envs", type=int, default=DEFAULT_BATCH_ENVS, help="lockstep width of ar / mdlm")
+    parser.add_argument("--checkpoint", default=None, help="mdlm and mctd checkpoint for every env (default: shipped)")
+    parser.add_argument("--ar-checkpoint", default=None, help="ar checkpoint for every env (default: shipped)")
+    parser.add_argument("--held-out", nargs="+", default=None, metavar="ID",
+                        help="zero-shot envs, for checkpoints that do not record their training envs")
+    parser.add_argument("--name", default="suite", help="results file name")
+    parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
+    args = parser.parse_args(argv)
+    tables = run(args.agents, args.envs, args.episodes, args.seed, workers=args.workers,
+                 checkpoint=args.checkpoint, ar_checkpoint=args.ar_checkpoint, held_out=args.held_out,
+                 batch_envs=args.batch_envs,
+                 on_row=lambda name, row: print(f"{name} {row['env']}: success {row['success_rate']:.3f}",
+                                                flush=True))
+    md = to_markdown(tables)
+    print(md)
+    write_results(args.name, {"tables": tables}, md, out_dir=args.out_dir, module="suite")
+
+
+if __name__ == "__main__":
+    main()

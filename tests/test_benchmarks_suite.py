@@ -1,0 +1,73 @@
+"""A tiny call of benchmarks.suite: tables per agent, zero-shot marks, per-decision timings."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+
+import envs
+from agents.baselines import BFSAgent
+from benchmarks import suite
+from maze_mdlm.checkpoint import save_checkpoint
+from maze_mdlm.config import ModelConfig
+from tests.models import perturbed_policy
+
+ENVS = ["MiniGrid-Empty-5x5-v0", "MiniGrid-DoorKey-5x5-v0"]
+
+
+def test_suite_tables_rows_and_zero_shot_marks(tmp_path):
+    config = ModelConfig(hidden_dim=32, num_layers=1, num_heads=2, max_seq_len=8, cnn_channels=(4, 4, 4))
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(ckpt, perturbed_policy(config, seed=0), config, None, 0, {"horizon": 4},
+                    {"envs": [ENVS[0]]})  # trained on Empty only: DoorKey is zero-shot
+    tables = suite.run(["bfs", "mdlm"], ENVS, episodes=2, checkpoint=str(ckpt), batch_envs=2)
+    assert list(tables) == ["bfs", "mdlm"]
+    assert [r["env"] for r in tables["bfs"]] == ENVS and [r["env"] for r in tables["mdlm"]] == ENVS
+    for r in tables["bfs"]:
+        assert r["success_rate"] == 1.0 and r["path_ratio"] == 1.0 and r["zero_shot"] is None
+        assert r["episodes"] == 2 and r["decisions"] == 2 * r["mean_steps"]
+        assert 0 < r["median_ms_per_decision"] <= r["p95_ms_per_decision"]
+    assert [r["zero_shot"] for r in tables["mdlm"]] == [False, True]
+    assert all(r["checkpoint"] == "tiny.pt" and r["decisions"] > 0 for r in tables["mdlm"])
+
+    md = suite.to_markdown(tables)
+    assert md.count("## ") == 2 and "| MiniGrid-Empty-5x5-v0 | goal | - | 2 | 1.000 | 1.000 |" in md
+    assert "| MiniGrid-DoorKey-5x5-v0 | goal | **yes** | 2 |" in md
+    assert "zero-shot envs" in md and "divided by the episodes" in md
+
+
+def test_suite_main_writes_results_and_marks_held_out_envs_without_metadata(tmp_path, monkeypatch):
+    """A checkpoint that records no training envs: --held-out says which rows are zero-shot; a
+    model agent whose checkpoint is missing gets a skipped row, not a crash."""
+    config = ModelConfig(hidden_dim=32, num_layers=1, num_heads=2, max_seq_len=8, cnn_channels=(4, 4, 4))
+    ckpt = tmp_path / "bare.pt"
+    save_checkpoint(ckpt, perturbed_policy(config, seed=0), config, None, 0, {"horizon": 4}, None)
+    suite.main(["--agents", "mdlm", "ar", "--envs", ENVS[0], "--episodes", "1", "--checkpoint", str(ckpt),
+                "--ar-checkpoint", str(tmp_path / "missing.pt"), "--held-out", ENVS[0], "--name", "tiny_suite",
+                "--out-dir", str(tmp_path)])
+    payload = json.loads((tmp_path / "tiny_suite.json").read_text())
+    assert payload["command"].split()[:3] == ["python", "-m", "benchmarks.suite"]
+    (row,) = payload["results"]["tables"]["mdlm"]
+    assert row["zero_shot"] is True and row["episodes"] == 1
+    (skipped,) = payload["results"]["tables"]["ar"]
+    assert "not found" in skipped["skipped"]
+    assert "skipped: checkpoint not found" in (tmp_path / "tiny_suite.md").read_text()
+
+
+def test_timed_batch_agent_splits_a_call_over_its_episodes_and_merges_worker_timings():
+    from agents import MDLMAgent
+
+    config = ModelConfig(hidden_dim=32, num_layers=1, num_heads=2, max_seq_len=8, cnn_channels=(4, 4, 4))
+    agent = suite.timed(MDLMAgent(perturbed_policy(config, seed=0), horizon=4))
+    assert isinstance(agent, suite.TimedBatchAgent) and agent.grid_size == 19
+    env = envs.FullGridObsWrapper(gym.make(ENVS[0]))
+    observations = [env.reset(seed=1_000_000 + i)[0] for i in range(3)]
+    agent.act_batch([agent.new_episode(o) for o in observations], observations)
+    assert len(agent.ms) == 3 and len(set(agent.ms)) == 1  # one call's time, shared by its 3 episodes
+    state = agent.stats_state()
+    agent.load_stats_state([state, state])  # as gathered from two workers
+    stats = agent.stats()
+    assert stats["decisions"] == 6 and stats["plans_sampled"] == 6
+    single = suite.timed(BFSAgent())
+    assert not hasattr(single, "act_batch") and single.name == "bfs"
