@@ -333,3 +333,18 @@ def test_mctd_acts_on_every_registered_env(env_id, tiny_models):
             break
     env.close()
     assert agent.stats()["decisions"] >= 1
+
+
+def test_a_25_canvas_model_plays_from_fullyobswrapper_observations(tiny_models):
+    import gymnasium as gym
+    from minigrid.wrappers import FullyObsWrapper
+
+    import envs  # noqa: F401  (registers the envs)
+
+    env = FullyObsWrapper(gym.make("MiniGrid-DoorKey-5x5-v0"))
+    agent = MCTDAgent(tiny_models[25], max_steps=250, seed=0, horizon=8, num_subplans=2, max_expansions=3,
+                      parallel=3, rollout_windows=1)
+    obs, info = env.reset(seed=0)  # a 5x5 image: padded to the model's 25x25 canvas
+    agent.reset(obs, info)
+    assert 0 <= agent.act(obs) <= 6 and agent.last_search.root is not None
+    env.close()

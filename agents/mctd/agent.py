@@ -184,7 +184,7 @@ class MCTDAgent:
     def new_episode(self, obs: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> MCTDEpisode:
         """A fresh state for an episode that starts at ``obs``; after :meth:`seed_episode` it has
         its own generator (so episodes played in lockstep do not share random streams)."""
-        _, layout, _ = parse_observation(obs)
+        _, layout, _ = parse_observation(obs, self.grid_size)
         episode = MCTDEpisode(task=Task.from_vector(observation_task(obs)).bind(layout),
                               policy=self.policy.new_episode(obs, info))
         if self._episode_seed is not None:
@@ -229,7 +229,7 @@ class MCTDAgent:
 
     def plan(self, obs: Mapping[str, Any]) -> list[int]:
         """Search from ``obs`` and return the actions it would queue (no env interaction)."""
-        image, layout, pose = parse_observation(obs)
+        image, layout, pose = parse_observation(obs, self.grid_size)
         episode = self._state
         if episode.task is None:
             episode.task = Task.from_vector(observation_task(obs)).bind(layout)
@@ -276,7 +276,7 @@ class MCTDAgent:
         return [self._act(state, obs) for state, obs in zip(states, observations)]
 
     def _act(self, episode: MCTDEpisode, obs: Mapping[str, Any]) -> int:
-        image, layout, pose = parse_observation(obs)
+        image, layout, pose = parse_observation(obs, self.grid_size)
         carrying = observation_carrying(obs, episode.carrying, episode.last, image)
         if episode.world is not None and world_changed(episode.world, (layout, pose, carrying)):
             episode.visited = set()  # a new carried object or layout: every cell is new again
