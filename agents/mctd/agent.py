@@ -277,6 +277,8 @@ class MCTDAgent:
 
     def _act(self, episode: MCTDEpisode, obs: Mapping[str, Any]) -> int:
         image, layout, pose = parse_observation(obs, self.grid_size)
+        if episode.expected is not None:  # the image hides the cell under the agent (an open door, say)
+            layout[pose[0], pose[1]] = episode.expected[2][pose[0], pose[1]]  # no action changes it
         carrying = observation_carrying(obs, episode.carrying, episode.last, image)
         if episode.world is not None and world_changed(episode.world, (layout, pose, carrying)):
             episode.visited = set()  # a new carried object or layout: every cell is new again
