@@ -270,5 +270,5 @@ def simulate_world(state: WorldState, plans: np.ndarray, task=None, end_token: i
             new = np.where(second, np.where(first_open, SUCCESS, FAILURE), new)
         status = np.where(active, new, status)
         active &= status == RUNNING
-    return WorldOutcome(status=status, steps=steps, poses=poses, carrying=carried, layouts=grid[:, 1:-1, 1:-1].astype(np.uint8),
-                        effects=effects)
+    return WorldOutcome(status=status, steps=steps, poses=poses, carrying=carried,
+                        layouts=grid[:, 1:-1, 1:-1].astype(np.uint8), effects=effects)

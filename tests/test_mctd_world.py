@@ -56,7 +56,8 @@ KEY_DOOR_PLAN = [F, F, F, R, R, F, L, PICKUP_ACTION, L, F, TOGGLE, F, F]
 
 # ----------------------------------------------------------------------------- env layer
 def test_simulate_world_reports_the_steps_that_changed_the_world():
-    out = simulate_world(WorldState(locked_corridor(), (1, 1, 0)), np.array([KEY_DOOR_PLAN, [F, F, PICKUP_ACTION] + [F] * 10]))
+    plans = np.array([KEY_DOOR_PLAN, [F, F, PICKUP_ACTION] + [F] * 10])
+    out = simulate_world(WorldState(locked_corridor(), (1, 1, 0)), plans)
     assert out.status.tolist() == [SUCCESS, RUNNING]
     assert np.nonzero(out.effects[0])[0].tolist() == [7, 10]  # the pickup and the unlock
     assert not out.effects[1].any()  # a pickup with nothing ahead changes nothing

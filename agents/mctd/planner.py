@@ -365,7 +365,10 @@ class MCTDPlanner:
             plans_np = np.concatenate([plans_np, more], axis=1)
             scores, outcome = world.score(plans_np, max_steps, visited)
         if cfg.shortcut and (outcome.status == SUCCESS).any():
-            plans_np = shortcut_successes(plans_np, outcome) if world.navigation_only else world.shortcut(plans_np, outcome)
+            if world.navigation_only:
+                plans_np = shortcut_successes(plans_np, outcome)
+            else:
+                plans_np = world.shortcut(plans_np, outcome)
             scores, outcome = world.score(plans_np, max_steps, visited)
         executed = np.where(outcome.executed, world.executable(plans_np), NOOP)  # what the agent would send
         for i, (_, _, child) in enumerate(batch):

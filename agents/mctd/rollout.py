@@ -224,10 +224,12 @@ class GreedyContinuation:
                         self.horizon, self.steps, forbid=forbid.to(self.device), generator=self.generator,
                         stop_after=self.execute)
         tokens = tokens.cpu().numpy()
-        actions = np.where(np.isin(tokens[:, : self.execute], self.noop_tokens), NOOP, tokens[:, : self.execute])  # [R, E]
+        executed = tokens[:, : self.execute]
+        actions = np.where(np.isin(executed, self.noop_tokens), NOOP, executed)  # [R, E]
         outcome = simulate_plans(self.layout, arr, actions)
         following = tokens[:, self.execute : 2 * self.execute]  # [R, <=E] the tokens after the executed ones
-        guess = simulate_plans(self.layout, outcome.final_pose, np.where(np.isin(following, self.noop_tokens), NOOP, following))
+        following_actions = np.where(np.isin(following, self.noop_tokens), NOOP, following)
+        guess = simulate_plans(self.layout, outcome.final_pose, following_actions)
         for i, p in enumerate(poses):
             visited = tuple((int(x), int(y), int(d)) for x, y, d in outcome.poses[i])
             decoded = following.shape[1] == self.execute and not (following[i] == MASK).any()

@@ -38,7 +38,7 @@ from envs.dynamics import (
     CLOSED_STATE, DONE, DOOR, GOAL_IDX, KEY, LOCKED_STATE, OPEN_STATE, PICKABLE, RUNNING, SUCCESS, WorldState,
     shortcut, simulate_plans, simulate_world, world_step,
 )
-from envs.tasks import FETCH, GOAL, GOTO, OPEN, OPEN_SEQ, PICKUP, PUTNEAR, BoundTask
+from envs.tasks import FETCH, GOAL, GOTO, OPEN_SEQ, PICKUP, PUTNEAR, BoundTask
 from envs.world import NOTHING
 
 NOOP = -1  # a no-op for both dynamics: END, `done` where it does nothing, padding after the end
@@ -236,7 +236,8 @@ class SearchWorld:
             progress = 0.5 + 0.5 * gain / (1.0 + abs(gain))  # in (0, 1); 0.5 without change
             rest = near if novel is None else 0.8 * novel[b] / (length + 1) + 0.2 * near
             running[b] = 0.1 * (1 - 1e-9) * (0.5 * progress + 0.5 * float(np.clip(rest, 0.0, 1.0)))
-        scores = np.where(sim.status == SUCCESS, success, np.where(sim.status == RUNNING, np.maximum(running, 1e-9), 0.0))
+        scores = np.where(sim.status == SUCCESS, success,
+                          np.where(sim.status == RUNNING, np.maximum(running, 1e-9), 0.0))
         return scores.astype(np.float64), sim
 
     def potential(self, layout: np.ndarray, carrying: Cell) -> float:
