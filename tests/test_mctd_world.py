@@ -349,3 +349,19 @@ def test_a_25_canvas_model_plays_from_fullyobswrapper_observations(tiny_models):
     agent.reset(obs, info)
     assert 0 <= agent.act(obs) <= 6 and agent.last_search.root is not None
     env.close()
+
+
+def test_walking_through_an_open_door_does_not_replan():
+    """The image hides the open door under the agent: the plan through it is still as predicted."""
+    from envs.world import OPEN_STATE
+
+    torch.manual_seed(0)
+    net = MDLMPolicy(TINY).eval()
+    with torch.no_grad():
+        net.final.head.bias[FORWARD] = 5.0  # greedy: always forward
+    layout = make_layout([(x, 1) for x in range(1, 6)], goal=(6, 1))
+    layout[3, 1] = (DOOR, BLUE, OPEN_STATE)
+    agent = MCTDAgent(net, seed=0, horizon=8, num_subplans=2, max_expansions=6, parallel=3)
+    status, sent = play(agent, layout, (1, 1, 0))
+    assert status == SUCCESS and sent == [F] * 5
+    assert agent.stats()["decisions"] == 1
