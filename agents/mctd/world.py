@@ -170,20 +170,21 @@ class SearchWorld:
         carrying[:] = self.carrying
         layouts = np.broadcast_to(self.layout, (n, *self.layout.shape)).copy()
         effects = np.zeros((n, length), dtype=bool)
-        if (~full).any():
-            nav = simulate_plans(self.layout, self.pose, actions[~full])
-            status[~full], steps[~full], poses[~full] = nav.status, nav.steps, nav.poses
-        if full.any():
-            rows = np.nonzero(full)[0]
+        for group in (~full, full):
+            if not group.any():
+                continue
+            rows = np.nonzero(group)[0]
             real = actions[rows] != NOOP
             stop = int(np.max(np.where(real.any(axis=1), length - np.argmax(real[:, ::-1], axis=1), 0)))
-            out = simulate_world(self.state(), actions[rows, :stop], self.task)
+            if group is full:
+                out = simulate_world(self.state(), actions[rows, :stop], self.task)
+                carrying[rows, : stop + 1], carrying[rows, stop + 1 :] = out.carrying, out.carrying[:, -1:]
+                layouts[rows], effects[rows, :stop] = out.layouts, out.effects
+            else:
+                out = simulate_plans(self.layout, self.pose, actions[rows, :stop])
             running = out.status == RUNNING
             status[rows], steps[rows] = out.status, np.where(running, length, out.steps)  # NOOPs to the end
-            poses[rows, : stop + 1], carrying[rows, : stop + 1] = out.poses, out.carrying
-            poses[rows, stop + 1 :] = out.poses[:, -1:]
-            carrying[rows, stop + 1 :] = out.carrying[:, -1:]
-            layouts[rows], effects[rows, :stop] = out.layouts, out.effects
+            poses[rows, : stop + 1], poses[rows, stop + 1 :] = out.poses, out.poses[:, -1:]
         pos = np.arange(length)[None]
         within = pos < steps[:, None]
         terminal = (pos == steps[:, None] - 1) & (status != RUNNING)[:, None]
