@@ -4,8 +4,10 @@ Only the dynamics (:func:`envs.world.world_step`), never the expert. An action i
 changes the state (pose, carried object, or a cell) and does not end the episode in failure:
 turning always is; ``forward`` is not into a wall, a closed door, an object or lava; ``pickup``
 needs an empty hand and a key, ball or box ahead; ``drop`` a full hand and an empty cell ahead;
-``toggle`` a door it can open or close, or a box ahead. ``done`` (MiniGrid's 6, the models'
-end-of-plan token) is never a useful first action here.
+``toggle`` a door it can open or close, or a box ahead. ``done`` (MiniGrid's 6) is never a useful
+first action here. As a *first action*, closing an open door is forbidden too
+(:func:`forbidden_first_actions`): no supported task needs it (the expert never does it), and a
+policy that toggles an open door closes and reopens it for ever.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import numpy as np
 
 from envs.tasks import BoundTask
 from envs.world import (
-    DONE, DOOR, EMPTY_IDX, FAILURE, FORWARD, LEFT, NOTHING, OBJECT_ACTIONS, PICKABLE, RIGHT, WorldState, world_step,
+    DONE, DOOR, EMPTY_IDX, FAILURE, FORWARD, LEFT, NOTHING, OBJECT_ACTIONS, OPEN_STATE, PICKABLE, RIGHT, TOGGLE, WorldState,
+    world_step,
 )
+
 
 NAVIGATION = (LEFT, RIGHT, FORWARD)
 ACTIONS = 7
@@ -44,11 +48,13 @@ def useful_actions(state: WorldState, task: BoundTask | None = None) -> list[tup
 
 def forbidden_first_actions(layout: np.ndarray, pose: Pose, visited: Collection[Pose] = (),
                             carrying: tuple[int, int, int] = NOTHING, task: BoundTask | None = None) -> np.ndarray:
-    """[7] bool: every action but the useful ones and, when some move leads to a pose not in
-    ``visited``, every move into a visited pose too (object actions stay allowed). Boxed in:
-    left and right stay allowed."""
+    """[7] bool: every action but the useful ones, toggling an open door (closing it), and, when
+    some move leads to a pose not in ``visited``, every move into a visited pose too (object
+    actions stay allowed). Boxed in: left and right stay allowed."""
     state = WorldState(layout, tuple(int(v) for v in pose), tuple(carrying))
-    useful = useful_actions(state, task)
+    fx, fy = state.front()
+    closes = int(layout[fx, fy, 0]) == DOOR and int(layout[fx, fy, 2]) == OPEN_STATE
+    useful = [(a, nxt) for a, nxt in useful_actions(state, task) if not (a == TOGGLE and closes)]
     moves = [a for a, nxt in useful if a in NAVIGATION]
     fresh = [a for a, nxt in useful if a in NAVIGATION and nxt.pose not in visited]
     objects = [a for a, _ in useful if a not in NAVIGATION]

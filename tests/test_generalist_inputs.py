@@ -136,3 +136,15 @@ def test_legacy_checkpoints_load_with_their_vocabulary() -> None:
     assert model.config.num_outputs == 7 and model.final.head.out_features == 7
     with pytest.raises(ValueError, match="vocab_size"):
         ModelConfig(end_token=LEGACY_END)  # the legacy END needs the legacy vocabulary
+
+
+def test_closing_an_open_door_is_never_a_first_action() -> None:
+    from envs.rules import forbidden_first_actions
+    from envs.world import TOGGLE
+
+    layout = np.ones((5, 5, 3), dtype=np.uint8)
+    layout[:, :, 1:] = 0
+    layout[3, 2] = (DOOR, 4, 0)  # an open door ahead of an agent at (2, 2) facing +x
+    assert forbidden_first_actions(layout, (2, 2, 0))[TOGGLE]
+    layout[3, 2, 2] = 1  # closed: opening it is useful
+    assert not forbidden_first_actions(layout, (2, 2, 0))[TOGGLE]
