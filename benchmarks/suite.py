@@ -147,13 +147,17 @@ def zero_shot(path: str | None, env_id: str, held_out: Sequence[str] | None) -> 
 def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int = EVAL_SEED_START, *,
         workers: int = 1, checkpoint: str | None = None, ar_checkpoint: str | None = None,
         held_out: Sequence[str] | None = None, batch_envs: int = DEFAULT_BATCH_ENVS,
-        on_row: Callable[[str, dict], None] | None = None) -> dict[str, list[dict[str, Any]]]:
+        on_row: Callable[[str, dict], None] | None = None, max_steps: int | None = None,
+        episodes_of: Mapping[str, int] | None = None) -> dict[str, list[dict[str, Any]]]:
     """``{agent: [row per env]}`` through the project's evaluation runner
     (:func:`maze_mdlm.parallel.evaluate_parallel`, i.e. :func:`maze_mdlm.evaluation.evaluate`).
 
     A row holds ``env, task, zero_shot, episodes, success_rate, path_ratio, mean_steps,
-    median_ms_per_decision, p95_ms_per_decision, decisions, seconds, checkpoint``; a model agent
-    whose checkpoint cannot be loaded (e.g. not shipped yet) gets ``skipped`` (the reason) instead.
+    median_ms_per_decision, p95_ms_per_decision, decisions, seconds, checkpoint, capped``; a model
+    agent whose checkpoint cannot be loaded (e.g. not shipped yet) gets ``skipped`` (the reason)
+    instead. ``max_steps``: episodes still running after that many steps stop as failures
+    (``capped`` counts them; None: the envs' own limits). ``episodes_of``: per-agent episode
+    counts that replace ``episodes``.
     """
     tables: dict[str, list[dict[str, Any]]] = {}
     for name in agents:
@@ -169,14 +173,16 @@ def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int 
                 row["skipped"] = " ".join(str(err).split())
                 rows.append(row)
                 continue
-            m = evaluate_parallel(factory, env_id, episodes, seed, workers=workers, batch_envs=batch_envs,
-                                  agent=agent)
+            count = (episodes_of or {}).get(name, episodes)
+            m = evaluate_parallel(factory, env_id, count, seed, workers=workers, batch_envs=batch_envs,
+                                  agent=agent, max_steps=max_steps)
             row.update(
                 zero_shot=zero_shot(path, env_id, held_out),
                 checkpoint=None if path is None else Path(path).name,
                 **{key: m.get(key) for key in ("episodes", "success_rate", "path_ratio", "mean_steps",
                                                "mean_optimal_steps", "median_ms_per_decision",
                                                "p95_ms_per_decision", "decisions", "seconds", "batch_envs")},
+                capped=sum(bool(r.get("capped")) for r in m["per_episode"]),
             )
             rows.append(row)
             if on_row is not None:
@@ -190,22 +196,24 @@ def _number(value: float | None, digits: int) -> str:
 
 def to_markdown(tables: Mapping[str, list[dict[str, Any]]]) -> str:
     """One table per agent; zero-shot rows marked, a summary line under each table."""
-    out = ["ms/decision: wall time of each `act` call; ar and mdlm play episodes in lockstep and a batched "
-           "`act_batch` call's time is divided by the episodes in it. Zero-shot: the env is not among the "
-           "checkpoint's training envs (**yes** rows).", ""]
+    out = ["ms/decision: wall time of each `act` call; agents that play episodes in lockstep (ar, mdlm, mctd) "
+           "have a batched `act_batch` call's time divided by the episodes in it. Zero-shot: the env is not among "
+           "the checkpoint's training envs (**yes** rows). capped: episodes stopped at `--max-steps` (failures).",
+           ""]
     for name, rows in tables.items():
         out += [f"## {name}", "",
                 "| env | task | zero-shot | episodes | success | path ratio | mean steps | ms/decision median "
-                "| ms/decision p95 |",
-                "|---|---|---|---|---|---|---|---|---|"]
+                "| ms/decision p95 | capped |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             if "skipped" in r:
-                out.append(f"| {r['env']} | {r['task']} | | | skipped: {r['skipped']} | | | | |")
+                out.append(f"| {r['env']} | {r['task']} | | | skipped: {r['skipped']} | | | | | |")
                 continue
             mark = {True: "**yes**", False: "no", None: "-"}[r["zero_shot"]]
             out.append(f"| {r['env']} | {r['task']} | {mark} | {r['episodes']} | {r['success_rate']:.3f} | "
                        f"{_number(r['path_ratio'], 3)} | {r['mean_steps']:.1f} | "
-                       f"{_number(r['median_ms_per_decision'], 2)} | {_number(r['p95_ms_per_decision'], 2)} |")
+                       f"{_number(r['median_ms_per_decision'], 2)} | {_number(r['p95_ms_per_decision'], 2)} | "
+                       f"{r.get('capped', 0)} |")
         out += ["", summary_line(rows), ""]
     return "\n".join(out)
 
@@ -237,12 +245,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ar-checkpoint", default=None, help="ar checkpoint for every env (default: shipped)")
     parser.add_argument("--held-out", nargs="+", default=None, metavar="ID",
                         help="zero-shot envs, for checkpoints that do not record their training envs")
+    parser.add_argument("--mctd-episodes", type=int, default=None,
+                        help="episodes per env for mctd (default: --episodes); its searches make it the slowest")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="stop episodes still running after this many steps, as failures (counted in the "
+                             "'capped' column; default: each env's own step limit, up to 3600)")
     parser.add_argument("--name", default="suite", help="results file name")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
     tables = run(args.agents, args.envs, args.episodes, args.seed, workers=args.workers,
                  checkpoint=args.checkpoint, ar_checkpoint=args.ar_checkpoint, held_out=args.held_out,
-                 batch_envs=args.batch_envs,
+                 batch_envs=args.batch_envs, max_steps=args.max_steps,
+                 episodes_of=None if args.mctd_episodes is None else {"mctd": args.mctd_episodes},
                  on_row=lambda name, row: print(f"{name} {row['env']}: success {row['success_rate']:.3f}",
                                                 flush=True))
     md = to_markdown(tables)

@@ -28,6 +28,7 @@ def evaluate(
     render_frames: list | None = None,
     on_episode: Callable[[dict], None] | None = None,
     draw_plans: bool = False,
+    max_steps: int | None = None,
 ) -> dict[str, Any]:
     """Run ``agent`` for ``episodes`` episodes; episode i uses reset seed ``seed + i``.
 
@@ -53,6 +54,8 @@ def evaluate(
         draw_plans: draw on each rendered frame the plan the agent holds there (its ``last_plan``
             or its episode state's, and MCTD's ``last_candidates`` faded;
             :func:`maze_mdlm.pictures.draw_plans`). Needs Pillow.
+        max_steps: stop an episode that has run this many steps without ending (below the env's own
+            step limit) and record it as a failure with ``capped: True`` (None: the env's limit).
 
     Returns:
         ``agent, env, episodes, seed, batch_envs, success_rate, mean_steps, mean_optimal_steps,
@@ -64,11 +67,13 @@ def evaluate(
     """
     if batch_envs < 1:
         raise ValueError(f"batch_envs must be >= 1, got {batch_envs}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     batched = hasattr(agent, "act_batch") and hasattr(agent, "new_episode")
     width = max(1, min(batch_envs, episodes)) if batched else 1
     start = time.perf_counter()
     runner = _Lockstep(agent if batched else _OneAtATime(agent), env_id, seed, width, render_frames, on_episode,
-                       source=agent, draw_plans=draw_plans)
+                       source=agent, draw_plans=draw_plans, max_steps=max_steps)
     records = runner.run(episodes)
     metrics = summarize(records)
     metrics.update(
@@ -115,8 +120,10 @@ class _Lockstep:
     """Steps ``width`` envs in lockstep; one ``act_batch`` call per step for all running episodes."""
 
     def __init__(self, agent: Any, env_id: str, seed: int, width: int, render_frames: list | None,
-                 on_episode: Callable[[dict], None] | None, source: Any = None, draw_plans: bool = False):
+                 on_episode: Callable[[dict], None] | None, source: Any = None, draw_plans: bool = False,
+                 max_steps: int | None = None):
         self.agent, self.seed, self.frames, self.on_episode = agent, seed, render_frames, on_episode
+        self.max_steps = max_steps
         self.source = agent if source is None else source  # the agent itself (``agent`` may wrap it)
         self.draw_plans = draw_plans and render_frames is not None
         self._pending: tuple | None = None  # (frame, layout, pose, tile, carrying/task) awaiting its plan
@@ -169,8 +176,9 @@ class _Lockstep:
         """Apply ``action``; returns the episode's record once it has ended, else None."""
         obs, reward, terminated, truncated, _ = self.envs[episode.slot].step(action)
         episode.obs, episode.steps, episode.total = obs, episode.steps + 1, episode.total + float(reward)
-        self._render(episode, final=terminated or truncated)
-        if not (terminated or truncated):
+        capped = not (terminated or truncated) and self.max_steps is not None and episode.steps >= self.max_steps
+        self._render(episode, final=terminated or truncated or capped)
+        if not (terminated or truncated or capped):
             return None
         record = {
             "seed": self.seed + episode.index,
@@ -179,6 +187,8 @@ class _Lockstep:
             "optimal_steps": episode.optimal,
             "return": episode.total,
         }
+        if capped:
+            record["capped"] = True
         if self.on_episode:
             self.on_episode(record)
         return record

@@ -49,18 +49,18 @@ def _worker_agent(factory: Callable[[], Any]) -> Any:
 
 def run_chunk(job: tuple, agent: Any = None) -> dict[str, Any]:
     """Evaluate one seed chunk in this process: ``job = (factory, env_id, seed, offset, count,
-    batch_envs, threads)``, with ``agent`` or the one ``factory`` builds (once per process).
+    batch_envs, threads, max_steps)``, with ``agent`` or the one ``factory`` builds (once per process).
     Returns its ``per_episode`` records, the agent's ``stats_state`` and the lockstep width."""
     import torch
 
-    factory, env_id, seed, offset, count, batch_envs, threads = job
+    factory, env_id, seed, offset, count, batch_envs, threads, max_steps = job
     agent = _worker_agent(factory) if agent is None else agent
     if hasattr(agent, "load_stats_state"):
         agent.load_stats_state([])  # this chunk's statistics only
     previous = torch.get_num_threads()
     torch.set_num_threads(threads or previous)
     try:
-        metrics = evaluate(agent, env_id, count, seed + offset, batch_envs=batch_envs)
+        metrics = evaluate(agent, env_id, count, seed + offset, batch_envs=batch_envs, max_steps=max_steps)
     finally:
         torch.set_num_threads(previous)
     return {
@@ -121,6 +121,7 @@ def evaluate_parallel(
     on_episode: Callable[[dict], None] | None = None,
     agent: Any = None,
     share_main: bool = True,
+    max_steps: int | None = None,
 ) -> dict[str, Any]:
     """:func:`maze_mdlm.evaluation.evaluate` over seed chunks in ``workers`` processes (this one
     and ``workers - 1`` spawned ones, :func:`spread`), or as Ray tasks (``ray_address``: "local",
@@ -135,6 +136,7 @@ def evaluate_parallel(
         agent: the agent ``factory`` builds, if the caller has it already (it runs this
             process's chunks, names the agent and merges the workers' statistics; built here
             otherwise). Its statistics are replaced by those of the whole run.
+        max_steps: as in :func:`maze_mdlm.evaluation.evaluate`.
         share_main: this process is one of the ``workers`` and runs chunks with ``agent`` while
             the others start (default); False: ``workers`` spawned processes do all the work.
 
@@ -146,7 +148,8 @@ def evaluate_parallel(
         raise ValueError(f"workers must be >= 1, got {workers}")
     host = agent if agent is not None else factory()
     if ray_address is None and workers == 1:
-        metrics = evaluate(host, env_id, episodes, seed, batch_envs=batch_envs, on_episode=on_episode)
+        metrics = evaluate(host, env_id, episodes, seed, batch_envs=batch_envs, on_episode=on_episode,
+                           max_steps=max_steps)
         return {**metrics, "workers": 1, "ray": None}
     batched = hasattr(host, "act_batch") and hasattr(host, "new_episode")
     start = time.perf_counter()
@@ -166,14 +169,14 @@ def evaluate_parallel(
             slots = cluster_cpus()
             per_slot = BATCHED_CHUNKS_PER_WORKER if batched else CHUNKS_PER_WORKER
             plan = seed_chunks(episodes, chunks or per_slot * slots)
-            jobs = [(factory, env_id, seed, offset, count, batch_envs, 1) for offset, count in plan]
+            jobs = [(factory, env_id, seed, offset, count, batch_envs, 1, max_steps) for offset, count in plan]
             gather(enumerate(ray_map(run_chunk, jobs)))
         width = slots
     else:
         per_worker = BATCHED_CHUNKS_PER_WORKER if batched else CHUNKS_PER_WORKER
         plan = seed_chunks(episodes, chunks or per_worker * workers)
         threads = max(1, (os.cpu_count() or 1) // workers)
-        jobs = [(factory, env_id, seed, offset, count, batch_envs, threads) for offset, count in plan]
+        jobs = [(factory, env_id, seed, offset, count, batch_envs, threads, max_steps) for offset, count in plan]
         gather(spread(jobs, workers, host if share_main else None))
         width = workers
     ordered = [results[i] for i in sorted(results)]

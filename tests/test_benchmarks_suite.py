@@ -71,3 +71,19 @@ def test_timed_batch_agent_splits_a_call_over_its_episodes_and_merges_worker_tim
     assert stats["decisions"] == 6 and stats["plans_sampled"] == 6
     single = suite.timed(BFSAgent())
     assert not hasattr(single, "act_batch") and single.name == "bfs"
+
+
+def test_max_steps_caps_episodes_as_failures_and_per_agent_episode_counts():
+    from agents.baselines import RandomAgent
+    from maze_mdlm.evaluation import evaluate
+
+    capped = evaluate(RandomAgent(seed=0), "MiniGrid-FourRooms-v0", 3, 1_000_000, max_steps=4)
+    assert [r["steps"] for r in capped["per_episode"]] == [4, 4, 4]
+    assert all(r["capped"] and not r["success"] for r in capped["per_episode"])
+    free = evaluate(BFSAgent(), "MiniGrid-Empty-5x5-v0", 2, 1_000_000, max_steps=50)
+    assert free["success_rate"] == 1.0 and not any("capped" in r for r in free["per_episode"])
+    tables = suite.run(["bfs", "random"], ["MiniGrid-Empty-5x5-v0"], episodes=2, max_steps=3,
+                       episodes_of={"random": 1})
+    assert tables["bfs"][0]["capped"] == 2 and tables["bfs"][0]["success_rate"] == 0.0  # 4 steps needed
+    assert tables["random"][0]["episodes"] == 1
+    assert "| capped |" in suite.to_markdown(tables)
