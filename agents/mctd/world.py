@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor  # noqa: F401  (shapes in docstrings)
 
+from agents.mctd.scoring import NOOP, novel_cells, plan_scores
 from envs.dynamics import (
     CLOSED_STATE, DONE, DOOR, GOAL_IDX, KEY, LOCKED_STATE, OPEN_STATE, PICKABLE, RUNNING, SUCCESS, WorldState,
     shortcut, simulate_plans, simulate_world, world_step,
@@ -41,7 +42,6 @@ from envs.dynamics import (
 from envs.tasks import FETCH, GOAL, GOTO, OPEN_SEQ, PICKUP, PUTNEAR, BoundTask
 from envs.world import NOTHING
 
-NOOP = -1  # a no-op for both dynamics: END, `done` where it does nothing, padding after the end
 NAVIGATION = (0, 1, 2)
 OBJECT_TOKENS = (3, 4, 5, 6)  # pickup, drop, toggle, done
 MINIGRID_ACTIONS = 7
@@ -212,8 +212,6 @@ class SearchWorld:
         :class:`Simulation`. On the navigation fast path these are :func:`plan_scores`' exactly.
         ``partial=False`` skips the heuristic of plans still running (they get 1e-9; for a caller
         that continues and rescores them)."""
-        from agents.mctd.planner import novel_cells, plan_scores
-
         if self.navigation_only:
             actions = self.executable(plans)
             scores, out = plan_scores(self.layout, self.pose, actions, max_steps, visited=visited if partial else None)
