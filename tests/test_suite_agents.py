@@ -238,3 +238,23 @@ def test_visited_poses_are_forgotten_when_the_world_changes():
     assert len(state.visited) == 2
     agent.observe(state, {**obs2, "carrying": np.array([KEY, 4, 0], dtype=np.uint8)})
     assert len(state.visited) == 1
+
+
+@pytest.mark.skipif(not (CHECKPOINT_DIR / SUITE["mdlm"]).is_file(),
+                    reason="the generalist checkpoint suite.pt is not in this checkout")
+def test_the_shipped_generalist_solves_doorkey_in_a_plain_gymnasium_loop():
+    """The issue's check: MiniGrid's own FullyObsWrapper (the env's own 8x8 image, no task or
+    carrying entries: the agent parses the mission and tracks what it holds) and
+    ``MDLMAgent.from_checkpoint(env_id=...)``, greedy, on three held-out seeds."""
+    from minigrid.wrappers import FullyObsWrapper
+
+    agent = MDLMAgent.from_checkpoint(env_id="MiniGrid-DoorKey-8x8-v0")
+    for seed in (1_000_000, 1_000_001, 1_000_002):
+        env = FullyObsWrapper(gym.make("MiniGrid-DoorKey-8x8-v0"))
+        obs, info = env.reset(seed=seed)
+        agent.reset(obs, info)
+        done, total = False, 0.0
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(agent.act(obs))
+            done, total = terminated or truncated, total + reward
+        assert terminated and total > 0, seed
