@@ -104,7 +104,7 @@ def test_spread_starts_in_this_process():
     import os
 
     factory = functools.partial(make_agent, "bfs", env_id=FOURROOMS_ID)
-    jobs = [(factory, FOURROOMS_ID, SEED, i, 1, 1, 1) for i in range(6)]
+    jobs = [(factory, FOURROOMS_ID, SEED, i, 1, 1, 1, None) for i in range(6)]
     pids = {}
     for index, result in spread(jobs, 2, factory()):
         pids[index] = result["pid"]
