@@ -153,7 +153,8 @@ def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int 
     (:func:`maze_mdlm.parallel.evaluate_parallel`, i.e. :func:`maze_mdlm.evaluation.evaluate`).
 
     A row holds ``env, task, zero_shot, episodes, success_rate, path_ratio, mean_steps,
-    median_ms_per_decision, p95_ms_per_decision, decisions, seconds, checkpoint, capped``; a model
+    median_ms_per_decision, p95_ms_per_decision, decisions, seconds, checkpoint, capped`` (and for
+    mctd ``plan_ms_p50``, ``plan_ms_p95``: the time of the decisions that searched); a model
     agent whose checkpoint cannot be loaded (e.g. not shipped yet) gets ``skipped`` (the reason)
     instead. ``max_steps``: episodes still running after that many steps stop as failures
     (``capped`` counts them; None: the envs' own limits). ``episodes_of``: per-agent episode
@@ -181,7 +182,8 @@ def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int 
                 checkpoint=None if path is None else Path(path).name,
                 **{key: m.get(key) for key in ("episodes", "success_rate", "path_ratio", "mean_steps",
                                                "mean_optimal_steps", "median_ms_per_decision",
-                                               "p95_ms_per_decision", "decisions", "seconds", "batch_envs")},
+                                               "p95_ms_per_decision", "decisions", "seconds", "batch_envs",
+                                               "plan_ms_p50", "plan_ms_p95")},
                 capped=sum(bool(r.get("capped")) for r in m["per_episode"]),
             )
             rows.append(row)
@@ -198,22 +200,24 @@ def to_markdown(tables: Mapping[str, list[dict[str, Any]]]) -> str:
     """One table per agent; zero-shot rows marked, a summary line under each table."""
     out = ["ms/decision: wall time of each `act` call; agents that play episodes in lockstep (ar, mdlm, mctd) "
            "have a batched `act_batch` call's time divided by the episodes in it. Zero-shot: the env is not among "
-           "the checkpoint's training envs (**yes** rows). capped: episodes stopped at `--max-steps` (failures).",
+           "the checkpoint's training envs (**yes** rows). capped: episodes stopped at `--max-steps` (failures). "
+           "search ms (mctd): the decisions that ran a search (the others pop a queued action, which is why "
+           "mctd's ms/decision is small).",
            ""]
     for name, rows in tables.items():
         out += [f"## {name}", "",
                 "| env | task | zero-shot | episodes | success | path ratio | mean steps | ms/decision median "
-                "| ms/decision p95 | capped |",
-                "|---|---|---|---|---|---|---|---|---|---|"]
+                "| ms/decision p95 | capped | search ms p50 / p95 |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             if "skipped" in r:
-                out.append(f"| {r['env']} | {r['task']} | | | skipped: {r['skipped']} | | | | | |")
+                out.append(f"| {r['env']} | {r['task']} | | | skipped: {r['skipped']} | | | | | | |")
                 continue
             mark = {True: "**yes**", False: "no", None: "-"}[r["zero_shot"]]
             out.append(f"| {r['env']} | {r['task']} | {mark} | {r['episodes']} | {r['success_rate']:.3f} | "
                        f"{_number(r['path_ratio'], 3)} | {r['mean_steps']:.1f} | "
                        f"{_number(r['median_ms_per_decision'], 2)} | {_number(r['p95_ms_per_decision'], 2)} | "
-                       f"{r.get('capped', 0)} |")
+                       f"{r.get('capped', 0)} | {_number(r.get('plan_ms_p50'), 0)} / {_number(r.get('plan_ms_p95'), 0)} |")
         out += ["", summary_line(rows), ""]
     return "\n".join(out)
 
