@@ -9,14 +9,16 @@ episodes), mean steps, median and p95 ms per decision, episodes. Rows of envs th
 not trained on (zero-shot: not among the training datasets' envs recorded in the checkpoint, or
 listed with ``--held-out`` when the checkpoint records none) are marked.
 
-ms per decision is measured around each ``act`` call; ar and mdlm play ``--batch-envs``
-episodes in lockstep, and one ``act_batch`` call's time is divided by the episodes in it.
+ms per decision is measured around each ``act`` call; ar, mdlm and mctd play ``--batch-envs``
+episodes in lockstep, and one ``act_batch`` call's time is divided by the episodes in it (mctd rows
+also give the time of the decisions that searched, ``plan_ms_p50`` / ``plan_ms_p95``).
 Evaluation seeds start at ``envs.seeds.EVAL_SEED_START``; episode i uses seed + i.
 
-The default ``--episodes 20`` (69 envs x 4 agents = 5,520 episodes) is sized for an afternoon on
-a 2-core machine with ``--workers 2``, an estimate not yet measured with the generalist: failed
-episodes run to the env's step limit (up to 3600 steps), so the time depends mostly on how often
-the agents fail; use ``--envs`` / ``--agents`` to split the run.
+Measured on the 2-core dev machine with the shipped generalist (README, Results), every supported env,
+``--max-steps 128``: ar 20 episodes 9.7 min (1 process), mdlm 20 episodes 14.8 min (``--workers 2``),
+mctd 5 episodes 9.8 min (``--workers 2``), bfs 5 episodes 4 min; the runs overlapped on the two
+cores. Failed episodes run to ``--max-steps`` (or the env's own limit, up to 3600 steps, without
+it), so the time depends mostly on how often the agents fail; ``--envs`` / ``--agents`` split the run.
 """
 
 from __future__ import annotations
@@ -240,8 +242,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--agents", nargs="+", default=list(AGENTS), help="agents, one table each")
     parser.add_argument("--envs", nargs="+", default=list(SUPPORTED), help="env ids (default: every supported env)")
     parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES,
-                        help=f"episodes per agent and env (default {DEFAULT_EPISODES}: the full suite, four "
-                             "agents, fits an afternoon on 2 cores with --workers 2)")
+                        help=f"episodes per agent and env (default {DEFAULT_EPISODES}; the module docstring "
+                             "gives measured run times)")
     parser.add_argument("--seed", type=int, default=EVAL_SEED_START, help="first evaluation seed")
     parser.add_argument("--workers", type=int, default=1, help="worker processes per rollout")
     parser.add_argument("--batch-envs", type=int, default=DEFAULT_BATCH_ENVS, help="lockstep width of ar / mdlm")
