@@ -18,3 +18,13 @@ def perturbed_policy(config: ModelConfig, seed: int, scale: float = 0.3) -> MDLM
         for p in net.parameters():
             p.add_(scale * torch.randn_like(p))
     return net.eval()
+
+
+SEARCH_TINY = ModelConfig(hidden_dim=32, num_layers=1, num_heads=2)  # the MCTD tests' tiny model
+
+
+def untrained_policy(config: ModelConfig) -> MDLMPolicy:
+    """A fresh MDLMPolicy (seed 0) in eval mode: adaLN-Zero makes every action logit 0, so greedy
+    decoding says `left`."""
+    torch.manual_seed(0)
+    return MDLMPolicy(config).eval()

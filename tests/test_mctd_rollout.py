@@ -14,27 +14,23 @@ from agents.mctd.rollout import NOOP, GreedyContinuation
 from envs.rules import forbidden_first_actions
 from envs.dynamics import FAILURE, LEFT, RUNNING, SUCCESS, simulate_plans
 from envs.observation import place_agent, to_model_input
-from maze_mdlm.config import ModelConfig
 from maze_mdlm.model import MDLMPolicy
 from maze_mdlm.sampler import sample
 from maze_mdlm.tokens import DONE, END
-from tests.models import perturbed_policy
+from tests.models import SEARCH_TINY, perturbed_policy, untrained_policy
 from tests.worlds import CORRIDOR, CORRIDOR_START, make_layout, observe
 
-TINY = ModelConfig(hidden_dim=32, num_layers=1, num_heads=2)
+TINY = SEARCH_TINY
 
 
 @pytest.fixture(scope="module")
 def untrained() -> MDLMPolicy:
-    """Fresh tiny model: adaLN-Zero makes every logit 0, so greedy decoding says `left`."""
-    torch.manual_seed(0)
-    return MDLMPolicy(TINY).eval()
+    return untrained_policy(TINY)
 
 
 @pytest.fixture(scope="module")
 def perturbed() -> MDLMPolicy:
-    """Tiny model whose logits depend on the state (:func:`tests.models.perturbed_policy`)."""
-    return perturbed_policy(TINY, seed=1)
+    return perturbed_policy(TINY, seed=1)  # logits depend on the state
 
 
 def test_place_agent_is_the_inverse_of_layout_of():

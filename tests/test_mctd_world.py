@@ -20,10 +20,10 @@ from envs.tasks import FETCH, GOTO, BoundTask, Task
 from envs.world import LOCKED_STATE, NOTHING
 from maze_mdlm.config import ModelConfig
 from maze_mdlm.model import MDLMPolicy
-from tests.models import perturbed_policy
+from tests.models import SEARCH_TINY, perturbed_policy, untrained_policy
 from tests.worlds import make_layout, observe
 
-TINY = ModelConfig(hidden_dim=32, num_layers=1, num_heads=2)
+TINY = SEARCH_TINY
 F, L, R = FORWARD, LEFT, RIGHT
 KEY, BALL, DOOR = OBJECT_TO_IDX["key"], OBJECT_TO_IDX["ball"], OBJECT_TO_IDX["door"]
 YELLOW, BLUE, RED = COLOR_TO_IDX["yellow"], COLOR_TO_IDX["blue"], COLOR_TO_IDX["red"]
@@ -31,13 +31,12 @@ YELLOW, BLUE, RED = COLOR_TO_IDX["yellow"], COLOR_TO_IDX["blue"], COLOR_TO_IDX["
 
 @pytest.fixture(scope="module")
 def untrained() -> MDLMPolicy:
-    torch.manual_seed(0)
-    return MDLMPolicy(TINY).eval()
+    return untrained_policy(TINY)
 
 
 @pytest.fixture(scope="module")
 def perturbed() -> MDLMPolicy:
-    return perturbed_policy(TINY, seed=1)
+    return perturbed_policy(TINY, seed=1)  # logits depend on the state
 
 
 def locked_corridor() -> np.ndarray:
