@@ -28,3 +28,11 @@ def untrained_policy(config: ModelConfig) -> MDLMPolicy:
     decoding says `left`."""
     torch.manual_seed(0)
     return MDLMPolicy(config).eval()
+
+
+def forward_policy(config: ModelConfig) -> MDLMPolicy:
+    """:func:`untrained_policy` with a head bias that makes greedy decoding say `forward` (2) everywhere."""
+    net = untrained_policy(config)
+    with torch.no_grad():
+        net.final.head.bias[2] = 5.0
+    return net

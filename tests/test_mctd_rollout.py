@@ -5,7 +5,6 @@ goal-reaching paths are shortcut without growing."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from agents.mctd import MCTDConfig, MCTDPlanner
@@ -17,20 +16,10 @@ from envs.observation import place_agent, to_model_input
 from maze_mdlm.model import MDLMPolicy
 from maze_mdlm.sampler import sample
 from maze_mdlm.tokens import DONE, END
-from tests.models import SEARCH_TINY, perturbed_policy, untrained_policy
+from tests.models import SEARCH_TINY, forward_policy, perturbed_policy
 from tests.worlds import CORRIDOR, CORRIDOR_START, make_layout, observe
 
 TINY = SEARCH_TINY
-
-
-@pytest.fixture(scope="module")
-def untrained() -> MDLMPolicy:
-    return untrained_policy(TINY)
-
-
-@pytest.fixture(scope="module")
-def perturbed() -> MDLMPolicy:
-    return perturbed_policy(TINY, seed=1)  # logits depend on the state
 
 
 def test_place_agent_is_the_inverse_of_layout_of():
@@ -153,12 +142,7 @@ def test_merged_rows_only_gain_goals():
 
 
 def test_a_row_that_meets_a_goal_reaching_continuation_follows_it_without_the_model():
-    from envs.dynamics import FORWARD
-
-    torch.manual_seed(0)
-    net = MDLMPolicy(TINY).eval()
-    with torch.no_grad():
-        net.final.head.bias[FORWARD] = 5.0  # greedy: always forward
+    net = forward_policy(TINY)  # greedy: always forward
     layout = make_layout([(x, 1) for x in range(1, 11)], goal=(11, 1))
     continuation = GreedyContinuation(net, layout, horizon=4, steps=1, execute=2, max_windows=8)
     first = continuation.extend(np.array([[1, 1, 0]]), np.array([True]))

@@ -20,23 +20,13 @@ from envs.tasks import FETCH, GOTO, BoundTask, Task
 from envs.world import LOCKED_STATE, NOTHING
 from maze_mdlm.config import ModelConfig
 from maze_mdlm.model import MDLMPolicy
-from tests.models import SEARCH_TINY, perturbed_policy, untrained_policy
+from tests.models import SEARCH_TINY, forward_policy, perturbed_policy
 from tests.worlds import make_layout, observe
 
 TINY = SEARCH_TINY
 F, L, R = FORWARD, LEFT, RIGHT
 KEY, BALL, DOOR = OBJECT_TO_IDX["key"], OBJECT_TO_IDX["ball"], OBJECT_TO_IDX["door"]
 YELLOW, BLUE, RED = COLOR_TO_IDX["yellow"], COLOR_TO_IDX["blue"], COLOR_TO_IDX["red"]
-
-
-@pytest.fixture(scope="module")
-def untrained() -> MDLMPolicy:
-    return untrained_policy(TINY)
-
-
-@pytest.fixture(scope="module")
-def perturbed() -> MDLMPolicy:
-    return perturbed_policy(TINY, seed=1)  # logits depend on the state
 
 
 def locked_corridor() -> np.ndarray:
@@ -354,10 +344,7 @@ def test_walking_through_an_open_door_does_not_replan():
     """The image hides the open door under the agent: the plan through it is still as predicted."""
     from envs.world import OPEN_STATE
 
-    torch.manual_seed(0)
-    net = MDLMPolicy(TINY).eval()
-    with torch.no_grad():
-        net.final.head.bias[FORWARD] = 5.0  # greedy: always forward
+    net = forward_policy(TINY)  # greedy: always forward
     layout = make_layout([(x, 1) for x in range(1, 6)], goal=(6, 1))
     layout[3, 1] = (DOOR, BLUE, OPEN_STATE)
     agent = MCTDAgent(net, seed=0, horizon=8, num_subplans=2, max_expansions=6, parallel=3)
