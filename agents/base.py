@@ -6,6 +6,8 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Protocol, runtime_checkable
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from envs.observation import agent_pose, layout_of, observation_grid
 
@@ -52,3 +54,13 @@ def torch_threads(num_threads: int | None) -> Iterator[None]:
     finally:
         if torch.get_num_threads() != previous:
             torch.set_num_threads(previous)
+
+
+def first_position_mask(first: np.ndarray, horizon: int, vocab: int | None = None) -> Tensor:
+    """``[B, A]`` bool tokens forbidden at position 0 -> the sampler's ``forbid`` ``[B, H, V]``
+    (later positions free). ``vocab`` V (default A) >= A: tokens ``A..V-1`` are forbidden first."""
+    vocab = first.shape[1] if vocab is None else vocab
+    forbid = torch.zeros(first.shape[0], horizon, vocab, dtype=torch.bool)
+    forbid[:, 0, first.shape[1]:] = True
+    forbid[:, 0, : first.shape[1]] = torch.from_numpy(first)
+    return forbid

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from agents.base import parse_observation, torch_threads
+from agents.base import first_position_mask, parse_observation, torch_threads  # noqa: F401  (re-exported)
 from envs.observation import observation_carrying, observation_task, to_model_input
 from envs.rules import ACTIONS, forbidden_first_actions
 from envs.tasks import GOTO, BoundTask, Task
@@ -21,12 +21,6 @@ from maze_mdlm.sampler import sample
 
 Pose = tuple[int, int, int]
 Parsed = tuple[np.ndarray, np.ndarray, Pose]  # (image [G,G,3], layout [G,G,3], pose), see parse_observation
-
-
-def end_token_of(model: torch.nn.Module) -> int:
-    """The model's end-of-plan token, ``config.end_token``: 8 (END, never sent to the env), or 6
-    (MiniGrid ``done``, "the plan ends here") in checkpoints made before 0.5."""
-    return int(model.config.end_token)
 
 
 @dataclass
@@ -137,7 +131,7 @@ class MDLMAgent:
         self.model = model.eval()
         self.device = next(model.parameters()).device
         self.grid_size = model.config.grid_size  # the canvas the model sees (evaluation wraps envs to it)
-        self.end_token = end_token_of(model)
+        self.end_token = int(model.config.end_token)  # 8, or 6 (`done`) in checkpoints made before 0.5
         self.done_is_action = self.end_token != DONE  # suite models: done (6) is sent to the env
         self.horizon, self.execute, self.num_steps, self.temperature = horizon, execute, num_steps, temperature
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -306,16 +300,6 @@ class MDLMAgent:
     def load_stats_state(self, states: Sequence[int]) -> None:
         """Make :meth:`stats` cover the runs whose :meth:`stats_state` are given (``[]`` clears)."""
         self.plans = int(sum(states))
-
-
-def first_position_mask(first: np.ndarray, horizon: int, vocab: int | None = None) -> Tensor:
-    """``[B, A]`` bool tokens forbidden at position 0 -> the sampler's ``forbid`` ``[B, H, V]``
-    (later positions free). ``vocab`` V (default A) >= A: tokens ``A..V-1`` are forbidden first."""
-    vocab = first.shape[1] if vocab is None else vocab
-    forbid = torch.zeros(first.shape[0], horizon, vocab, dtype=torch.bool)
-    forbid[:, 0, first.shape[1]:] = True
-    forbid[:, 0, : first.shape[1]] = torch.from_numpy(first)
-    return forbid
 
 
 def plan_actions(tokens: list[int], end_token: int) -> list[int]:

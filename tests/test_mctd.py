@@ -9,7 +9,8 @@ import torch
 
 import envs.expert
 from agents.mctd import MCTDAgent, MCTDConfig, MCTDPlanner
-from agents.mctd.planner import choose_actions, plan_scores
+from agents.mctd.planner import choose_actions
+from agents.mctd.scoring import plan_scores
 from maze_mdlm.sampler import guided_logits, unmask
 from agents.mctd.tree import (
     MASK,

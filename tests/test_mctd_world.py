@@ -11,7 +11,8 @@ from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
 from agents.mctd import MCTDAgent, MCTDConfig, MCTDPlanner
 from agents.mctd.planner import shortcut_successes
-from agents.mctd.world import NOOP, SearchWorld, first_forbid, model_end_token, model_num_outputs
+from agents.base import first_position_mask
+from agents.mctd.world import NOOP, SearchWorld
 from envs.dynamics import (
     DONE, DROP, FAILURE, FORWARD, LEFT, PICKUP_ACTION, RIGHT, RUNNING, SUCCESS, TOGGLE, WorldState, simulate_world,
     world_step,
@@ -149,7 +150,7 @@ def test_navigation_fast_path_equals_the_full_rules():
 
 
 def test_navigation_world_plans_are_scored_as_before():
-    from agents.mctd.planner import plan_scores
+    from agents.mctd.scoring import plan_scores
 
     layout = make_layout([(x, y) for x in range(1, 6) for y in range(1, 6)], goal=(5, 1), lava=((1, 3),))
     plans = np.array([[F, F, F, F, 6, 6], [R, F, F, 6, 6, 6], [F, 3, F, 6, 6, 6], [6, 4, 5, 6, 6, 6]])
@@ -243,11 +244,11 @@ LEGACY = ModelConfig(hidden_dim=32, num_layers=1, num_heads=2, end_token=DONE, v
 
 
 def test_end_token_is_read_from_the_model_config(untrained):
-    assert model_end_token(untrained) == 8 and model_num_outputs(untrained) == 9
+    assert untrained.config.end_token == 8 and untrained.config.num_outputs == 9
     torch.manual_seed(0)
     legacy = MDLMPolicy(LEGACY).eval()
-    assert model_end_token(legacy) == DONE and model_num_outputs(legacy) == 7  # `done` doubles as END
-    forbid = first_forbid(np.zeros((2, 7), dtype=bool), horizon=4, num_actions=9)
+    assert legacy.config.end_token == DONE and legacy.config.num_outputs == 7  # `done` doubles as END
+    forbid = first_position_mask(np.zeros((2, 7), dtype=bool), horizon=4, vocab=9)
     assert forbid.shape == (2, 4, 9) and forbid[:, 0, 7:].all() and not forbid[:, 1:].any()
 
 

@@ -13,7 +13,7 @@ import torch
 
 import agents.mctd.planner as planner_module
 from agents.mctd import MCTDAgent, MCTDConfig, MCTDPlanner
-from agents.mctd.planner import plan_scores
+from agents.mctd.scoring import plan_scores
 from envs.dynamics import FORWARD, RUNNING, SUCCESS, step
 from envs.observation import layout_of
 from maze_mdlm.config import ModelConfig

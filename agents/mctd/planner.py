@@ -62,8 +62,7 @@ from agents.mctd.tree import (
     tree_stats,
 )
 from agents.mctd.rollout import GreedyContinuation, WorldContinuation
-from agents.mctd.scoring import goal_cells, novel_cells, plan_scores  # noqa: F401  (re-exported)
-from agents.mctd.world import NOOP, SearchWorld, model_end_token, task_vector
+from agents.mctd.world import NOOP, SearchWorld, task_vector
 from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, RUNNING, SUCCESS, shortcut
 from envs.observation import to_model_input
 from envs.tasks import BoundTask
@@ -193,7 +192,7 @@ class MCTDPlanner:
         self.model = model.eval()
         self.config = config or MCTDConfig()
         self.device = next(model.parameters()).device
-        self.end_token = model_end_token(model)
+        self.end_token = int(model.config.end_token)
         self.generator = generator if generator is not None else torch.Generator(device=self.device).manual_seed(0)
         table = self.config.meta_table()
         self._meta_temperature = torch.tensor([t for t, _ in table], dtype=torch.float64)

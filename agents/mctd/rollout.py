@@ -43,8 +43,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.base import first_position_mask
 from agents.mctd.world import (
-    NOOP, SearchWorld, first_forbid, model_end_token, model_num_outputs, world_inputs,
+    NOOP, SearchWorld, world_inputs,
 )
 from envs.dynamics import DONE, RUNNING, SUCCESS, WorldState, simulate_plans, world_step
 from envs.observation import place_agent, to_model_input
@@ -117,7 +118,7 @@ class GreedyContinuation:
         self.execute, self.max_windows, self.generator = min(execute, horizon), max_windows, generator
         self.merge_goals, self.speculate, self.deadline = merge_goals, speculate, deadline
         self.device = next(model.parameters()).device
-        self.end_token, self.num_actions = model_end_token(model), model_num_outputs(model)
+        self.end_token, self.num_actions = int(model.config.end_token), int(model.config.num_outputs)
         self.noop_tokens = (3, 4, 5, DONE, self.end_token)  # object actions do nothing in a navigation world
         self.windows: dict[Pose, Window] = {}
         self.to_goal: dict[Pose, tuple[np.ndarray, int]] = {}  # pose -> (goal-reaching actions, its index)
@@ -219,7 +220,7 @@ class GreedyContinuation:
         arr = np.array(poses, dtype=np.int64)  # [R, 3]
         inputs = to_model_input(place_agent(self.layout, arr), arr[:, 2])
         first = np.stack([forbidden_first_actions(self.layout, p) for p in poses])
-        forbid = first_forbid(first, self.horizon, self.num_actions)
+        forbid = first_position_mask(first, self.horizon, self.num_actions)
         tokens = sample(self.model, inputs["grid"].to(self.device), inputs["direction"].to(self.device),
                         self.horizon, self.steps, forbid=forbid.to(self.device), generator=self.generator,
                         stop_after=self.execute)
@@ -290,7 +291,7 @@ class WorldContinuation(GreedyContinuation):
         states = [self.states[k] for k in keys]
         inputs = world_inputs(states, self.world.task)
         first = np.stack([self.world.first_forbidden(s) for s in states])
-        forbid = first_forbid(first, self.horizon, self.num_actions)
+        forbid = first_position_mask(first, self.horizon, self.num_actions)
         dev = self.device
         tokens = sample(self.model, inputs["grid"].to(dev), inputs["direction"].to(dev), self.horizon, self.steps,
                         carrying=inputs["carrying"].to(dev), task=inputs["task"].to(dev), forbid=forbid.to(dev),

@@ -11,7 +11,7 @@ Two ways to simulate, with identical results where both apply:
 
 * **navigation fast path** (:attr:`SearchWorld.navigation_only`: a goal task, an empty hand and no
   door, key, ball or box in the layout, so no object action can change anything):
-  :func:`envs.dynamics.simulate_plans` and :func:`agents.mctd.planner.plan_scores`, the 0.4
+  :func:`envs.dynamics.simulate_plans` and :func:`agents.mctd.scoring.plan_scores`, the 0.4
   scores bit for bit;
 * **full rules**: :func:`envs.dynamics.simulate_world` with the task's own success and failure
   predicate (lava, a wrong pickup, ``done`` away from the GoTo target, ...).
@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any, Collection, Sequence
 
 import numpy as np
-import torch
-from torch import Tensor  # noqa: F401  (shapes in docstrings)
 
 from agents.mctd.scoring import NOOP, novel_cells, plan_scores
 from envs.dynamics import (
@@ -44,32 +42,9 @@ from envs.world import NOTHING
 
 NAVIGATION = (0, 1, 2)
 OBJECT_TOKENS = (3, 4, 5, 6)  # pickup, drop, toggle, done
-MINIGRID_ACTIONS = 7
 OLD_END = DONE  # the end-of-plan token of checkpoints without ``config.end_token``
 Cell = tuple[int, int, int]
 Pose = tuple[int, int, int]
-
-
-def model_end_token(model: torch.nn.Module) -> int:
-    """The model's end-of-plan token: ``config.end_token``, 6 (``done``) for old checkpoints."""
-    return int(getattr(model.config, "end_token", OLD_END))
-
-
-def model_num_outputs(model: torch.nn.Module) -> int:
-    """Output classes V of the model's head (``config.num_outputs``: 9, or 7 for old checkpoints)."""
-    config = model.config
-    return int(getattr(config, "num_outputs", getattr(config, "num_actions", MINIGRID_ACTIONS)))
-
-
-def first_forbid(first: np.ndarray, horizon: int, num_actions: int) -> Tensor:
-    """``[R, 7]`` bool MiniGrid actions forbidden as a window's first token -> the sampler's
-    ``forbid`` ``[R, H, V]``: later positions free, and every token beyond MiniGrid's actions
-    (MASK, END) forbidden first, as END (``done``) already is for old checkpoints: a window that
-    ends at once executes nothing."""
-    forbid = torch.zeros(first.shape[0], horizon, num_actions, dtype=torch.bool)
-    forbid[:, 0, :MINIGRID_ACTIONS] = torch.from_numpy(first[:, :MINIGRID_ACTIONS])
-    forbid[:, 0, MINIGRID_ACTIONS:] = True
-    return forbid
 
 
 @dataclass
@@ -133,10 +108,7 @@ class SearchWorld:
     def noop_tokens(self) -> tuple[int, ...]:
         """Tokens simulated (and executed) as no-ops: END, and ``done`` outside GoTo tasks (where
         MiniGrid's ``done`` does nothing)."""
-        tokens = {self.end_token, DONE}
-        if self.done_is_real and self.end_token != DONE:  # an old checkpoint's 6 is END, always a no-op
-            tokens.discard(DONE)
-        return tuple(sorted(tokens))
+        return (self.end_token,) if self.done_is_real else tuple(sorted({self.end_token, DONE}))
 
     def executable(self, plans: np.ndarray) -> np.ndarray:
         """Model tokens ``[B, L]`` -> actions ``[B, L]`` with :meth:`noop_tokens` as :data:`NOOP`."""
