@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from envs.observation import agent_pose, layout_of, observation_grid
+from envs.world import WorldState
 
 
 @runtime_checkable
@@ -64,3 +65,20 @@ def first_position_mask(first: np.ndarray, horizon: int, vocab: int | None = Non
     forbid[:, 0, first.shape[1]:] = True
     forbid[:, 0, : first.shape[1]] = torch.from_numpy(first)
     return forbid
+
+
+def against_prediction(expected: WorldState | None, layout: np.ndarray, pose: tuple[int, int, int],
+                       carrying: tuple[int, int, int]) -> tuple[np.ndarray, bool]:
+    """Compare an observed state with the one the rules predicted after the last action.
+
+    The image hides the cell under the agent (an open door, say); no action changes that cell, so
+    it is taken from the prediction. Returns ``(layout [G,G,3]`` with that cell restored (a copy),
+    ``as_predicted``: pose, carried object and layout are the predicted ones; False without a
+    prediction).
+    """
+    if expected is None:
+        return layout, False
+    layout = layout.copy()
+    layout[pose[0], pose[1]] = expected.layout[pose[0], pose[1]]
+    same = expected.pose == pose and expected.carrying == carrying and np.array_equal(expected.layout, layout)
+    return layout, same

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from agents.base import parse_observation
+from agents.base import against_prediction, parse_observation
 from envs.expert import UNSOLVABLE, ExpertBudgetError, solve_state
 from envs.observation import observation_carrying, observation_task
 from envs.tasks import Task
@@ -45,14 +45,9 @@ class BFSAgent:
             self.reset(obs)
         image, layout, pose = parse_observation(obs)
         self._carrying = observation_carrying(obs, self._carrying, self._last, image)
-        expected = self._expected
-        if expected is not None:  # the image hides the cell under the agent (an open door, say):
-            layout = layout.copy()  # no action changes the cell the agent stands on, so it is as predicted
-            layout[pose[0], pose[1]] = expected.layout[pose[0], pose[1]]
-        as_expected = (expected is not None and expected.pose == pose and expected.carrying == self._carrying
-                       and np.array_equal(expected.layout, layout))
+        layout, as_expected = against_prediction(self._expected, layout, pose, self._carrying)
         if as_expected and (self._plan or self._gave_up):
-            state = expected  # on plan, or the state the expert already gave up on
+            state = self._expected  # on plan, or the state the expert already gave up on
         else:
             state = WorldState(layout, pose, self._carrying, self._boxes)
             try:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from agents.base import first_position_mask, parse_observation, torch_threads  # noqa: F401  (re-exported)
+from agents.base import against_prediction, first_position_mask, parse_observation, torch_threads  # noqa: F401  (re-exported)
 from envs.observation import observation_carrying, observation_task, to_model_input
 from envs.rules import ACTIONS, forbidden_first_actions
 from envs.tasks import GOTO, BoundTask, Task
@@ -216,12 +216,7 @@ class MDLMAgent:
         """
         image, layout, pose = parse_observation(obs, self.grid_size)
         state.carrying = observation_carrying(obs, state.carrying, state.last, image)
-        expected = state.expected
-        as_predicted = False
-        if expected is not None:
-            layout[pose[0], pose[1]] = expected.layout[pose[0], pose[1]]  # ``layout`` is a fresh copy
-            as_predicted = (expected.pose == pose and expected.carrying == state.carrying
-                            and np.array_equal(expected.layout, layout))
+        layout, as_predicted = against_prediction(state.expected, layout, pose, state.carrying)
         if state.world is not None and (state.world[1] != state.carrying or not np.array_equal(state.world[0], layout)):
             state.visited.clear()  # a new world: poses seen before are new states
         state.world = (layout, state.carrying)
