@@ -75,15 +75,17 @@ def evaluate(
     runner = _Lockstep(agent if batched else _OneAtATime(agent), env_id, seed, width, render_frames, on_episode,
                        source=agent, draw_plans=draw_plans, max_steps=max_steps)
     records = runner.run(episodes)
+    return run_metrics(agent, records, env_id, episodes, seed, width, time.perf_counter() - start)
+
+
+def run_metrics(agent: Any, records: list[dict], env_id: str, episodes: int, seed: int, batch_envs: int,
+                seconds: float, **extra: Any) -> dict[str, Any]:
+    """The metrics dict of a run (:func:`evaluate`'s Returns): :func:`summarize` of ``records``
+    (ordered by seed), the run's identity and ``extra`` keys, the agent's ``stats()``, and
+    ``per_episode`` last."""
     metrics = summarize(records)
-    metrics.update(
-        agent=getattr(agent, "name", type(agent).__name__),
-        env=env_id,
-        episodes=episodes,
-        seed=seed,
-        batch_envs=width,
-        seconds=time.perf_counter() - start,
-    )
+    metrics.update(agent=getattr(agent, "name", type(agent).__name__), env=env_id, episodes=episodes, seed=seed,
+                   batch_envs=batch_envs, seconds=seconds, **extra)
     if hasattr(agent, "stats"):
         metrics.update(agent.stats())
     metrics["per_episode"] = records

@@ -16,7 +16,7 @@ import pickle
 import time
 from typing import Any, Callable, Iterator
 
-from maze_mdlm.evaluation import DEFAULT_BATCH_ENVS, evaluate, summarize
+from maze_mdlm.evaluation import DEFAULT_BATCH_ENVS, evaluate, run_metrics
 
 CHUNKS_PER_WORKER = 16  # per-episode agents: small chunks balance the load (episodes vary in length;
 # with 4 per worker, the last chunk left one of 2 workers idle for about 1/8 of the run)
@@ -181,20 +181,7 @@ def evaluate_parallel(
         width = workers
     ordered = [results[i] for i in sorted(results)]
     records = sorted((r for result in ordered for r in result["per_episode"]), key=lambda r: r["seed"])
-    metrics = summarize(records)
-    metrics.update(
-        agent=getattr(host, "name", type(host).__name__),
-        env=env_id,
-        episodes=episodes,
-        seed=seed,
-        batch_envs=max(result["batch_envs"] for result in ordered),
-        seconds=time.perf_counter() - start,
-        workers=width,
-        ray=ray_address,
-    )
     if hasattr(host, "load_stats_state"):
         host.load_stats_state([result["stats_state"] for result in ordered])
-    if hasattr(host, "stats"):
-        metrics.update(host.stats())
-    metrics["per_episode"] = records
-    return metrics
+    return run_metrics(host, records, env_id, episodes, seed, max(result["batch_envs"] for result in ordered),
+                       time.perf_counter() - start, workers=width, ray=ray_address)
