@@ -1,17 +1,17 @@
 #!/bin/bash
 # The shipped generalist (maze_mdlm/checkpoints/suite.pt, suite_ar.pt): data and training, exactly as
 # they were run (2-core CPU, one torch thread per training run, the MDLM and AR runs side by side).
-# Usage: bash docs/suite_recipe.sh OUT_DIR     (about 25 min of collection and 2 x 80 min of training here)
+# Usage: bash docs/suite_recipe.sh OUT_DIR     (16 min of collection, then about 65 + 55 min of training here)
 set -euo pipefail
 D=${1:?usage: suite_recipe.sh OUT_DIR}
 mkdir -p "$D"
 C="maze-mdlm collect-data --grid-size 25 --seed 0 --workers 2"
-$C --episodes 1000 --out "$D/keys.data" \
+$C --episodes 1000 --out "$D/keys.mdd" \
   --env MiniGrid-DoorKey-5x5-v0 --env MiniGrid-DoorKey-6x6-v0 --env MiniGrid-DoorKey-8x8-v0 --env MiniGrid-DoorKey-16x16-v0 \
   --env MiniGrid-LockedRoom-v0 --env MiniGrid-Unlock-v0 --env MiniGrid-UnlockPickup-v0 --env MiniGrid-BlockedUnlockPickup-v0 \
   --env MiniGrid-KeyCorridorS3R1-v0 --env MiniGrid-KeyCorridorS3R2-v0 --env MiniGrid-KeyCorridorS3R3-v0 \
   --env MiniGrid-KeyCorridorS4R3-v0 --env MiniGrid-KeyCorridorS5R3-v0 --env MiniGrid-KeyCorridorS6R3-v0
-$C --episodes 1000 --out "$D/nav.data" \
+$C --episodes 1000 --out "$D/nav.mdd" \
   --env MazeMDLM/Maze-19x19-v0 --env MazeMDLM/BraidMaze-19x19-v0 --env MazeMDLM/LavaMaze-19x19-v0 \
   --env MazeMDLM/Maze-25x25-v0 --env MazeMDLM/BraidMaze-25x25-v0 --env MazeMDLM/LavaMaze-25x25-v0 \
   --env MiniGrid-FourRooms-v0 --env MiniGrid-Empty-5x5-v0 --env MiniGrid-Empty-Random-5x5-v0 --env MiniGrid-Empty-6x6-v0 \
@@ -20,7 +20,7 @@ $C --episodes 1000 --out "$D/nav.data" \
   --env MiniGrid-SimpleCrossingS9N1-v0 --env MiniGrid-SimpleCrossingS9N2-v0 --env MiniGrid-SimpleCrossingS9N3-v0 \
   --env MiniGrid-DistShift1-v0 --env MiniGrid-DistShift2-v0 \
   --env MiniGrid-MultiRoom-N2-S4-v0 --env MiniGrid-MultiRoom-N4-S5-v0 --env MiniGrid-MultiRoom-N4-S5-v1 --env MiniGrid-MultiRoom-N6-v0
-$C --episodes 1000 --out "$D/missions.data" \
+$C --episodes 1000 --out "$D/missions.mdd" \
   --env MiniGrid-Fetch-5x5-N2-v0 --env MiniGrid-Fetch-6x6-N2-v0 --env MiniGrid-Fetch-8x8-N3-v0 \
   --env MiniGrid-GoToDoor-5x5-v0 --env MiniGrid-GoToDoor-6x6-v0 --env MiniGrid-GoToDoor-8x8-v0 \
   --env MiniGrid-GoToObject-6x6-N2-v0 --env MiniGrid-GoToObject-8x8-N2-v0 \
@@ -28,20 +28,26 @@ $C --episodes 1000 --out "$D/missions.data" \
   --env MiniGrid-RedBlueDoors-6x6-v0 --env MiniGrid-RedBlueDoors-8x8-v0
 OBSTRUCTED="1Dl-v0 1Dlh-v0 1Dlhb-v0 2Dl-v0 2Dlh-v0 2Dlhb-v1 1Q-v1 2Q-v1 Full-v0 Full-v1"
 for e in $OBSTRUCTED; do  # one file each: a start past the expert's budget stops only its own env
-  $C --episodes 300 --out "$D/obstructed-$e.data" --env "MiniGrid-ObstructedMaze-$e"
+  $C --episodes 300 --out "$D/obstructed-$e.mdd" --env "MiniGrid-ObstructedMaze-$e"
 done
 # Held out (zero-shot): Empty-16x16, LavaCrossingS11N5, SimpleCrossingS11N5 (the largest size of a
 # trained family), ObstructedMaze-2Dlhb-v0, -1Q-v0, -2Q-v0 (the expert cannot label every seed within
 # its budget: 2Q-v0 seed 40 stops its collection; their v1 siblings are trained).
-DATA="--data $D/keys.data --data $D/nav.data --data $D/missions.data"
-for e in $OBSTRUCTED; do DATA="$DATA --data $D/obstructed-$e.data"; done
-T="--batch-size 128 --lr 2e-3 --horizon 12 --env-weighting envs --eval-episodes 0 --val-every 500 --seed 0 --device cpu"
-# 5000 steps, then resumed to 8000 (the cosine schedule is stretched to 8000 from step 5000 on)
-OMP_NUM_THREADS=1 maze-mdlm train $DATA --out "$D/suite" --steps 5000 $T &
-OMP_NUM_THREADS=1 maze-mdlm train $DATA --model ar --out "$D/suite_ar" --steps 4000 $T &
+DATA="--data $D/keys.mdd --data $D/nav.mdd --data $D/missions.mdd"
+for e in $OBSTRUCTED; do DATA="$DATA --data $D/obstructed-$e.mdd"; done
+T="--batch-size 128 --horizon 12 --env-weighting envs --eval-episodes 0 --val-every 500 --seed 0 --device cpu"
+# Stage 1 (0.5.0): 5000 steps, then resumed to 8000 (the cosine schedule is stretched to 8000 from step 5000 on)
+OMP_NUM_THREADS=1 maze-mdlm train $DATA --out "$D/suite" --steps 5000 --lr 2e-3 $T &
+OMP_NUM_THREADS=1 maze-mdlm train $DATA --model ar --out "$D/suite_ar" --steps 4000 --lr 2e-3 $T &
 wait
-OMP_NUM_THREADS=1 maze-mdlm train $DATA --out "$D/suite" --steps 8000 --resume $T &
-OMP_NUM_THREADS=1 maze-mdlm train $DATA --model ar --out "$D/suite_ar" --steps 8000 --resume $T &
+OMP_NUM_THREADS=1 maze-mdlm train $DATA --out "$D/suite" --steps 8000 --lr 2e-3 --resume $T &
+OMP_NUM_THREADS=1 maze-mdlm train $DATA --model ar --out "$D/suite_ar" --steps 8000 --lr 2e-3 --resume $T &
 wait
-maze-mdlm export --checkpoint "$D/suite/checkpoint.pt" --out maze_mdlm/checkpoints/suite.pt
-maze-mdlm export --checkpoint "$D/suite_ar/checkpoint.pt" --out maze_mdlm/checkpoints/suite_ar.pt
+# Stage 2 (0.6.0): 15000 more steps from those weights on the same data (--init: new optimizer, warmup
+# and cosine schedule, no mask curriculum). Run from the exported 0.5.0 files, which hold the same weights.
+OMP_NUM_THREADS=1 maze-mdlm train $DATA --init "$D/suite/checkpoint.pt" --out "$D/suite_ft" --steps 15000 --lr 1e-3 $T &
+OMP_NUM_THREADS=1 maze-mdlm train $DATA --model ar --init "$D/suite_ar/checkpoint.pt" --out "$D/suite_ar_ft" \
+  --steps 15000 --lr 1e-3 $T &
+wait
+maze-mdlm export --checkpoint "$D/suite_ft/checkpoint.pt" --out maze_mdlm/checkpoints/suite.pt
+maze-mdlm export --checkpoint "$D/suite_ar_ft/checkpoint.pt" --out maze_mdlm/checkpoints/suite_ar.pt

@@ -60,6 +60,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto picks CUDA when present")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seeds numpy, torch and the in-training eval")
     p.add_argument("--resume", action="store_true", help="continue DIR/checkpoint.pt up to --steps")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="fine-tune: start from the weights of CHECKPOINT (a train or export output of the same "
+                        "--model, whose model config is kept) with a new optimizer, LR warmup and schedule, from "
+                        "step 0 and without the mask-ratio curriculum (the weights have been through it)")
     p.add_argument("--val-every", type=nonnegative_int, default=_DEFAULTS.val_every, help="validation period (steps)")
     p.add_argument("--log-every", type=positive_int, default=_DEFAULTS.log_every,
                    help="period (steps) of the averaged train records in metrics.jsonl")
@@ -72,9 +76,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "so an env weighs by its episodes x plan length) or envs (every env equally often)")
     p.add_argument("--model", choices=tuple(MODEL_TYPES), default="mdlm",
                    help="mdlm: masked diffusion (default); ar: the autoregressive baseline, same network made causal")
-    p.add_argument("--hidden-dim", type=positive_int, default=ModelConfig.hidden_dim,
-                   help=f"model width (divisible by the {ModelConfig.num_heads} attention heads)")
-    p.add_argument("--num-layers", type=positive_int, default=ModelConfig.num_layers, help="DiT blocks")
+    p.add_argument("--hidden-dim", type=positive_int, default=None,
+                   help=f"model width (divisible by the {ModelConfig.num_heads} attention heads; "
+                        f"default {ModelConfig.hidden_dim}, or the --init / --resume checkpoint's)")
+    p.add_argument("--num-layers", type=positive_int, default=None,
+                   help=f"DiT blocks (default {ModelConfig.num_layers}, or the --init / --resume checkpoint's)")
     p.add_argument("--precision", choices=PRECISIONS, default=_DEFAULTS.precision,
                    help="fp32, or bf16 autocast of the forward passes (weights and optimizer stay fp32)")
     p.add_argument("--compile", action="store_true",
@@ -141,6 +147,7 @@ class TrainSetup:
     model_config: ModelConfig
     eval_envs: list[str]  # the in-env check's envs (every env of the data; empty: no check)
     resume_from: dict[str, Any] | None
+    init_from: dict[str, Any] | None  # --init: the checkpoint whose weights start the run
 
 
 def prepare(args: argparse.Namespace) -> TrainSetup:
@@ -155,6 +162,9 @@ def prepare(args: argparse.Namespace) -> TrainSetup:
         raise UsageError(f"--out {out} is a file, expected a folder")
     if not out.parent.is_dir():
         raise UsageError(f"--out {out}: folder {out.parent} does not exist")
+    if args.resume and args.init:
+        raise UsageError("--init starts a new run from a checkpoint's weights, --resume continues DIR/checkpoint.pt; "
+                         "pass one of them")
     if args.resume and not ckpt_path.is_file():
         raise UsageError(f"--resume: there is no {ckpt_path} to continue")
     if not args.resume and ckpt_path.exists():
@@ -176,23 +186,32 @@ def prepare(args: argparse.Namespace) -> TrainSetup:
             from torch.utils.tensorboard import SummaryWriter  # noqa: F401
         except ImportError:
             raise UsageError("--tensorboard needs the tensorboard package: pip install 'maze-mdlm[tensorboard]'") from None
+    source = _source_checkpoint(args, ckpt_path, device)  # --init / --resume: read before any config
     try:
-        model_config = ModelConfig(hidden_dim=args.hidden_dim, num_layers=args.num_layers,
+        model_config = ModelConfig(hidden_dim=args.hidden_dim or ModelConfig.hidden_dim,
+                                   num_layers=args.num_layers or ModelConfig.num_layers,
                                    max_seq_len=max(ModelConfig.max_seq_len, args.horizon),
                                    cond_drop_prob=ModelConfig.cond_drop_prob if args.model == "mdlm" else 0.0)
+        if source is not None:
+            model_config = _source_model_config(args, source)
         config = TrainConfig(
             steps=args.steps, batch_size=args.batch_size, lr=args.lr, horizon=args.horizon, seed=args.seed,
             val_every=args.val_every, eval_every=args.eval_every, log_every=args.log_every,
             warmup_steps=min(_DEFAULTS.warmup_steps, max(args.steps // 10, 1)),
             curriculum_warmup_steps=min(_DEFAULTS.curriculum_warmup_steps, max(args.steps // 4, 1)),
-            precision=args.precision, compile=args.compile,
+            precision=args.precision, compile=args.compile, use_curriculum=_uses_curriculum(args, source),
         )
     except ValueError as err:  # a combination the model rejects, e.g. --hidden-dim 30 with 4 heads
         raise UsageError(f"model config: {err}") from None
     episodes, sources = load_sources(args.data)
     if len(episodes) == 0 or len(episodes.actions) == 0:
         raise UsageError(f"--data {' '.join(args.data)}: the dataset holds no expert steps")
-    model_config = dataclasses.replace(model_config, grid_size=episodes.grid_size)  # the data's canvas
+    if source is None:
+        model_config = dataclasses.replace(model_config, grid_size=episodes.grid_size)  # the data's canvas
+    elif model_config.grid_size != episodes.grid_size:
+        raise UsageError(f"--data is on a {episodes.grid_size}x{episodes.grid_size} grid, the checkpoint's model on "
+                         f"{model_config.grid_size}x{model_config.grid_size}; collect with --grid-size "
+                         f"{model_config.grid_size}")
     if args.val_every and len(episodes) < 2:
         raise UsageError(f"validation needs at least 2 episodes, the data has {len(episodes)}; "
                          "collect more or pass --val-every 0")
@@ -205,19 +224,45 @@ def prepare(args: argparse.Namespace) -> TrainSetup:
                              "pass --eval-episodes 0")
         for env_id in eval_envs:
             check_env_id(env_id)
-    resume_from = None
-    if args.resume:
-        try:
-            resume_from = read_checkpoint(ckpt_path, map_location=device)
-        except ValueError as err:
-            raise UsageError(f"--resume: {err}") from None
-        if resume_from["model_type"] != args.model:
-            raise UsageError(f"--resume: {ckpt_path} holds a {resume_from['model_type']!r} model, "
-                             f"not --model {args.model}")
-        if resume_from["model_config"] != model_config.to_dict():
-            raise UsageError(f"--resume: {ckpt_path} was trained with another model config")
     return TrainSetup(out, ckpt_path, metrics_path, device, dist, episodes, sources, config, model_config,
-                      eval_envs, resume_from)
+                      eval_envs, source if args.resume else None, source if args.init else None)
+
+
+def _source_checkpoint(args: argparse.Namespace, ckpt_path: Path, device: torch.device) -> dict[str, Any] | None:
+    """The checkpoint of ``--resume`` (DIR/checkpoint.pt) or ``--init``, checked against ``--model``."""
+    if not (args.resume or args.init):
+        return None
+    flag, path = ("--resume", ckpt_path) if args.resume else ("--init", Path(args.init))
+    try:
+        ckpt = read_checkpoint(path, map_location=device)
+    except ValueError as err:
+        raise UsageError(f"{flag}: {err}") from None
+    if ckpt["model_type"] != args.model:
+        raise UsageError(f"{flag}: {path} holds a {ckpt['model_type']!r} model, not --model {args.model}")
+    return ckpt
+
+
+def _source_model_config(args: argparse.Namespace, source: dict[str, Any]) -> ModelConfig:
+    """The source checkpoint's model config; ``--hidden-dim`` / ``--num-layers`` may only repeat it."""
+    config = ModelConfig.from_dict(source["model_config"])
+    flag = "--resume" if args.resume else "--init"
+    for name, given in (("hidden-dim", args.hidden_dim), ("num-layers", args.num_layers)):
+        have = getattr(config, name.replace("-", "_"))
+        if given is not None and given != have:
+            raise UsageError(f"--{name} {given}: the {flag} checkpoint's model has {have}")
+    if args.horizon > config.max_seq_len:
+        raise UsageError(f"--horizon {args.horizon}: the {flag} checkpoint's model takes at most {config.max_seq_len}")
+    return config
+
+
+def _uses_curriculum(args: argparse.Namespace, source: dict[str, Any] | None) -> bool:
+    """The mask-ratio curriculum runs on new weights only: not after ``--init``, and on ``--resume``
+    as the run began."""
+    if args.init:
+        return False
+    if args.resume and source is not None:
+        return bool((source.get("train_config") or {}).get("use_curriculum", _DEFAULTS.use_curriculum))
+    return _DEFAULTS.use_curriculum
 
 
 def check_compiles(trainer: Trainer) -> None:
@@ -263,12 +308,18 @@ def run_training(args: argparse.Namespace, make_agent: AgentFactory | None = Non
         "train_windows_per_env": train_data.env_counts(),
         "meta": setup.episodes.meta,
     }
+    if setup.init_from is not None:  # the run's lineage: which weights it started from
+        before = setup.init_from.get("dataset") or {}
+        dataset_meta["init"] = {"checkpoint": Path(args.init).name, "step": int(setup.init_from["step"]),
+                                "envs": list(before.get("envs") or []), "files": before.get("files") or []}
     distributed.init_process_group(dist, setup.device)
     try:
         model = MODEL_TYPES[args.model](setup.model_config)
         trainer = TRAINERS[args.model](model, config, device=setup.device, dist=dist)
         if setup.resume_from is not None:
             trainer.load_state_dict(setup.resume_from)
+        elif setup.init_from is not None:
+            model.load_state_dict(setup.init_from["model"])
         check_compiles(trainer)
         if dist.is_main:
             _train_main(args, setup, trainer, train_data, val_data, dataset_meta, make_agent)

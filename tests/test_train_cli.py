@@ -127,3 +127,54 @@ def test_train_refuses_validation_on_a_single_episode(tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--val-every 0" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_init_fine_tunes_from_exported_weights(tmp_path, data_file, monkeypatch):
+    """--init starts step 0 from the weights of an exported checkpoint, keeps its model config (no
+    --hidden-dim needed), skips the curriculum and records the lineage."""
+    from maze_mdlm.trainer import Trainer
+
+    run = tmp_path / "run"
+    assert _train(data_file, run) == 0
+    shipped = tmp_path / "release.pt"
+    assert main(["export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(shipped)]) == 0
+    before = read_checkpoint(shipped)["model"]
+    first_weights = {}
+    original = Trainer.train_step
+
+    def spy(self, batch):
+        if not first_weights:
+            first_weights.update({k: v.detach().clone() for k, v in self.model.state_dict().items()})
+        return original(self, batch)
+
+    monkeypatch.setattr(Trainer, "train_step", spy)
+    tuned = tmp_path / "tuned"
+    assert main(["train", "--data", str(data_file), "--out", str(tuned), "--steps", "5", "--batch-size", "16",
+                 "--horizon", "8", "--val-every", "0", "--eval-episodes", "0", "--init", str(shipped)]) == 0
+    assert all(torch.equal(first_weights[k], before[k]) for k in before)  # step 0 = the exported weights
+    ckpt = read_checkpoint(tuned / "checkpoint.pt")
+    assert ckpt["step"] == 5 and ckpt["model_config"] == read_checkpoint(shipped)["model_config"]
+    assert ckpt["train_config"]["use_curriculum"] is False
+    assert ckpt["dataset"]["init"]["checkpoint"] == "release.pt" and ckpt["dataset"]["init"]["step"] == 30
+    assert any(not torch.equal(ckpt["model"][k], before[k]) for k in before)  # it trained
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--init", "{ckpt}", "--hidden-dim", "64"], "--hidden-dim 64"),
+        (["--init", "{ckpt}", "--model", "ar"], "not --model ar"),
+        (["--init", "{ckpt}", "--horizon", "100"], "at most"),
+        (["--init", "{missing}"], "not found"),
+        (["--init", "{ckpt}", "--resume"], "one of them"),
+    ],
+)
+def test_init_bad_input(tmp_path, data_file, capsys, extra, message):
+    run = tmp_path / "run"
+    assert _train(data_file, run) == 0
+    capsys.readouterr()
+    extra = [e.format(ckpt=run / "checkpoint.pt", missing=tmp_path / "nope.pt") for e in extra]
+    code = main(["train", "--data", str(data_file), "--out", str(tmp_path / "tuned"), "--steps", "5", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "tuned").exists()
