@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from agents.mctd.agent import FALLBACKS
 from agents.registry import MODEL_AGENTS, make_agent
 from benchmarks.common import write_results
 from envs.registry import SUPPORTED, lookup
@@ -107,9 +108,10 @@ def timed(agent: Any) -> TimedAgent:
     return (TimedBatchAgent if batched else TimedAgent)(agent)
 
 
-def build_timed(name: str, env_id: str, checkpoint: str | None, seed: int) -> TimedAgent:
-    """A fresh timed agent (module level, so ``functools.partial`` of it is picklable for workers)."""
-    return timed(make_agent(name, env_id=env_id, checkpoint=checkpoint, seed=seed))
+def build_timed(name: str, env_id: str, checkpoint: str | None, seed: int, **options: Any) -> TimedAgent:
+    """A fresh timed agent (module level, so ``functools.partial`` of it is picklable for workers);
+    ``options`` go to :func:`agents.registry.make_agent` (mctd only)."""
+    return timed(make_agent(name, env_id=env_id, checkpoint=checkpoint, seed=seed, **options))
 
 
 # ----------------------------------------------------------------------------- zero-shot marks
@@ -150,7 +152,8 @@ def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int 
         workers: int = 1, checkpoint: str | None = None, ar_checkpoint: str | None = None,
         held_out: Sequence[str] | None = None, batch_envs: int = DEFAULT_BATCH_ENVS,
         on_row: Callable[[str, dict], None] | None = None, max_steps: int | None = None,
-        episodes_of: Mapping[str, int] | None = None) -> dict[str, list[dict[str, Any]]]:
+        episodes_of: Mapping[str, int] | None = None,
+        mctd_options: Mapping[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
     """``{agent: [row per env]}`` through the project's evaluation runner
     (:func:`maze_mdlm.parallel.evaluate_parallel`, i.e. :func:`maze_mdlm.evaluation.evaluate`).
 
@@ -160,7 +163,8 @@ def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int 
     agent whose checkpoint cannot be loaded (e.g. not shipped yet) gets ``skipped`` (the reason)
     instead. ``max_steps``: episodes still running after that many steps stop as failures
     (``capped`` counts them; None: the envs' own limits). ``episodes_of``: per-agent episode
-    counts that replace ``episodes``.
+    counts that replace ``episodes``. ``mctd_options``: keywords of the mctd agent (e.g.
+    ``fallback``).
     """
     tables: dict[str, list[dict[str, Any]]] = {}
     for name in agents:
@@ -170,7 +174,8 @@ def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int 
             row: dict[str, Any] = {"env": env_id, "task": spec.task_name}
             try:
                 path = checkpoint_for(name, env_id, checkpoint, ar_checkpoint)
-                factory = functools.partial(build_timed, name, env_id=env_id, checkpoint=path, seed=seed)
+                options = dict(mctd_options or {}) if name == "mctd" else {}
+                factory = functools.partial(build_timed, name, env_id=env_id, checkpoint=path, seed=seed, **options)
                 agent = factory()
             except ValueError as err:  # a missing or foreign checkpoint
                 row["skipped"] = " ".join(str(err).split())
@@ -256,6 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-steps", type=int, default=None,
                         help="stop episodes still running after this many steps, as failures (counted in the "
                              "'capped' column; default: each env's own step limit, up to 3600)")
+    parser.add_argument("--mctd-fallback", choices=FALLBACKS, default=None,
+                        help="what mctd executes when a search finds no goal-reaching plan (default: the agent's, auto)")
     parser.add_argument("--name", default="suite", help="results file name")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
@@ -263,6 +270,7 @@ def main(argv: list[str] | None = None) -> None:
                  checkpoint=args.checkpoint, ar_checkpoint=args.ar_checkpoint, held_out=args.held_out,
                  batch_envs=args.batch_envs, max_steps=args.max_steps,
                  episodes_of=None if args.mctd_episodes is None else {"mctd": args.mctd_episodes},
+                 mctd_options=None if args.mctd_fallback is None else {"fallback": args.mctd_fallback},
                  on_row=lambda name, row: print(f"{name} {row['env']}: success {row['success_rate']:.3f}",
                                                 flush=True))
     md = to_markdown(tables)

@@ -87,3 +87,21 @@ def test_max_steps_caps_episodes_as_failures_and_per_agent_episode_counts():
     assert tables["bfs"][0]["capped"] == 2 and tables["bfs"][0]["success_rate"] == 0.0  # 4 steps needed
     assert tables["random"][0]["episodes"] == 1
     assert "| capped |" in suite.to_markdown(tables)
+
+
+def test_mctd_fallback_option_reaches_the_agents(tmp_path, monkeypatch):
+    config = ModelConfig(hidden_dim=32, num_layers=1, num_heads=2, max_seq_len=8, cnn_channels=(4, 4, 4))
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(ckpt, perturbed_policy(config, seed=0), config, None, 0, {"horizon": 4}, {"envs": ENVS})
+    built = []
+    original = suite.build_timed
+
+    def spy(*args, **kwargs):
+        agent = original(*args, **kwargs)
+        built.append(agent.inner.fallback)
+        return agent
+
+    monkeypatch.setattr(suite, "build_timed", spy)
+    suite.run(["mctd"], ENVS[:1], episodes=1, checkpoint=str(ckpt), mctd_options={"fallback": "policy"})
+    suite.run(["mctd"], ENVS[:1], episodes=1, checkpoint=str(ckpt))
+    assert built == ["policy", "auto"]

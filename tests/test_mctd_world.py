@@ -220,7 +220,8 @@ def test_agent_picks_up_the_key_and_opens_the_door(untrained):
     layout = make_layout([(1, 1), (2, 1), (3, 1)], goal=(5, 1))
     layout[2, 1] = (KEY, YELLOW, 0)
     layout[4, 1] = (DOOR, YELLOW, LOCKED_STATE)
-    agent = MCTDAgent(untrained, seed=0, horizon=8, num_subplans=2, max_expansions=48, parallel=8)
+    # the search and its progress scores alone (an untrained policy is no fallback to trust)
+    agent = MCTDAgent(untrained, seed=0, horizon=8, num_subplans=2, max_expansions=48, parallel=8, fallback="plan")
     status, sent = play(agent, layout, (1, 1, 0), steps=60)
     assert status == SUCCESS
     assert PICKUP_ACTION in sent and TOGGLE in sent and DROP not in sent[: sent.index(PICKUP_ACTION)]
@@ -352,3 +353,27 @@ def test_walking_through_an_open_door_does_not_replan():
     status, sent = play(agent, layout, (1, 1, 0))
     assert status == SUCCESS and sent == [F] * 5
     assert agent.stats()["decisions"] == 1
+
+
+def test_auto_fallback_is_the_partial_plan_where_only_the_agent_moves_and_the_policy_elsewhere(perturbed):
+    """No plan reaches the far goal: "auto" executes the best partial plan's first sub-plan in a
+    plain corridor, and one policy step once a ball lies in a niche (an object world)."""
+    corridor = make_layout([(x, 1) for x in range(1, 18)], goal=(17, 1))
+    with_ball = corridor.copy()
+    with_ball[3, 2] = (BALL, RED, 0)
+    settings = dict(seed=0, horizon=8, num_subplans=2, max_expansions=6, parallel=3, rollout_windows=0)
+    for layout, fallback, policy_step in ((corridor, "plan", False), (with_ball, "policy", True)):
+        agent = MCTDAgent(perturbed, **settings)
+        obs = observe(layout, (1, 1, 0))
+        agent.reset(obs)
+        actions = agent.plan(obs)
+        assert not agent.last_search.found_goal
+        assert agent.last_search.navigation_only == (fallback == "plan")
+        assert agent.fallback_for(agent.last_search) == fallback
+        assert agent._state.fell_back == policy_step
+        assert len(actions) == 1 if policy_step else 1 <= len(actions) <= 4
+    explicit = MCTDAgent(perturbed, fallback="plan", **settings)  # the 0.4 default, still available
+    obs = observe(with_ball, (1, 1, 0))
+    explicit.reset(obs)
+    explicit.plan(obs)
+    assert explicit.fallback_for(explicit.last_search) == "plan" and not explicit._state.fell_back

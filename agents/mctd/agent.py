@@ -36,7 +36,7 @@ def env_max_steps(env_id: str) -> int:
         env.close()
 
 
-FALLBACKS = ("plan", "policy", "heuristic")
+FALLBACKS = ("auto", "plan", "policy", "heuristic")
 Pose = tuple[int, int, int]
 
 
@@ -99,16 +99,21 @@ class MCTDAgent:
     search per episode that needs a plan; each episode has its own generator after
     :meth:`seed_episode`, so lockstep play gives the same episodes as one at a time).
 
-    When a search finds no goal-reaching plan (the goal is beyond what the plans reach), the
-    default ``fallback="plan"`` executes the first sub-plan of the best partial plan: with the
-    default ``partial_score="novelty"`` that is the plan that ends alive after entering the most
-    cells this episode has not been in (the agent keeps the episode's cells and passes them to
-    the search). ``fallback="policy"`` (the 0.3 default) throws the search away and takes one
-    step of the closed-loop MDLM policy (:class:`MDLMAgent`, greedy, with its no-op / revisit
-    rules); ``"plan"`` does the same when every plan of the search died (lava) or has nothing
-    to execute. ``"heuristic"`` is 0.3's unchanged: the best-scoring executable prefix of any
-    plan, else ``forward`` (with ``partial_score="manhattan"`` it ranks partial plans by the
-    Manhattan heuristic, which misleads around walls; its last resort can step into lava).
+    When a search finds no goal-reaching plan (the goal is beyond what the plans reach),
+    ``fallback="plan"`` executes the first sub-plan of the best partial plan: with the default
+    ``partial_score="novelty"`` that is the plan that ends alive after entering the most cells
+    this episode has not been in (the agent keeps the episode's cells and passes them to the
+    search). ``fallback="policy"`` (the 0.3 default) throws the search away and takes one step of
+    the closed-loop MDLM policy (:class:`MDLMAgent`, greedy, with its no-op / revisit rules);
+    ``"plan"`` does the same when every plan of the search died (lava) or has nothing to execute.
+    The default ``"auto"`` (0.6) is ``"plan"`` in worlds where only the agent moves (mazes,
+    FourRooms, crossings: the 0.4 behaviour, same episodes) and ``"policy"`` where doors, keys,
+    balls or boxes can change (there the observation heuristic cannot tell progress from a
+    detour, and trusting the policy was better on every long object world of the suite
+    benchmark's ablation, README Results). ``"heuristic"`` is 0.3's unchanged: the best-scoring
+    executable prefix of any plan, else ``forward`` (with ``partial_score="manhattan"`` it ranks
+    partial plans by the Manhattan heuristic, which misleads around walls; its last resort can
+    step into lava).
 
     Args:
         model: an :class:`MDLMPolicy` (a trained one plans well; an untrained one still
@@ -119,8 +124,8 @@ class MCTDAgent:
             and same observations give the same plans.
         config: search hyper-parameters; any :class:`MCTDConfig` field may also be passed as
             a keyword and overrides it.
-        fallback: "plan" (default), "policy" or "heuristic" (0.3's): what to execute when no
-            plan reaches the goal.
+        fallback: "auto" (default), "plan", "policy" or "heuristic" (0.3's): what to execute
+            when no plan reaches the goal.
         num_threads: torch intra-op threads while planning, restored afterwards (None: leave
             torch's setting alone). Default 1: the batches are small (at most 2K rows of H
             tokens), and with torch's default of 2 threads on a 2-core CPU shared with other
@@ -130,7 +135,7 @@ class MCTDAgent:
     name = "mctd"
 
     def __init__(self, model: MDLMPolicy, max_steps: int = FOURROOMS_MAX_STEPS, seed: int = 0,
-                 config: MCTDConfig | None = None, num_threads: int | None = 1, fallback: str = "plan",
+                 config: MCTDConfig | None = None, num_threads: int | None = 1, fallback: str = "auto",
                  **overrides: Any):
         config = dataclasses.replace(config or MCTDConfig(), **overrides)
         if fallback not in FALLBACKS:
@@ -256,9 +261,10 @@ class MCTDAgent:
             "found_goal": float(result.found_goal),
         })
         planned = None
-        if not result.found_goal and self.fallback == "plan":
+        fallback = self.fallback_for(result)
+        if not result.found_goal and fallback == "plan":
             planned = partial_plan_actions(result, self.config.horizon, self.config.num_subplans)
-        elif result.found_goal or self.fallback != "policy":
+        elif result.found_goal or fallback != "policy":
             planned = choose_actions(result, self.config.horizon, self.config.num_subplans)
         episode.fell_back = not planned  # "policy", or every plan died: one safe policy step
         if not planned:
@@ -266,6 +272,13 @@ class MCTDAgent:
         actions = list(planned) if planned else [self.policy.act_batch([episode.policy], [obs])[0]]
         episode.chosen = tuple(actions)
         return actions
+
+    def fallback_for(self, result: SearchResult) -> str:
+        """The fallback that applies after ``result``: ``self.fallback``, with "auto" resolved
+        ("plan" where only the agent moves, else "policy")."""
+        if self.fallback != "auto":
+            return self.fallback
+        return "plan" if result.navigation_only else "policy"
 
     def act(self, obs: Mapping[str, Any]) -> int:
         """The next MiniGrid action (0..6) of the episode started by :meth:`reset`; plans when needed."""

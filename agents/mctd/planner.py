@@ -166,6 +166,8 @@ class SearchResult:
             and ``rollout_calls``: the batched policy decodes the continuations ran.
         phase_seconds: wall time per phase: ``denoise`` (expansion and jumpy simulation),
             ``continue`` (policy continuation), ``score`` (dynamics, shortcut, backup).
+        navigation_only: the search's world had nothing but the agent that can change (a goal
+            task, empty hand, no door or object: :attr:`agents.mctd.world.SearchWorld.navigation_only`).
     """
 
     root: Node
@@ -176,6 +178,7 @@ class SearchResult:
     found_goal: bool
     stats: dict[str, int] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    navigation_only: bool = False
 
 
 class MCTDPlanner:
@@ -256,7 +259,7 @@ class MCTDPlanner:
         return SearchResult(root=root, best=best_node(root), expansions=expansions, rounds=rounds,
                             seconds=time.perf_counter() - start_time, found_goal=found,
                             stats={**tree_stats(root), "rollout_calls": continuation.model_calls},
-                            phase_seconds=clock)
+                            phase_seconds=clock, navigation_only=world.navigation_only)
 
     def _expand_and_simulate(self, batch: list[tuple[Node, int, Node]], state: Tensor, null: Tensor,
                              world: SearchWorld, max_steps: int,
