@@ -14,10 +14,9 @@ episodes in lockstep, and one ``act_batch`` call's time is divided by the episod
 also give the time of the decisions that searched, ``plan_ms_p50`` / ``plan_ms_p95``).
 Evaluation seeds start at ``envs.seeds.EVAL_SEED_START``; episode i uses seed + i.
 
-Measured on the 2-core dev machine with the shipped generalist (README, Results), every supported env,
-``--max-steps 128``: ar 20 episodes 9.7 min (1 process), mdlm 20 episodes 14.8 min (``--workers 2``),
-mctd 5 episodes 9.8 min (``--workers 2``), bfs 5 episodes 4 min; the runs overlapped on the two
-cores. Failed episodes run to ``--max-steps`` (or the env's own limit, up to 3600 steps, without
+Measured on the 2-core dev machine with the shipped generalist (0.6, README Results), every
+supported env, ``--max-steps 128 --workers 2``, one run after the other: mdlm 20 episodes 5.0 min,
+mctd 10 episodes 13.4 min, ar 20 episodes 3.2 min (wall); bfs 5 episodes 4 min (0.5). Failed episodes run to ``--max-steps`` (or the env's own limit, up to 3600 steps, without
 it), so the time depends mostly on how often the agents fail; ``--envs`` / ``--agents`` split the run.
 """
 
