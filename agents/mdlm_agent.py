@@ -32,7 +32,8 @@ class EpisodeState:
         expected: the world state (layout, pose, carried object) that :func:`envs.world.world_step`
             predicts after the last action (None at the start); a different observation drops
             the queue.
-        visited: every pose seen since the world (layout or carried object) last changed.
+        visited: every pose seen since the world (layout or carried object) last changed, in the
+            order of their latest visit (a dict, most recent last).
         plan: the latest sampled plan's actions (before END; only its first ``execute`` ones unless
             the agent decodes ``full_plans``).
         last_plan: the part of ``plan`` from the pose of the latest decision, the action chosen
@@ -47,7 +48,7 @@ class EpisodeState:
 
     queue: list[int] = field(default_factory=list)
     expected: WorldState | None = None
-    visited: set[Pose] = field(default_factory=set)
+    visited: dict[Pose, None] = field(default_factory=dict)  # in visit order, most recent last
     plan: list[int] = field(default_factory=list)
     task: BoundTask | None = None
     carrying: tuple[int, int, int] = NOTHING
@@ -77,7 +78,9 @@ class MDLMAgent:
     With ``avoid_revisits`` (default) it also avoids a first move that leads back to a pose
     already visited since the world last changed, when another useful move exists: a shortest
     path never revisits a state, and a deterministic policy that does (e.g. left, right, left,
-    ...) is stuck in that loop for good. Both rules use only the rules of the world (as MCTD
+    ...) is stuck in that loop for good. Boxed in (every useful move leads to a visited pose), only
+    the move to the least recently visited pose is allowed (0.6; before, any move was, and a
+    greedy policy could turn left and right in place until the step limit). Both rules use only the rules of the world (as MCTD
     does), never the expert; turn them off to measure the raw policy.
 
     Two ways to drive it: ``reset`` / ``act`` for one episode in a plain gymnasium loop, or
@@ -220,7 +223,8 @@ class MDLMAgent:
         if state.world is not None and (state.world[1] != state.carrying or not np.array_equal(state.world[0], layout)):
             state.visited.clear()  # a new world: poses seen before are new states
         state.world = (layout, state.carrying)
-        state.visited.add(pose)
+        state.visited.pop(pose, None)
+        state.visited[pose] = None
         return (image, layout, pose), as_predicted
 
     def plan_batch(self, rows: Sequence[Parsed], visited: Sequence[Collection[Pose]],

@@ -50,7 +50,10 @@ def forbidden_first_actions(layout: np.ndarray, pose: Pose, visited: Collection[
                             carrying: tuple[int, int, int] = NOTHING, task: BoundTask | None = None) -> np.ndarray:
     """[7] bool: every action but the useful ones, toggling an open door (closing it), and, when
     some move leads to a pose not in ``visited``, every move into a visited pose too (object
-    actions stay allowed). Boxed in: left and right stay allowed."""
+    actions stay allowed). When every useful move leads to a visited pose and ``visited`` is a
+    dict in visit order (most recent last, as the agents keep it), only the moves to the least
+    recently visited of those poses stay allowed, so a policy cannot cycle between two poses.
+    No useful move at all: left and right stay allowed."""
     state = WorldState(layout, tuple(int(v) for v in pose), tuple(carrying))
     fx, fy = state.front()
     closes = int(layout[fx, fy, 0]) == DOOR and int(layout[fx, fy, 2]) == OPEN_STATE
@@ -58,6 +61,11 @@ def forbidden_first_actions(layout: np.ndarray, pose: Pose, visited: Collection[
     moves = [a for a, nxt in useful if a in NAVIGATION]
     fresh = [a for a, nxt in useful if a in NAVIGATION and nxt.pose not in visited]
     objects = [a for a, _ in useful if a not in NAVIGATION]
+    if not fresh and moves and isinstance(visited, dict):  # boxed in: the least recently visited pose
+        order = {p: i for i, p in enumerate(visited)}
+        targets = {a: order.get(nxt.pose, -1) for a, nxt in useful if a in NAVIGATION}
+        oldest = min(targets.values())
+        moves = [a for a in moves if targets[a] == oldest]
     forbidden = np.ones(ACTIONS, dtype=bool)
     forbidden[(fresh or moves or [LEFT, RIGHT]) + objects] = False
     return forbidden

@@ -148,3 +148,22 @@ def test_closing_an_open_door_is_never_a_first_action() -> None:
     assert forbidden_first_actions(layout, (2, 2, 0))[TOGGLE]
     layout[3, 2, 2] = 1  # closed: opening it is useful
     assert not forbidden_first_actions(layout, (2, 2, 0))[TOGGLE]
+
+
+def test_boxed_in_allows_only_the_move_to_the_least_recently_visited_pose():
+    """Every move leads to a visited pose: with the visit order known, only the oldest one stays
+    allowed, so left / right cannot alternate in place for ever (KeyCorridorS6R3 seed 1000012)."""
+    from envs.dynamics import LEFT, RIGHT
+    from envs.rules import forbidden_first_actions
+    from tests.worlds import make_layout
+
+    layout = make_layout([(1, 1)], goal=(5, 5))  # a single free cell: only turns are useful
+    here = (1, 1, 0)
+    # visited order: right-turn target (1, 1, 1) oldest, then left-turn target (1, 1, 3), then here
+    order = {(1, 1, 1): None, (1, 1, 3): None, (1, 1, 2): None, here: None}
+    forbidden = forbidden_first_actions(layout, here, order)
+    assert not forbidden[RIGHT] and forbidden[LEFT]
+    order = {(1, 1, 3): None, (1, 1, 1): None, (1, 1, 2): None, here: None}
+    forbidden = forbidden_first_actions(layout, here, order)
+    assert not forbidden[LEFT] and forbidden[RIGHT]
+    assert not forbidden_first_actions(layout, here, set(order))[[LEFT, RIGHT]].any()  # no order: both
