@@ -40,7 +40,7 @@ checkpoints, one thread of the 2-core dev CPU):
 * ``fallback="auto"`` (0.6): that partial-plan fallback only where nothing but the agent can
   change (the worlds above); where doors, keys, balls or boxes are in play, a search without a
   goal-reaching plan hands the step to the greedy MDLM policy: on 12 long object worlds, the same
-  success as the partial plan (0.900 vs 0.892) with path ratio 1.23 instead of 1.55
+  success as the partial plan (0.908 vs 0.892) with path ratio 1.25 instead of 1.55
   (``benchmarks.suite --mctd-fallback plan``; README Results).
 * ``time_budget_ms=None``: no wall-clock limit by default, so a search does not depend on the
   machine's speed; set it (``rollout --time-budget-ms``) for an anytime search.
