@@ -80,8 +80,9 @@ class MDLMAgent:
     path never revisits a state, and a deterministic policy that does (e.g. left, right, left,
     ...) is stuck in that loop for good. Boxed in (every useful move leads to a visited pose), only
     the move to the least recently visited pose is allowed (0.6; before, any move was, and a
-    greedy policy could turn left and right in place until the step limit). Both rules use only the rules of the world (as MCTD
-    does), never the expert; turn them off to measure the raw policy.
+    greedy policy could turn left and right in place until the step limit). Both rules use only
+    the rules of the world (as MCTD does), never the expert; turn them off to measure the raw
+    policy.
 
     Two ways to drive it: ``reset`` / ``act`` for one episode in a plain gymnasium loop, or
     ``new_episode`` / ``act_batch`` for many episodes in lockstep, where the episodes that need a

@@ -16,7 +16,8 @@ Evaluation seeds start at ``envs.seeds.EVAL_SEED_START``; episode i uses seed + 
 
 Measured on the 2-core dev machine with the shipped generalist (0.6, README Results), every
 supported env, ``--max-steps 128 --workers 2``: mdlm 20 episodes 5.0 min alone (7.4 min beside
-another run), mctd 10 episodes 13.8 min, ar 20 episodes 3.1 min (wall); bfs 5 episodes 4 min (0.5). Failed episodes run to ``--max-steps`` (or the env's own limit, up to 3600 steps, without
+another run), mctd 10 episodes 13.8 min, ar 20 episodes 3.1 min (wall); bfs 5 episodes 4 min (0.5).
+Failed episodes run to ``--max-steps`` (or the env's own limit, up to 3600 steps, without
 it), so the time depends mostly on how often the agents fail; ``--envs`` / ``--agents`` split the run.
 """
 

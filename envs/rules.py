@@ -63,9 +63,8 @@ def forbidden_first_actions(layout: np.ndarray, pose: Pose, visited: Collection[
     objects = [a for a, _ in useful if a not in NAVIGATION]
     if not fresh and moves and isinstance(visited, dict):  # boxed in: the least recently visited pose
         order = {p: i for i, p in enumerate(visited)}
-        targets = {a: order.get(nxt.pose, -1) for a, nxt in useful if a in NAVIGATION}
-        oldest = min(targets.values())
-        moves = [a for a in moves if targets[a] == oldest]
+        age = {a: order[nxt.pose] for a, nxt in useful if a in NAVIGATION}  # every target is visited
+        moves = [a for a in moves if age[a] == min(age.values())]
     forbidden = np.ones(ACTIONS, dtype=bool)
     forbidden[(fresh or moves or [LEFT, RIGHT]) + objects] = False
     return forbidden

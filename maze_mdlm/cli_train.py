@@ -188,12 +188,13 @@ def prepare(args: argparse.Namespace) -> TrainSetup:
             raise UsageError("--tensorboard needs the tensorboard package: pip install 'maze-mdlm[tensorboard]'") from None
     source = _source_checkpoint(args, ckpt_path, device)  # --init / --resume: read before any config
     try:
-        model_config = ModelConfig(hidden_dim=args.hidden_dim or ModelConfig.hidden_dim,
-                                   num_layers=args.num_layers or ModelConfig.num_layers,
-                                   max_seq_len=max(ModelConfig.max_seq_len, args.horizon),
-                                   cond_drop_prob=ModelConfig.cond_drop_prob if args.model == "mdlm" else 0.0)
         if source is not None:
             model_config = _source_model_config(args, source)
+        else:
+            model_config = ModelConfig(hidden_dim=args.hidden_dim or ModelConfig.hidden_dim,
+                                       num_layers=args.num_layers or ModelConfig.num_layers,
+                                       max_seq_len=max(ModelConfig.max_seq_len, args.horizon),
+                                       cond_drop_prob=ModelConfig.cond_drop_prob if args.model == "mdlm" else 0.0)
         config = TrainConfig(
             steps=args.steps, batch_size=args.batch_size, lr=args.lr, horizon=args.horizon, seed=args.seed,
             val_every=args.val_every, eval_every=args.eval_every, log_every=args.log_every,
