@@ -12,7 +12,7 @@ from torch import Tensor
 
 from agents.base import against_prediction, first_position_mask, parse_observation, torch_threads  # noqa: F401  (re-exported)
 from envs.observation import observation_carrying, observation_task, to_model_input
-from envs.rules import ACTIONS, forbidden_first_actions
+from envs.rules import ACTIONS, forbidden_first_actions, state_key
 from envs.tasks import GOTO, BoundTask, Task
 from envs.world import DONE, FORWARD, NOTHING, SUCCESS, WorldState, world_step
 from maze_mdlm.checkpoint import load_checkpoint
@@ -34,6 +34,8 @@ class EpisodeState:
             the queue.
         visited: every pose seen since the world (layout or carried object) last changed, in the
             order of their latest visit (a dict, most recent last).
+        seen: every world state of the episode (:func:`envs.rules.state_key` keys); no object
+            action may lead back to one.
         plan: the latest sampled plan's actions (before END; only its first ``execute`` ones unless
             the agent decodes ``full_plans``).
         last_plan: the part of ``plan`` from the pose of the latest decision, the action chosen
@@ -49,6 +51,7 @@ class EpisodeState:
     queue: list[int] = field(default_factory=list)
     expected: WorldState | None = None
     visited: dict[Pose, None] = field(default_factory=dict)  # in visit order, most recent last
+    seen: set = field(default_factory=set)
     plan: list[int] = field(default_factory=list)
     task: BoundTask | None = None
     carrying: tuple[int, int, int] = NOTHING
@@ -80,7 +83,9 @@ class MDLMAgent:
     path never revisits a state, and a deterministic policy that does (e.g. left, right, left,
     ...) is stuck in that loop for good. Boxed in (every useful move leads to a visited pose), only
     the move to the least recently visited pose is allowed (0.6; before, any move was, and a
-    greedy policy could turn left and right in place until the step limit). Both rules use only
+    greedy policy could turn left and right in place until the step limit). No object action may
+    lead back to a world state of the episode (0.7: a greedy policy could pick up a box and drop it
+    back until the step limit, ObstructedMaze-2Dlh seed 1000001). These rules use only
     the rules of the world (as MCTD does), never the expert; turn them off to measure the raw
     policy.
 
@@ -100,8 +105,8 @@ class MDLMAgent:
         temperature: 0 = greedy (deterministic); > 0 samples.
         seed: seeds the agent's sampling generator.
         safe_first_action: forbid a first action that is a no-op or steps into lava.
-        avoid_revisits: also forbid first actions that lead to an already visited pose (unless
-            that leaves nothing allowed).
+        avoid_revisits: also forbid first moves that lead to an already visited pose (unless
+            that leaves nothing allowed) and object actions that lead back to a world state.
         full_plans: decode whole plans even though only the first ``execute`` actions are
             executed (for pictures of the plan; greedy actions are the same, at several times the
             sampling cost). Default False: decode only what is executed.
@@ -226,6 +231,7 @@ class MDLMAgent:
         state.world = (layout, state.carrying)
         state.visited.pop(pose, None)
         state.visited[pose] = None
+        state.seen.add(state_key(layout, pose, state.carrying))
         return (image, layout, pose), as_predicted
 
     def plan_batch(self, rows: Sequence[Parsed], visited: Sequence[Collection[Pose]],
@@ -240,8 +246,8 @@ class MDLMAgent:
         inputs = {key: value.to(self.device) for key, value in inputs.items()}
         forbid = None
         if self.safe_first_action:
-            first = np.stack([self.first_action_forbidden(layout, pose, seen, ep.carrying, ep.task)
-                              for (_, layout, pose), seen, ep in zip(rows, visited, episodes)])
+            first = np.stack([self.first_action_forbidden(layout, pose, poses, ep.carrying, ep.task, ep.seen)
+                              for (_, layout, pose), poses, ep in zip(rows, visited, episodes)])
             forbid = self.forbid_tensor(first)
         with torch_threads(self.batch_threads if len(rows) >= self.BIG_BATCH else self.num_threads):
             tokens = self.sample_plans(inputs["grid"], inputs["direction"], forbid,
@@ -263,11 +269,14 @@ class MDLMAgent:
 
     # ------------------------------------------------------------------ rules of the world
     def first_action_forbidden(self, layout: np.ndarray, pose: Pose, visited: Collection[Pose] = (),
-                               carrying: tuple[int, int, int] = NOTHING, task: BoundTask | None = None) -> np.ndarray:
+                               carrying: tuple[int, int, int] = NOTHING, task: BoundTask | None = None,
+                               seen: Collection = ()) -> np.ndarray:
         """[7] bool: the MiniGrid actions forbidden as a plan's first action (all but the useful
         ones: :func:`envs.rules.forbidden_first_actions`). For models where ``done`` is an action,
         ``done`` is allowed where it completes the task (next to a GoTo target)."""
-        forbidden = forbidden_first_actions(layout, pose, visited if self.avoid_revisits else (), carrying, task)
+        revisits = self.avoid_revisits
+        forbidden = forbidden_first_actions(layout, pose, visited if revisits else (), carrying, task,
+                                            seen if revisits else ())
         if self.done_is_action and task is not None and task.task.kind == GOTO:
             _, status = world_step(WorldState(layout, tuple(pose), tuple(carrying)), DONE, task)
             forbidden[DONE] = status != SUCCESS

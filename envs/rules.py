@@ -7,12 +7,15 @@ needs an empty hand and a key, ball or box ahead; ``drop`` a full hand and an em
 ``toggle`` a door it can open or close, or a box ahead. ``done`` (MiniGrid's 6) is never a useful
 first action here. As a *first action*, closing an open door is forbidden too
 (:func:`forbidden_first_actions`): no supported task needs it (the expert never does it), and a
-policy that toggles an open door closes and reopens it for ever.
+policy that toggles an open door closes and reopens it for ever. So is an object action that
+leads back to a world state the episode has been in (:func:`state_key`): dropping what was just
+picked up where it lay, and picking it up again, is the same kind of loop.
 """
 
 from __future__ import annotations
 
-from typing import Collection
+import hashlib
+from typing import Collection, Hashable
 
 import numpy as np
 
@@ -46,9 +49,18 @@ def useful_actions(state: WorldState, task: BoundTask | None = None) -> list[tup
     return out
 
 
+def state_key(layout: np.ndarray, pose: Pose, carrying: tuple[int, int, int]) -> Hashable:
+    """A hashable key of a whole world state: a digest of ``layout`` [G,G,3], the pose and the
+    carried object."""
+    digest = hashlib.blake2b(np.ascontiguousarray(layout).tobytes(), digest_size=16).digest()
+    return digest, tuple(int(v) for v in pose), tuple(int(v) for v in carrying)
+
+
 def forbidden_first_actions(layout: np.ndarray, pose: Pose, visited: Collection[Pose] = (),
-                            carrying: tuple[int, int, int] = NOTHING, task: BoundTask | None = None) -> np.ndarray:
-    """[7] bool: every action but the useful ones, toggling an open door (closing it), and, when
+                            carrying: tuple[int, int, int] = NOTHING, task: BoundTask | None = None,
+                            seen: Collection[Hashable] = ()) -> np.ndarray:
+    """[7] bool: every action but the useful ones, toggling an open door (closing it), the object
+    actions that lead to a world state in ``seen`` (:func:`state_key` keys), and, when
     some move leads to a pose not in ``visited``, every move into a visited pose too (object
     actions stay allowed). When every useful move leads to a visited pose and ``visited`` is a
     dict in visit order (most recent last, as the agents keep it), only the moves to the least
@@ -60,7 +72,8 @@ def forbidden_first_actions(layout: np.ndarray, pose: Pose, visited: Collection[
     useful = [(a, nxt) for a, nxt in useful_actions(state, task) if not (a == TOGGLE and closes)]
     moves = [a for a, nxt in useful if a in NAVIGATION]
     fresh = [a for a, nxt in useful if a in NAVIGATION and nxt.pose not in visited]
-    objects = [a for a, _ in useful if a not in NAVIGATION]
+    objects = [a for a, nxt in useful if a not in NAVIGATION
+               and not (seen and state_key(nxt.layout, nxt.pose, nxt.carrying) in seen)]
     if not fresh and moves and isinstance(visited, dict):  # boxed in: the least recently visited pose
         order = {p: i for i, p in enumerate(visited)}
         age = {a: order[nxt.pose] for a, nxt in useful if a in NAVIGATION}  # every target is visited

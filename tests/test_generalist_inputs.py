@@ -167,3 +167,25 @@ def test_boxed_in_allows_only_the_move_to_the_least_recently_visited_pose():
     forbidden = forbidden_first_actions(layout, here, order)
     assert not forbidden[LEFT] and forbidden[RIGHT]
     assert not forbidden_first_actions(layout, here, set(order))[[LEFT, RIGHT]].any()  # no order: both
+
+
+def test_no_object_action_leads_back_to_a_seen_world_state():
+    """Picking up a box and dropping it back where it lay returns to a state the episode has been
+    in; with that state in ``seen`` the drop is forbidden (ObstructedMaze-2Dlh seed 1000001 looped
+    pickup / drop until the step limit), and without it the drop is allowed."""
+    from envs.rules import forbidden_first_actions, state_key
+    from envs.world import DROP, NOTHING, PICKUP_ACTION, WorldState, world_step
+    from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
+    from tests.worlds import make_layout
+
+    layout = make_layout([(1, 1), (2, 1), (3, 1)], goal=(5, 5))
+    layout[2, 1] = (OBJECT_TO_IDX["box"], COLOR_TO_IDX["green"], 0)  # ahead of (1, 1) facing +x
+    start = WorldState(layout, (1, 1, 0), NOTHING)
+    held, _ = world_step(start, PICKUP_ACTION)
+    assert held.carrying[0] == OBJECT_TO_IDX["box"]
+    seen = {state_key(start.layout, start.pose, start.carrying), state_key(held.layout, held.pose, held.carrying)}
+    assert not forbidden_first_actions(held.layout, held.pose, carrying=held.carrying)[DROP]
+    assert forbidden_first_actions(held.layout, held.pose, carrying=held.carrying, seen=seen)[DROP]
+    assert forbidden_first_actions(layout, start.pose, seen=seen)[PICKUP_ACTION]  # picking it up again
+    only_start = {state_key(start.layout, start.pose, start.carrying)}
+    assert not forbidden_first_actions(layout, start.pose, seen=only_start)[PICKUP_ACTION]

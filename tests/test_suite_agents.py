@@ -238,6 +238,7 @@ def test_visited_poses_are_forgotten_when_the_world_changes():
     assert len(state.visited) == 2
     agent.observe(state, {**obs2, "carrying": np.array([KEY, 4, 0], dtype=np.uint8)})
     assert len(state.visited) == 1
+    assert len(state.seen) == 3  # the world states are kept for the whole episode
 
 
 @pytest.mark.skipif(not (CHECKPOINT_DIR / SUITE["mdlm"]).is_file(),
