@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any, Collection, Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -51,7 +51,7 @@ class EpisodeState:
     queue: list[int] = field(default_factory=list)
     expected: WorldState | None = None
     visited: dict[Pose, None] = field(default_factory=dict)  # in visit order, most recent last
-    seen: set = field(default_factory=set)
+    seen: set[Hashable] = field(default_factory=set)  # envs.rules.state_key keys
     plan: list[int] = field(default_factory=list)
     task: BoundTask | None = None
     carrying: tuple[int, int, int] = NOTHING
@@ -270,7 +270,7 @@ class MDLMAgent:
     # ------------------------------------------------------------------ rules of the world
     def first_action_forbidden(self, layout: np.ndarray, pose: Pose, visited: Collection[Pose] = (),
                                carrying: tuple[int, int, int] = NOTHING, task: BoundTask | None = None,
-                               seen: Collection = ()) -> np.ndarray:
+                               seen: Collection[Hashable] = ()) -> np.ndarray:
         """[7] bool: the MiniGrid actions forbidden as a plan's first action (all but the useful
         ones: :func:`envs.rules.forbidden_first_actions`). For models where ``done`` is an action,
         ``done`` is allowed where it completes the task (next to a GoTo target)."""
