@@ -15,9 +15,8 @@ also give the time of the decisions that searched, ``plan_ms_p50`` / ``plan_ms_p
 Evaluation seeds start at ``envs.seeds.EVAL_SEED_START``; episode i uses seed + i.
 
 Measured on the 2-core dev machine with the shipped generalist (0.7, README Results), every
-supported env, ``--max-steps 128``: mdlm 20 episodes 5.0 min and mctd 20 episodes 17 min with
-``--workers 2`` alone, ar 20 episodes 7 min with ``--workers 1`` beside a training run (wall; 3.1
-min on 2 workers in 0.6); bfs 5 episodes 4 min (0.5).
+supported env, ``--max-steps 128 --workers 2``, each run alone: mdlm 20 episodes 5.0 min, mctd 20
+episodes 17 min, ar 20 episodes 3.2 min (wall); bfs 5 episodes 4 min (0.5).
 Failed episodes run to ``--max-steps`` (or the env's own limit, up to 3600 steps, without
 it), so the time depends mostly on how often the agents fail; ``--envs`` / ``--agents`` split the run.
 """

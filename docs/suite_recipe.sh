@@ -1,7 +1,7 @@
 #!/bin/bash
 # The shipped generalist (maze_mdlm/checkpoints/suite.pt, suite_ar.pt): data and training, exactly as
 # they were run (2-core CPU, one torch thread per training run, the MDLM and AR runs side by side).
-# Usage: bash docs/suite_recipe.sh OUT_DIR     (16 min of collection, then about 65 + 60 + 60 min of training here)
+# Usage: bash docs/suite_recipe.sh OUT_DIR     (16 min of collection, then about 65 + 60 + 100 min of training here)
 set -euo pipefail
 D=${1:?usage: suite_recipe.sh OUT_DIR}
 mkdir -p "$D"
@@ -49,8 +49,11 @@ OMP_NUM_THREADS=1 maze-mdlm train $DATA --init "$D/suite/checkpoint.pt" --out "$
 OMP_NUM_THREADS=1 maze-mdlm train $DATA --model ar --init "$D/suite_ar/checkpoint.pt" --out "$D/suite_ar_ft" \
   --steps 15000 --lr 1e-3 $T &
 wait
-# Stage 3 (0.7.0, the mdlm only): 15000 more steps from the stage-2 weights, the same way (1 thread, the
-# other core running benchmarks). Run from the exported 0.6.0 suite.pt, which holds the same weights.
+# Stage 3 (0.7.0): 15000 more steps from the stage-2 weights, the same way, one run after the other (mdlm
+# on 1 thread with the other core running benchmarks, 57 min; ar alone on 2 threads, 39 min). Run from
+# the exported 0.6.0 files, which hold the same weights.
 OMP_NUM_THREADS=1 maze-mdlm train $DATA --init "$D/suite_ft/checkpoint.pt" --out "$D/suite_ft2" --steps 15000 --lr 1e-3 $T
+OMP_NUM_THREADS=2 maze-mdlm train $DATA --model ar --init "$D/suite_ar_ft/checkpoint.pt" --out "$D/suite_ar_ft2" \
+  --steps 15000 --lr 1e-3 $T
 maze-mdlm export --checkpoint "$D/suite_ft2/checkpoint.pt" --out maze_mdlm/checkpoints/suite.pt
-maze-mdlm export --checkpoint "$D/suite_ar_ft/checkpoint.pt" --out maze_mdlm/checkpoints/suite_ar.pt
+maze-mdlm export --checkpoint "$D/suite_ar_ft2/checkpoint.pt" --out maze_mdlm/checkpoints/suite_ar.pt
