@@ -21,7 +21,7 @@ import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -323,21 +323,36 @@ class PlanDataset:
                 val[mine[np.argmax(seeds[mine])]] = True
         return self._subset(ids[~val]), self._subset(ids[val])
 
-    def weighted(self, weighting: str) -> "PlanDataset":
+    def weighted(self, weighting: str, boost: Mapping[str, float] | None = None) -> "PlanDataset":
         """Set how a mixture is sampled (returns self): ``windows`` draws every window equally
         often (so an env weighs by its episodes x plan length), ``envs`` draws every env equally
-        often (its windows uniformly within it)."""
+        often (its windows uniformly within it). ``boost`` maps an env-id pattern
+        (:func:`fnmatch.fnmatchcase`, e.g. ``"MazeMDLM/*"``) to a factor > 0 that multiplies the
+        draw weight of every env it matches (factors of overlapping patterns multiply).
+
+        Raises:
+            ValueError: an unknown weighting, a factor <= 0, or a pattern that matches no env.
+        """
         if weighting not in ENV_WEIGHTINGS:
             raise ValueError(f"weighting must be one of {ENV_WEIGHTINGS}, got {weighting!r}")
-        if weighting == "windows":
+        factors = env_factors(self.env_names, boost or {})
+        if weighting == "windows" and not boost:
             self.sample_weights = None
             return self
         import torch
 
         env = self.episodes.env_index[self.sample_episode]
         counts = np.bincount(env, minlength=len(self.env_names))
-        self.sample_weights = torch.from_numpy(1.0 / counts[env].astype(np.float64))
+        per_window = np.ones(len(env)) if weighting == "windows" else 1.0 / counts[env].astype(np.float64)
+        self.sample_weights = torch.from_numpy(per_window * factors[env])
         return self
+
+    def env_shares(self) -> dict[str, float]:
+        """The fraction of training draws that go to each env (under :meth:`weighted`)."""
+        env = self.episodes.env_index[self.sample_episode]
+        weights = np.ones(len(env)) if self.sample_weights is None else self.sample_weights.numpy()
+        mass = np.bincount(env, weights=weights, minlength=len(self.env_names))
+        return {name: float(m / mass.sum()) for name, m in zip(self.env_names, mass)}
 
     def env_counts(self) -> dict[str, int]:
         """Windows per env."""
@@ -347,6 +362,22 @@ class PlanDataset:
     def _subset(self, ids: np.ndarray) -> "PlanDataset":
         return PlanDataset(self.episodes, self.horizon, ids, self.end_token)
 
+
+
+def env_factors(env_names: Sequence[str], boost: Mapping[str, float]) -> np.ndarray:
+    """``[E]`` draw-weight factors of ``env_names`` from ``{pattern: factor}`` (see
+    :meth:`PlanDataset.weighted`); 1 for an env no pattern matches."""
+    from fnmatch import fnmatchcase
+
+    factors = np.ones(len(env_names))
+    for pattern, factor in boost.items():
+        if not factor > 0:
+            raise ValueError(f"{pattern}={factor}: the factor must be > 0")
+        hits = [i for i, name in enumerate(env_names) if fnmatchcase(name, pattern)]
+        if not hits:
+            raise ValueError(f"{pattern} matches none of the data's envs")
+        factors[hits] *= factor
+    return factors
 
 
 def concat_episodes(parts: list[Episodes]) -> Episodes:

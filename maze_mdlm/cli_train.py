@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from envs.dataset import ENV_WEIGHTINGS, Episodes, PlanDataset, concat_episodes, load_episodes
+from envs.dataset import ENV_WEIGHTINGS, Episodes, PlanDataset, concat_episodes, env_factors, load_episodes
 from envs.seeds import VAL_SEED_START
 from maze_mdlm import distributed
 from maze_mdlm.checkpoint import MODEL_TYPES, read_checkpoint, save_checkpoint
@@ -74,6 +74,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env-weighting", choices=ENV_WEIGHTINGS, default="windows",
                    help="how a mixture of envs is sampled: windows (every training window equally often, "
                         "so an env weighs by its episodes x plan length) or envs (every env equally often)")
+    p.add_argument("--env-weight", action="append", default=[], metavar="PATTERN=FACTOR",
+                   help="multiply the draw weight of the envs whose id matches PATTERN (fnmatch, e.g. "
+                        "'MazeMDLM/*=3') by FACTOR > 0, on top of --env-weighting; repeatable")
     p.add_argument("--model", choices=tuple(MODEL_TYPES), default="mdlm",
                    help="mdlm: masked diffusion (default); ar: the autoregressive baseline, same network made causal")
     p.add_argument("--hidden-dim", type=positive_int, default=None,
@@ -148,6 +151,7 @@ class TrainSetup:
     eval_envs: list[str]  # the in-env check's envs (every env of the data; empty: no check)
     resume_from: dict[str, Any] | None
     init_from: dict[str, Any] | None  # --init: the checkpoint whose weights start the run
+    env_boost: dict[str, float] = dataclasses.field(default_factory=dict)  # --env-weight PATTERN=FACTOR
 
 
 def prepare(args: argparse.Namespace) -> TrainSetup:
@@ -225,8 +229,33 @@ def prepare(args: argparse.Namespace) -> TrainSetup:
                              "pass --eval-episodes 0")
         for env_id in eval_envs:
             check_env_id(env_id)
+    env_boost = parse_env_weights(args.env_weight, episodes.meta["envs"])
     return TrainSetup(out, ckpt_path, metrics_path, device, dist, episodes, sources, config, model_config,
-                      eval_envs, source if args.resume else None, source if args.init else None)
+                      eval_envs, source if args.resume else None, source if args.init else None, env_boost)
+
+
+def parse_env_weights(given: list[str], env_names: list[str]) -> dict[str, float]:
+    """``--env-weight PATTERN=FACTOR`` values -> ``{pattern: factor}``, checked against the data's envs.
+
+    Raises:
+        UsageError: a value without ``=``, a factor that is not a number > 0, or a pattern that
+            matches none of ``env_names``.
+    """
+    boost: dict[str, float] = {}
+    for value in given:
+        pattern, sep, factor = value.rpartition("=")
+        try:
+            number = float(factor)
+        except ValueError:
+            number = float("nan")
+        if not sep or not pattern or not number > 0 or number == float("inf"):
+            raise UsageError(f"--env-weight {value}: expected PATTERN=FACTOR with a factor > 0, e.g. 'MazeMDLM/*=3'")
+        boost[pattern] = boost.get(pattern, 1.0) * number
+    try:
+        env_factors(env_names, boost)
+    except ValueError as err:
+        raise UsageError(f"--env-weight {err}") from None
+    return boost
 
 
 def _source_checkpoint(args: argparse.Namespace, ckpt_path: Path, device: torch.device) -> dict[str, Any] | None:
@@ -297,7 +326,7 @@ def run_training(args: argparse.Namespace, make_agent: AgentFactory | None = Non
     seed_everything(args.seed)
     data = PlanDataset(setup.episodes, config.horizon, end_token=setup.model_config.end_token)
     train_data, val_data = data.split_by_seed()
-    train_data.weighted(args.env_weighting)
+    train_data.weighted(args.env_weighting, setup.env_boost)
     dataset_meta = {
         "files": setup.sources,
         "envs": setup.episodes.meta["envs"],
@@ -306,6 +335,8 @@ def run_training(args: argparse.Namespace, make_agent: AgentFactory | None = Non
         "train_samples": train_data.num_samples,
         "val_samples": val_data.num_samples,
         "env_weighting": args.env_weighting,
+        "env_weight": dict(setup.env_boost),
+        "env_shares": {name: round(share, 5) for name, share in train_data.env_shares().items()},
         "train_windows_per_env": train_data.env_counts(),
         "meta": setup.episodes.meta,
     }

@@ -101,6 +101,24 @@ def test_env_weighting_draws_envs_equally(mixture) -> None:
         data.weighted("sqrt")
 
 
+def test_env_weight_boosts_the_matching_envs(mixture) -> None:
+    data = PlanDataset(mixture, horizon=8).weighted("envs", {"MiniGrid-GoToDoor-*": 3.0})
+    shares = data.env_shares()
+    assert shares["MiniGrid-GoToDoor-5x5-v0"] == pytest.approx(0.75)
+    draws = torch.multinomial(data.sample_weights, 20_000, replacement=True, generator=torch.Generator().manual_seed(0))
+    goto = data.env_names.index("MiniGrid-GoToDoor-5x5-v0")
+    share = (data.episodes.env_index[data.sample_episode[draws.numpy()]] == goto).mean()
+    assert abs(share - 0.75) < 0.02
+    windows = PlanDataset(mixture, horizon=8).weighted("windows", {"MiniGrid-DoorKey-5x5-v0": 2.0})
+    counts = windows.env_counts()
+    door, goto = counts["MiniGrid-DoorKey-5x5-v0"], counts["MiniGrid-GoToDoor-5x5-v0"]
+    assert windows.env_shares()["MiniGrid-DoorKey-5x5-v0"] == pytest.approx(2 * door / (2 * door + goto))
+    with pytest.raises(ValueError, match="matches none"):
+        data.weighted("envs", {"MazeMDLM/*": 2.0})
+    with pytest.raises(ValueError, match="> 0"):
+        data.weighted("envs", {"MiniGrid-*": 0.0})
+
+
 def test_validation_reports_every_env(mixture) -> None:
     torch.manual_seed(0)
     train, val = PlanDataset(mixture, horizon=8).split_by_seed(modulus=20)
@@ -117,7 +135,7 @@ def test_train_on_two_files_records_per_env_metrics(mixture, tmp_path) -> None:
     run = tmp_path / "run"
     assert main(["train", "--data", str(a), "--data", str(b), "--out", str(run), "--steps", "4", "--batch-size", "8",
                  "--horizon", "8", "--hidden-dim", "32", "--num-layers", "1", "--val-every", "2",
-                 "--eval-episodes", "1", "--env-weighting", "envs"]) == 0
+                 "--eval-episodes", "1", "--env-weighting", "envs", "--env-weight", "MiniGrid-GoToDoor-*=3"]) == 0
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     val = [r for r in records if r["event"] == "val"][-1]
     evals = [r for r in records if r["event"] == "eval"][-1]
@@ -125,6 +143,12 @@ def test_train_on_two_files_records_per_env_metrics(mixture, tmp_path) -> None:
         assert f"env/{env}/accuracy" in val and f"env/{env}/success_rate" in evals
     ckpt = read_checkpoint(run / "checkpoint.pt")
     assert ckpt["dataset"]["env_weighting"] == "envs"
+    assert ckpt["dataset"]["env_weight"] == {"MiniGrid-GoToDoor-*": 3.0}
+    assert ckpt["dataset"]["env_shares"]["MiniGrid-GoToDoor-5x5-v0"] == pytest.approx(0.75)
+    for bad, says in (("MazeMDLM/*=2", "matches none"), ("MiniGrid-*=-1", "factor > 0"), ("MiniGrid-*", "PATTERN=FACTOR")):
+        assert main(["train", "--data", str(a), "--out", str(tmp_path / "bad"), "--steps", "1",
+                     "--env-weight", bad]) == 2
+        assert not (tmp_path / "bad").exists()  # nothing half-written
     assert set(ckpt["dataset"]["train_windows_per_env"]) == {"MiniGrid-GoToDoor-5x5-v0", "MiniGrid-DoorKey-5x5-v0"}
     assert ckpt["model_config"]["end_token"] == END and ckpt["model_config"]["task_inputs"] is True
 
