@@ -1,7 +1,7 @@
 #!/bin/bash
 # The shipped generalist (maze_mdlm/checkpoints/suite.pt, suite_ar.pt): data and training, exactly as
 # they were run (2-core CPU, one torch thread per training run, the MDLM and AR runs side by side).
-# Usage: bash docs/suite_recipe.sh OUT_DIR     (16 min of collection, then about 65 + 60 + 100 min of training here)
+# Usage: bash docs/suite_recipe.sh OUT_DIR     (16 min of collection, then about 65 + 60 + 100 + 40 min of training here)
 set -euo pipefail
 D=${1:?usage: suite_recipe.sh OUT_DIR}
 mkdir -p "$D"
@@ -55,5 +55,13 @@ wait
 OMP_NUM_THREADS=1 maze-mdlm train $DATA --init "$D/suite_ft/checkpoint.pt" --out "$D/suite_ft2" --steps 15000 --lr 1e-3 $T
 OMP_NUM_THREADS=2 maze-mdlm train $DATA --model ar --init "$D/suite_ar_ft/checkpoint.pt" --out "$D/suite_ar_ft2" \
   --steps 15000 --lr 1e-3 $T
-maze-mdlm export --checkpoint "$D/suite_ft2/checkpoint.pt" --out maze_mdlm/checkpoints/suite.pt
-maze-mdlm export --checkpoint "$D/suite_ar_ft2/checkpoint.pt" --out maze_mdlm/checkpoints/suite_ar.pt
+# Stage 4 (0.8.0): 10000 more steps from the stage-3 weights with the weak envs drawn more often
+# (mazes x3, ObstructedMaze x2, KeyCorridorS5R3/S6R3 x2, on top of --env-weighting envs), the two runs
+# side by side on 1 thread each (40 min each, 4.2 steps/s). Run from the exported 0.7.0 files.
+W=(--env-weight 'MazeMDLM/*=3' --env-weight 'MiniGrid-ObstructedMaze-*=2' --env-weight 'MiniGrid-KeyCorridorS[56]R3-v0=2')
+OMP_NUM_THREADS=1 maze-mdlm train $DATA --init "$D/suite_ft2/checkpoint.pt" --out "$D/suite_ft3" --steps 10000 --lr 1e-3 "${W[@]}" $T &
+OMP_NUM_THREADS=1 maze-mdlm train $DATA --model ar --init "$D/suite_ar_ft2/checkpoint.pt" --out "$D/suite_ar_ft3" \
+  --steps 10000 --lr 1e-3 "${W[@]}" $T &
+wait
+maze-mdlm export --checkpoint "$D/suite_ft3/checkpoint.pt" --out maze_mdlm/checkpoints/suite.pt
+maze-mdlm export --checkpoint "$D/suite_ar_ft3/checkpoint.pt" --out maze_mdlm/checkpoints/suite_ar.pt
