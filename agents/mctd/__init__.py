@@ -39,8 +39,8 @@ checkpoints, one thread of the 2-core dev CPU):
   makes the tree's budget matter (``benchmarks.ablation``; README).
 * ``fallback="auto"`` (0.6): that partial-plan fallback only where nothing but the agent can
   change (the worlds above); where doors, keys, balls or boxes are in play, a search without a
-  goal-reaching plan hands the step to the greedy MDLM policy: on 12 long object worlds (0.7, 20
-  episodes each), success 0.975 against the partial plan's 0.900, path ratio 1.27 instead of 1.49
+  goal-reaching plan hands the step to the greedy MDLM policy: on 12 long object worlds (0.8, 20
+  episodes each), success 0.987 against the partial plan's 0.854, path ratio 1.29 instead of 1.45
   (``benchmarks.suite --mctd-fallback plan``; README Results).
 * ``time_budget_ms=None``: no wall-clock limit by default, so a search does not depend on the
   machine's speed; set it (``rollout --time-budget-ms``) for an anytime search.
