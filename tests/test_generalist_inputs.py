@@ -128,7 +128,7 @@ def test_validation_reports_every_env(mixture) -> None:
         assert metrics[f"env/{env}/loss"] > 0 and 0 <= metrics[f"env/{env}/accuracy"] <= 1
 
 
-def test_train_on_two_files_records_per_env_metrics(mixture, tmp_path) -> None:
+def test_train_on_two_files_records_per_env_metrics(mixture, tmp_path, capsys) -> None:
     a, b = tmp_path / "a.data", tmp_path / "b.data"
     save_episodes(a, collect(["MiniGrid-GoToDoor-5x5-v0"], 40, seed=0, workers=1, grid_size=8))
     save_episodes(b, collect(["MiniGrid-DoorKey-5x5-v0"], 40, seed=0, workers=1, grid_size=8))
@@ -148,6 +148,7 @@ def test_train_on_two_files_records_per_env_metrics(mixture, tmp_path) -> None:
     for bad, says in (("MazeMDLM/*=2", "matches none"), ("MiniGrid-*=-1", "factor > 0"), ("MiniGrid-*", "PATTERN=FACTOR")):
         assert main(["train", "--data", str(a), "--out", str(tmp_path / "bad"), "--steps", "1",
                      "--env-weight", bad]) == 2
+        assert says in capsys.readouterr().err
         assert not (tmp_path / "bad").exists()  # nothing half-written
     assert set(ckpt["dataset"]["train_windows_per_env"]) == {"MiniGrid-GoToDoor-5x5-v0", "MiniGrid-DoorKey-5x5-v0"}
     assert ckpt["model_config"]["end_token"] == END and ckpt["model_config"]["task_inputs"] is True
