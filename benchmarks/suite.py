@@ -36,6 +36,7 @@ from agents.registry import MODEL_AGENTS, make_agent
 from benchmarks.common import write_results
 from envs.registry import SUPPORTED, lookup
 from envs.seeds import EVAL_SEED_START
+from maze_mdlm.cli_common import positive_float
 from maze_mdlm.evaluation import DEFAULT_BATCH_ENVS
 from maze_mdlm.parallel import evaluate_parallel
 
@@ -148,6 +149,13 @@ def zero_shot(path: str | None, env_id: str, held_out: Sequence[str] | None) -> 
 
 
 # ----------------------------------------------------------------------------- the run
+def mctd_options(fallback: str | None, escape: float | None) -> dict[str, Any] | None:
+    """The mctd agent's keywords from ``--mctd-fallback`` / ``--mctd-escape`` (None: the defaults)."""
+    options = {key: value for key, value in (("fallback", fallback), ("rollout_escape", escape)) if value is not None}
+    return options or None
+
+
+
 def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int = EVAL_SEED_START, *,
         workers: int = 1, checkpoint: str | None = None, ar_checkpoint: str | None = None,
         held_out: Sequence[str] | None = None, batch_envs: int = DEFAULT_BATCH_ENVS,
@@ -263,6 +271,9 @@ def main(argv: list[str] | None = None) -> None:
                              "'capped' column; default: each env's own step limit, up to 3600)")
     parser.add_argument("--mctd-fallback", choices=FALLBACKS, default=None,
                         help="what mctd executes when a search finds no goal-reaching plan (default: the agent's, auto)")
+    parser.add_argument("--mctd-escape", type=positive_float, default=None, metavar="T",
+                        help="mctd's rollout_escape: continuations caught in a greedy cycle sample at temperature "
+                             "T > 0 (default: the agent's, off)")
     parser.add_argument("--name", default="suite", help="results file name")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
@@ -270,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
                  checkpoint=args.checkpoint, ar_checkpoint=args.ar_checkpoint, held_out=args.held_out,
                  batch_envs=args.batch_envs, max_steps=args.max_steps,
                  episodes_of=None if args.mctd_episodes is None else {"mctd": args.mctd_episodes},
-                 mctd_options=None if args.mctd_fallback is None else {"fallback": args.mctd_fallback},
+                 mctd_options=mctd_options(args.mctd_fallback, args.mctd_escape),
                  on_row=lambda name, row: print(f"{name} {row['env']}: success {row['success_rate']:.3f}",
                                                 flush=True))
     md = to_markdown(tables)

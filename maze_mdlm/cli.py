@@ -151,7 +151,7 @@ def save_gif(path: Path, frames: list) -> None:
                                                 duration=150, loop=0))
 
 
-MCTD_FLAGS = ("max_expansions", "parallel", "time_budget_ms")  # rollout flags for MCTDAgent options of the same name
+MCTD_FLAGS = ("max_expansions", "parallel", "time_budget_ms", "rollout_escape")  # rollout flags for MCTDAgent options of the same name
 
 
 def check_device(name: str):
@@ -324,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-budget-ms", type=positive_float, default=None, metavar="MS",
                    help="mctd only: wall-clock budget of one search in ms (anytime; results then depend on "
                         "the machine's speed). Default: none, only the expansion budget")
+    p.add_argument("--rollout-escape", type=positive_float, default=None, metavar="T",
+                   help="mctd only: a plan continuation caught in a cycle of the greedy policy samples its "
+                        "remaining windows at temperature T instead of replaying the cycle (slower searches; "
+                        "README Results). Default: off")
     p.set_defaults(func=cmd_rollout)
     return parser
 

@@ -184,6 +184,39 @@ def test_continuation_replays_a_cycle_without_the_model(untrained):
     assert np.array_equal(got, expected)
 
 
+def test_escape_samples_out_of_a_greedy_cycle_and_reaches_a_goal_the_replay_never_does(untrained):
+    # greedy `left` turns in place forever; with escape the rows caught in that cycle sample their
+    # remaining windows (temperature 1), so some walk the 5-cell corridor to the goal
+    layout = make_layout([(x, 1) for x in range(1, 6)], goal=(6, 1))
+    starts, live = np.tile([[1, 1, 0]], (8, 1)), np.ones(8, dtype=bool)
+
+    def run(escape: float, seed: int = 0):
+        continuation = GreedyContinuation(untrained, layout, horizon=4, steps=1, execute=2, max_windows=20,
+                                          generator=torch.Generator().manual_seed(seed), escape=escape)
+        got = continuation.extend(starts, live)
+        return got, simulate_plans(layout, starts, got), continuation
+
+    replay, replay_out, off = run(0.0)
+    assert (replay == LEFT).all() and (replay_out.status == RUNNING).all() and off.escapes == 0
+    got, out, on = run(1.0)
+    assert on.escapes == 8  # every row met its own window start once, then never replays
+    assert (got[:, :4] == LEFT).all()  # the two greedy windows before the cycle are unchanged
+    assert (out.status == SUCCESS).any() and not np.array_equal(got[:, 4:], replay[:, 4:])
+    assert on.model_calls > off.model_calls  # sampled windows are decoded, never memoised
+    again, _, _ = run(1.0)
+    assert np.array_equal(again, got)  # the search's generator drives the sampling: reproducible
+    assert not np.array_equal(run(1.0, seed=1)[0], got)
+
+
+def test_escape_must_not_be_negative(untrained):
+    import pytest
+
+    with pytest.raises(ValueError, match="escape"):
+        GreedyContinuation(untrained, OPEN_ROOM, horizon=4, steps=1, execute=2, max_windows=2, escape=-1.0)
+    with pytest.raises(ValueError, match="rollout_escape"):
+        MCTDConfig(rollout_escape=-0.5)
+
+
 def test_continuation_stops_rows_at_the_goal_with_noops_after(perturbed):
     continuation = GreedyContinuation(perturbed, CORRIDOR, horizon=4, steps=2, execute=2, max_windows=3)
     plans = np.array([[2, 2, 2, 3], [3, 3, 3, 3]])  # the first reaches (4, 1): still running; the second idles
@@ -223,3 +256,19 @@ def test_mctd_with_rollouts_finds_a_goal_beyond_the_horizon():
     best = choose_actions(result, 4, 2)
     assert best == [FORWARD] * 10
     assert simulate_plans(layout, start, np.array([best])).status[0] == SUCCESS
+
+
+def test_mctd_with_escape_finds_the_goal_past_a_greedy_cycle(untrained):
+    # the untrained denoiser's greedy continuation turns in place; with rollout_escape the
+    # continuations caught in that cycle sample on and some reach the goal 10 cells away
+    layout = make_layout([(x, 1) for x in range(1, 11)], goal=(11, 1))
+    start = (1, 1, 0)
+    image = observe(layout, start)["image"]
+    config = dict(horizon=4, num_subplans=2, max_expansions=8, rollout_windows=30, rollout_execute=2)
+    found = {}
+    for escape in (0.0, 1.0):
+        planner = MCTDPlanner(untrained, MCTDConfig(rollout_escape=escape, **config), torch.Generator().manual_seed(0))
+        result = planner.search(image, layout, start, 200)
+        found[escape] = (result.found_goal, result.stats["rollout_escapes"])
+    assert found[0.0] == (False, 0)
+    assert found[1.0][0] and found[1.0][1] > 0

@@ -214,6 +214,32 @@ def test_rollout_mctd_time_budget_reports_percentiles(tmp_path, capsys):
         assert err.startswith("maze-mdlm: error") or "usage:" in err or "error" in err
 
 
+def test_rollout_mctd_escape_flag_reaches_the_planner(tmp_path, capsys):
+    import json
+
+    from maze_mdlm.cli import main
+
+    report = tmp_path / "r.json"
+    rc = main(["rollout", "--agent", "mctd", "--env", "MazeMDLM/Maze-19x19-v0", "--episodes", "1",
+               "--rollout-escape", "1.0", "--json", str(report)])
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads(report.read_text())["success_rate"] == 1.0
+    for bad in (["--agent", "mdlm", "--rollout-escape", "1"], ["--agent", "mctd", "--rollout-escape", "0"],
+                ["--agent", "mctd", "--rollout-escape", "-1"]):
+        assert main(["rollout", "--episodes", "1", "--json", str(tmp_path / "bad.json"), *bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) >= 1 and "rollout-escape" in err
+        assert not (tmp_path / "bad.json").exists()
+
+
+def test_suite_benchmark_passes_the_escape_to_mctd():
+    from benchmarks.suite import mctd_options
+
+    assert mctd_options(None, None) is None
+    assert mctd_options("plan", 0.5) == {"fallback": "plan", "rollout_escape": 0.5}
+    assert mctd_options(None, 1.0) == {"rollout_escape": 1.0}
+
+
 def test_ablation_tiny(tmp_path):
     from benchmarks import ablation
 

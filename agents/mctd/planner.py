@@ -101,6 +101,9 @@ class MCTDConfig(PlainConfig):
     # by the greedy policy for up to this many more H-action windows (0 = off), each decoded with
     # ROLLOUT_STEPS unmasking step from the pose the dynamics reached
     rollout_execute: int = 4  # actions of each rollout window executed before resampling
+    rollout_escape: float = 0.0  # a continuation back at one of its own window starts is in a greedy
+    # cycle; with a temperature > 0 it samples its remaining windows at that temperature instead of
+    # replaying the cycle (GreedyContinuation's escape); 0: replay
     shortcut: bool = True  # cut the excursions out of goal-reaching plans (envs.dynamics.shortcut)
     partial_score: str = "novelty"  # how plans that neither reach the goal nor die rank (plan_scores):
     # "novelty" (cells the episode has not been in, which the agent passes; Manhattan nearness to the
@@ -121,6 +124,8 @@ class MCTDConfig(PlainConfig):
             raise ValueError(f"partial_score must be one of {PARTIAL_SCORES}, got {self.partial_score!r}")
         if self.time_budget_ms is not None and self.time_budget_ms <= 0:
             raise ValueError(f"time_budget_ms must be > 0 or None, got {self.time_budget_ms}")
+        if self.rollout_escape < 0:
+            raise ValueError(f"rollout_escape must be >= 0, got {self.rollout_escape}")
         if self.rollout_windows < 0:
             raise ValueError(f"rollout_windows must be >= 0, got {self.rollout_windows}")
         for name in ("max_expansions", "parallel", "rollout_execute"):
@@ -233,10 +238,12 @@ class MCTDPlanner:
         root = new_root(cfg.horizon, len(self._meta_guidance))
         if world.navigation_only:
             continuation = GreedyContinuation(self.model, layout, cfg.horizon, ROLLOUT_STEPS, cfg.rollout_execute,
-                                              cfg.rollout_windows, self.generator, deadline=deadline)
+                                              cfg.rollout_windows, self.generator, deadline=deadline,
+                                              escape=cfg.rollout_escape)
         else:
             continuation = WorldContinuation(self.model, world, cfg.horizon, ROLLOUT_STEPS, cfg.rollout_execute,
-                                             cfg.rollout_windows, self.generator, deadline=deadline)
+                                             cfg.rollout_windows, self.generator, deadline=deadline,
+                                             escape=cfg.rollout_escape)
         expansions = rounds = 0
         found = False
         clock = dict.fromkeys(("denoise", "continue", "score"), 0.0)
@@ -258,7 +265,8 @@ class MCTDPlanner:
             rounds += 1
         return SearchResult(root=root, best=best_node(root), expansions=expansions, rounds=rounds,
                             seconds=time.perf_counter() - start_time, found_goal=found,
-                            stats={**tree_stats(root), "rollout_calls": continuation.model_calls},
+                            stats={**tree_stats(root), "rollout_calls": continuation.model_calls,
+                                   "rollout_escapes": continuation.escapes},
                             phase_seconds=clock, navigation_only=world.navigation_only)
 
     def _expand_and_simulate(self, batch: list[tuple[Node, int, Node]], state: Tensor, null: Tensor,

@@ -20,6 +20,14 @@ Decodes are sequential along a plan (a window starts where the previous one ende
 next tokens predict one window further on; a row whose guess comes true advances two windows
 per call (on the maze: 35% fewer calls for 12% more decoded rows).
 
+With ``escape=T > 0`` (:class:`agents.mctd.MCTDConfig`'s ``rollout_escape``; off by default) a
+row back at one of its own window starts, which the greedy policy would cycle through forever,
+samples each of its remaining windows at temperature ``T`` from the search's generator instead
+(not memoised: every sampled window is a decode). Only rows caught in a cycle change, and those
+could never reach the goal: in the 25×25 perfect maze they are the continuations that took a
+wrong branch at a junction and shuttle between two dead ends. It costs one decode per window of
+every such row (README Results: the escape ablation).
+
 ``merge_goals=True`` (the planner's default) adds one shortcut: every pose on a continuation
 that reached the goal is remembered with the actions that took it there, and a row that
 passes through such a pose (at a window start or inside a window) follows those actions to
@@ -88,6 +96,8 @@ class _Row:
     started: dict[Pose, int] = field(default_factory=dict)
     path: list[Pose] = field(default_factory=list)
     last: Window | None = None
+    escaping: bool = False  # stuck in a greedy cycle once: its windows are sampled from now on
+    sampled: Window | None = None  # the sampled window decoded for it at ``pose``, not yet executed
 
 
 class GreedyContinuation:
@@ -109,14 +119,18 @@ class GreedyContinuation:
             decode it, never what it is.
         deadline: a ``time.perf_counter()`` value after which no more windows are decoded (the
             rows still waiting keep what they have, padded with NOOP); None: no limit.
+        escape: sampling temperature for rows caught in a greedy cycle (module docstring);
+            0 (default): such a row replays its cycle to the end of its budget.
     """
 
     def __init__(self, model: torch.nn.Module, layout: np.ndarray, horizon: int, steps: int, execute: int,
                  max_windows: int, generator: torch.Generator | None = None, merge_goals: bool = True,
-                 speculate: bool = True, deadline: float | None = None):
+                 speculate: bool = True, deadline: float | None = None, escape: float = 0.0):
+        if escape < 0:
+            raise ValueError(f"escape must be >= 0, got {escape}")
         self.model, self.layout, self.horizon, self.steps = model, layout, horizon, steps
         self.execute, self.max_windows, self.generator = min(execute, horizon), max_windows, generator
-        self.merge_goals, self.speculate, self.deadline = merge_goals, speculate, deadline
+        self.merge_goals, self.speculate, self.deadline, self.escape = merge_goals, speculate, deadline, escape
         self.device = next(model.parameters()).device
         self.end_token, self.num_actions = int(model.config.end_token), int(model.config.num_outputs)
         self.noop_tokens = (3, 4, 5, DONE, self.end_token)  # object actions do nothing in a navigation world
@@ -124,6 +138,7 @@ class GreedyContinuation:
         self.to_goal: dict[Pose, tuple[np.ndarray, int]] = {}  # pose -> (goal-reaching actions, its index)
         self.model_calls = 0  # batched decodes run (sequential model calls)
         self.decoded = 0  # poses decoded (rows over all calls)
+        self.escapes = 0  # rows that left a greedy cycle by sampling
 
     @property
     def max_actions(self) -> int:
@@ -148,10 +163,16 @@ class GreedyContinuation:
             waiting = [row for row in active if self._advance(row)]
             if not waiting or (self.deadline is not None and time.perf_counter() >= self.deadline):
                 break
-            needed = list(dict.fromkeys(row.pose for row in waiting))
-            guesses = [row.last.ahead for row in waiting if self.speculate and row.last is not None]
+            greedy = [row for row in waiting if not row.escaping]
+            needed = list(dict.fromkeys(row.pose for row in greedy))
+            guesses = [row.last.ahead for row in greedy if self.speculate and row.last is not None]
             extra = [g for g in dict.fromkeys(guesses) if g is not None and g not in self.windows and g not in needed]
-            self._decode(needed + extra)
+            escaping = [row for row in waiting if row.escaping]
+            if needed or extra:
+                self._decode(needed + extra)
+            if escaping:
+                for row, window in zip(escaping, self._windows([row.pose for row in escaping], self.escape)):
+                    row.sampled = window
             active = waiting
         return out[:, : max((row.used for row in rows), default=0)]
 
@@ -162,12 +183,16 @@ class GreedyContinuation:
             here, at = row.pose, row.used
             if self._merge(row, here, [], []):
                 return False
-            if here in row.started:  # back at a window start: the same windows repeat forever
+            if here in row.started and not row.escaping:  # back at a window start: the greedy
+                if self.escape > 0:  # windows would repeat forever; sample the rest instead
+                    row.escaping = True
+                    self.escapes += 1
+                    continue
                 first = row.started[here]
                 row.out[at:] = np.resize(row.out[first:at], limit - at)
                 row.used = limit
                 return False
-            window = self.windows.get(here)
+            window, row.sampled = (row.sampled, None) if row.escaping else (self.windows.get(here), None)
             if window is None:
                 return True
             for j in range(1, window.steps):  # a goal-reaching route through the window's inside
@@ -215,15 +240,19 @@ class GreedyContinuation:
         for i, p in enumerate(poses):
             self.to_goal.setdefault(p, (actions, i))
 
-    def _decode(self, poses: list[Pose]) -> None:
-        """One batched greedy decode of a window from each of ``poses`` (distinct, new)."""
+    def _decode(self, keys: list[Any]) -> None:
+        """One batched greedy decode of a window from each of ``keys`` (distinct, new), memoised."""
+        self.windows.update(zip(keys, self._windows(keys, 0.0)))
+
+    def _windows(self, poses: list[Pose], temperature: float) -> list[Window]:
+        """One batched decode of a window from each of ``poses`` at ``temperature`` (0: greedy)."""
         arr = np.array(poses, dtype=np.int64)  # [R, 3]
         inputs = to_model_input(place_agent(self.layout, arr), arr[:, 2])
         first = np.stack([forbidden_first_actions(self.layout, p) for p in poses])
         forbid = first_position_mask(first, self.horizon, self.num_actions)
         tokens = sample(self.model, inputs["grid"].to(self.device), inputs["direction"].to(self.device),
                         self.horizon, self.steps, forbid=forbid.to(self.device), generator=self.generator,
-                        stop_after=self.execute)
+                        stop_after=self.execute, temperature=temperature)
         tokens = tokens.cpu().numpy()
         executed = tokens[:, : self.execute]
         actions = np.where(np.isin(executed, self.noop_tokens), NOOP, executed)  # [R, E]
@@ -231,14 +260,16 @@ class GreedyContinuation:
         following = tokens[:, self.execute : 2 * self.execute]  # [R, <=E] the tokens after the executed ones
         following_actions = np.where(np.isin(following, self.noop_tokens), NOOP, following)
         guess = simulate_plans(self.layout, outcome.final_pose, following_actions)
-        for i, p in enumerate(poses):
+        windows = []
+        for i in range(len(poses)):
             visited = tuple((int(x), int(y), int(d)) for x, y, d in outcome.poses[i])
             decoded = following.shape[1] == self.execute and not (following[i] == MASK).any()
             ahead = (tuple(int(v) for v in guess.final_pose[i])
                      if decoded and outcome.status[i] == RUNNING and guess.status[i] == RUNNING else None)
-            self.windows[p] = Window(actions[i], visited, int(outcome.status[i]), int(outcome.steps[i]), ahead)
+            windows.append(Window(actions[i], visited, int(outcome.status[i]), int(outcome.steps[i]), ahead))
         self.model_calls += 1
         self.decoded += len(poses)
+        return windows
 
 
 class WorldContinuation(GreedyContinuation):
@@ -254,9 +285,9 @@ class WorldContinuation(GreedyContinuation):
 
     def __init__(self, model: torch.nn.Module, world: SearchWorld, horizon: int, steps: int, execute: int,
                  max_windows: int, generator: torch.Generator | None = None, merge_goals: bool = True,
-                 speculate: bool = True, deadline: float | None = None):
+                 speculate: bool = True, deadline: float | None = None, escape: float = 0.0):
         super().__init__(model, world.layout, horizon, steps, execute, max_windows, generator, merge_goals,
-                         speculate, deadline)
+                         speculate, deadline, escape)
         self.world = world
         self.noop_tokens = world.noop_tokens()
         self.states: dict[Any, WorldState] = {}
@@ -286,8 +317,8 @@ class WorldContinuation(GreedyContinuation):
             keys.append(self.key(state))
         return keys, status, steps
 
-    def _decode(self, keys: list[Any]) -> None:
-        """One batched greedy decode of a window from each of ``keys`` (distinct, new)."""
+    def _windows(self, keys: list[Any], temperature: float) -> list[Window]:
+        """One batched decode of a window from each of ``keys`` at ``temperature`` (0: greedy)."""
         states = [self.states[k] for k in keys]
         inputs = world_inputs(states, self.world.task)
         first = np.stack([self.world.first_forbidden(s) for s in states])
@@ -295,11 +326,12 @@ class WorldContinuation(GreedyContinuation):
         dev = self.device
         tokens = sample(self.model, inputs["grid"].to(dev), inputs["direction"].to(dev), self.horizon, self.steps,
                         carrying=inputs["carrying"].to(dev), task=inputs["task"].to(dev), forbid=forbid.to(dev),
-                        generator=self.generator, stop_after=self.execute)
+                        generator=self.generator, stop_after=self.execute, temperature=temperature)
         tokens = tokens.cpu().numpy()
         actions = np.where(np.isin(tokens[:, : self.execute], self.noop_tokens), NOOP, tokens[:, : self.execute])
         following = tokens[:, self.execute : 2 * self.execute]
-        for i, (k, state) in enumerate(zip(keys, states)):
+        windows = []
+        for i, state in enumerate(states):
             visited, status, steps = self._run(state, actions[i])
             ahead = None
             decoded = following.shape[1] == self.execute and not (following[i] == MASK).any()
@@ -307,6 +339,7 @@ class WorldContinuation(GreedyContinuation):
                 nxt = np.where(np.isin(following[i], self.noop_tokens), NOOP, following[i])
                 guess, guess_status, _ = self._run(self.states[visited[-1]], nxt)
                 ahead = guess[-1] if guess_status == RUNNING else None
-            self.windows[k] = Window(actions[i], tuple(visited), int(status), int(steps), ahead)
+            windows.append(Window(actions[i], tuple(visited), int(status), int(steps), ahead))
         self.model_calls += 1
         self.decoded += len(keys)
+        return windows
