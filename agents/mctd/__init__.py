@@ -42,6 +42,10 @@ checkpoints, one thread of the 2-core dev CPU):
   goal-reaching plan hands the step to the greedy MDLM policy: on 12 long object worlds (0.8, 20
   episodes each), success 0.987 against the partial plan's 0.854, path ratio 1.29 instead of 1.45
   (``benchmarks.suite --mctd-fallback plan``; README Results).
+* ``rollout_escape=0.0`` (0.9): continuations caught in a cycle of the greedy policy replay it.
+  At 1.0 they sample their remaining windows instead: on Maze-25x25 success goes 0.60 → 0.75,
+  and on Maze-19x19 0.90 → 0.95, but searches are 3–6× slower, so it stays off
+  (``benchmarks.suite --mctd-escape``; README Results).
 * ``time_budget_ms=None``: no wall-clock limit by default, so a search does not depend on the
   machine's speed; set it (``rollout --time-budget-ms``) for an anytime search.
 * Fixed since 0.4 (fields until 0.3, never varied by a benchmark, test or flag; module constants
