@@ -183,8 +183,8 @@ class GreedyContinuation:
             here, at = row.pose, row.used
             if self._merge(row, here, [], []):
                 return False
-            if here in row.started and not row.escaping:  # back at a window start: the greedy
-                if self.escape > 0:  # windows would repeat forever; sample the rest instead
+            if here in row.started and not row.escaping:  # back at a window start: a greedy cycle
+                if self.escape > 0:  # sample the remaining windows instead of replaying it
                     row.escaping = True
                     self.escapes += 1
                     continue
@@ -192,7 +192,10 @@ class GreedyContinuation:
                 row.out[at:] = np.resize(row.out[first:at], limit - at)
                 row.used = limit
                 return False
-            window, row.sampled = (row.sampled, None) if row.escaping else (self.windows.get(here), None)
+            if row.escaping:
+                window, row.sampled = row.sampled, None
+            else:
+                window = self.windows.get(here)
             if window is None:
                 return True
             for j in range(1, window.steps):  # a goal-reaching route through the window's inside
