@@ -45,8 +45,7 @@ checkpoints, one thread of the 2-core dev CPU):
 * ``rollout_escape=0.0`` (0.9): continuations caught in a cycle of the greedy policy replay it.
   At 1.0 they sample their remaining windows instead. On Maze-25x25 success goes 0.60 → 0.75
   (0.64 → 0.78 at 50 episodes), and on Maze-19x19 0.90 → 0.95, but searches are 3–6× slower, so
-  it stays off
-  (``benchmarks.suite --mctd-escape``; README Results).
+  it stays off (``benchmarks.suite --mctd-escape``; README Results).
 * ``time_budget_ms=None``: no wall-clock limit by default, so a search does not depend on the
   machine's speed; set it (``rollout --time-budget-ms``) for an anytime search.
 * Fixed since 0.4 (fields until 0.3, never varied by a benchmark, test or flag; module constants
