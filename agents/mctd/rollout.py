@@ -23,7 +23,7 @@ per call (on the maze: 35% fewer calls for 12% more decoded rows).
 With ``escape=T > 0`` (:class:`agents.mctd.MCTDConfig`'s ``rollout_escape``; off by default) a
 row back at one of its own window starts, which the greedy policy would cycle through forever,
 samples each of its remaining windows at temperature ``T`` from the search's generator instead
-(not memoised: every sampled window is a decode). Only rows caught in a cycle change, and those
+(not memoised: every sampled window is a decode, batched with the greedy ones of the same call). Only rows caught in a cycle change, and those
 could never reach the goal: in the 25×25 perfect maze they are the continuations that took a
 wrong branch at a junction and shuttle between two dead ends. It costs one decode per window of
 every such row (README Results: the escape ablation).
@@ -168,11 +168,13 @@ class GreedyContinuation:
             guesses = [row.last.ahead for row in greedy if self.speculate and row.last is not None]
             extra = [g for g in dict.fromkeys(guesses) if g is not None and g not in self.windows and g not in needed]
             escaping = [row for row in waiting if row.escaping]
-            if needed or extra:
-                self._decode(needed + extra)
-            if escaping:
-                for row, window in zip(escaping, self._windows([row.pose for row in escaping], self.escape)):
-                    row.sampled = window
+            keys = needed + extra  # greedy windows, memoised; then one sampled window per escaping row
+            temperature = (torch.tensor([0.0] * len(keys) + [self.escape] * len(escaping), dtype=torch.float64)
+                           if escaping else 0.0)
+            windows = self._windows(keys + [row.pose for row in escaping], temperature)
+            self.windows.update(zip(keys, windows))
+            for row, window in zip(escaping, windows[len(keys):]):
+                row.sampled = window
             active = waiting
         return out[:, : max((row.used for row in rows), default=0)]
 
@@ -243,12 +245,9 @@ class GreedyContinuation:
         for i, p in enumerate(poses):
             self.to_goal.setdefault(p, (actions, i))
 
-    def _decode(self, keys: list[Any]) -> None:
-        """One batched greedy decode of a window from each of ``keys`` (distinct, new), memoised."""
-        self.windows.update(zip(keys, self._windows(keys, 0.0)))
-
-    def _windows(self, poses: list[Pose], temperature: float) -> list[Window]:
-        """One batched decode of a window from each of ``poses`` at ``temperature`` (0: greedy)."""
+    def _windows(self, poses: list[Pose], temperature: float | torch.Tensor) -> list[Window]:
+        """One batched decode of a window from each of ``poses`` at ``temperature`` (a float or
+        ``[R]`` per row; 0: greedy)."""
         arr = np.array(poses, dtype=np.int64)  # [R, 3]
         inputs = to_model_input(place_agent(self.layout, arr), arr[:, 2])
         first = np.stack([forbidden_first_actions(self.layout, p) for p in poses])
@@ -320,8 +319,9 @@ class WorldContinuation(GreedyContinuation):
             keys.append(self.key(state))
         return keys, status, steps
 
-    def _windows(self, keys: list[Any], temperature: float) -> list[Window]:
-        """One batched decode of a window from each of ``keys`` at ``temperature`` (0: greedy)."""
+    def _windows(self, keys: list[Any], temperature: float | torch.Tensor) -> list[Window]:
+        """One batched decode of a window from each of ``keys`` at ``temperature`` (a float or
+        ``[R]`` per row; 0: greedy)."""
         states = [self.states[k] for k in keys]
         inputs = world_inputs(states, self.world.task)
         first = np.stack([self.world.first_forbidden(s) for s in states])
