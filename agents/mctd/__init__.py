@@ -43,9 +43,9 @@ checkpoints, one thread of the 2-core dev CPU):
   episodes each), success 0.987 against the partial plan's 0.854, path ratio 1.29 instead of 1.45
   (``benchmarks.suite --mctd-fallback plan``; README Results).
 * ``rollout_escape=0.0`` (0.9): continuations caught in a cycle of the greedy policy replay it.
-  At 1.0 they sample their remaining windows instead. On Maze-25x25 success goes 0.60 → 0.75
-  (0.64 → 0.78 at 50 episodes), and on Maze-19x19 0.90 → 0.95, but searches are 3–6× slower, so
-  it stays off (``benchmarks.suite --mctd-escape``; README Results).
+  At 1.0 they sample their remaining windows instead. At 50 episodes, Maze-25x25 success goes
+  0.64 → 0.84 and Maze-19x19 0.96 → 1.00, but the p95 search is 2.4–5× slower, so it stays off
+  (``benchmarks.suite --mctd-escape``; README Results).
 * ``time_budget_ms=None``: no wall-clock limit by default, so a search does not depend on the
   machine's speed; set it (``rollout --time-budget-ms``) for an anytime search.
 * Fixed since 0.4 (fields until 0.3, never varied by a benchmark, test or flag; module constants
