@@ -155,7 +155,6 @@ def mctd_options(fallback: str | None, escape: float | None) -> dict[str, Any] |
     return options or None
 
 
-
 def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int = EVAL_SEED_START, *,
         workers: int = 1, checkpoint: str | None = None, ar_checkpoint: str | None = None,
         held_out: Sequence[str] | None = None, batch_envs: int = DEFAULT_BATCH_ENVS,

@@ -151,7 +151,8 @@ def save_gif(path: Path, frames: list) -> None:
                                                 duration=150, loop=0))
 
 
-MCTD_FLAGS = ("max_expansions", "parallel", "time_budget_ms", "rollout_escape")  # rollout flags for MCTDAgent options of the same name
+# rollout flags for MCTDAgent options of the same name
+MCTD_FLAGS = ("max_expansions", "parallel", "time_budget_ms", "rollout_escape")
 
 
 def check_device(name: str):
