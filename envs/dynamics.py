@@ -198,6 +198,7 @@ def simulate_world(state: WorldState, plans: np.ndarray, task=None, end_token: i
     carried = np.empty((n, horizon + 1, 3), dtype=np.int64)
     effects = np.zeros((n, horizon), dtype=bool)
     overlap = np.isin(np.arange(16), [OBJECT_TO_IDX[k] for k in ("empty", "floor", "goal", "lava")])
+    pickable = np.isin(np.arange(16), PICKABLE)  # lookup tables: object index -> bool
     for t in range(horizon + 1):
         poses[:, t, 0], poses[:, t, 1], poses[:, t, 2] = x - 1, y - 1, d
         carried[:, t] = carry
@@ -218,7 +219,7 @@ def simulate_world(state: WorldState, plans: np.ndarray, task=None, end_token: i
         move = active & (a == FORWARD) & (overlap[front[:, 0]] | ((front[:, 0] == DOOR) & (front[:, 2] == OPEN_STATE)))
         x, y = np.where(move, fx, x), np.where(move, fy, y)
         new = np.where(move & (front[:, 0] == GOAL_IDX), SUCCESS, np.where(move & (front[:, 0] == LAVA), FAILURE, RUNNING))
-        pick = active & (a == PICKUP_ACTION) & empty_hand & np.isin(front[:, 0], PICKABLE)
+        pick = active & (a == PICKUP_ACTION) & empty_hand & pickable[front[:, 0]]
         drop = active & (a == DROP) & ~empty_hand & (front[:, 0] == EMPTY_IDX)
         dropping = active & (a == DROP) & ~empty_hand
         door = active & (a == TOGGLE) & (front[:, 0] == DOOR)

@@ -198,8 +198,9 @@ def test_escape_samples_out_of_a_greedy_cycle_and_reaches_a_goal_the_replay_neve
 
     replay, replay_out, off = run(0.0)
     assert (replay == LEFT).all() and (replay_out.status == RUNNING).all() and off.escapes == 0
+    assert off.cycles == 8  # every row met its own window start once and replayed from there
     got, out, on = run(1.0)
-    assert on.escapes == 8  # every row met its own window start once, then never replays
+    assert on.escapes == on.cycles == 8  # every row met its own window start once, then never replays
     assert (got[:, :4] == LEFT).all()  # the two greedy windows before the cycle are unchanged
     assert (out.status == SUCCESS).any() and not np.array_equal(got[:, 4:], replay[:, 4:])
     assert on.model_calls > off.model_calls  # sampled windows are decoded, never memoised
@@ -266,10 +267,39 @@ def test_mctd_with_escape_finds_the_goal_past_a_greedy_cycle(untrained):
     start = (1, 1, 0)
     image = observe(layout, start)["image"]
     config = dict(horizon=4, num_subplans=2, max_expansions=8, rollout_windows=30, rollout_execute=2)
-    found = {}
+    results = {}
     for escape in (0.0, 1.0):
         planner = MCTDPlanner(untrained, MCTDConfig(rollout_escape=escape, **config), torch.Generator().manual_seed(0))
-        result = planner.search(image, layout, start, 200)
-        found[escape] = (result.found_goal, result.stats["rollout_escapes"])
-    assert found[0.0] == (False, 0)
-    assert found[1.0][0] and found[1.0][1] > 0
+        results[escape] = planner.search(image, layout, start, 200)
+    off, on = results[0.0], results[1.0]
+    assert not off.found_goal and off.stats["rollout_cycles"] > 0
+    assert off.stats["escape_retry"] == 0 and off.stats["rollout_escapes"] == 0
+    # the greedy tree failed with cycled continuations, so a second tree sampled out of them
+    assert on.found_goal and on.stats["escape_retry"] == 1 and on.stats["rollout_escapes"] > 0
+    assert on.expansions > off.expansions == 8  # both trees count; the first one used its budget
+    best = choose_actions(on, 4, 2)
+    assert simulate_plans(layout, start, np.array([best])).status[0] == SUCCESS  # the kept tree is the second
+
+
+def test_escape_leaves_a_search_that_finds_the_goal_greedily_unchanged():
+    # a denoiser that prefers `forward` reaches the corridor's goal greedily: with rollout_escape the
+    # search is the same search (no second tree, same plans, same generator draws)
+    from envs.dynamics import FORWARD
+
+    torch.manual_seed(0)
+    net = MDLMPolicy(TINY).eval()
+    with torch.no_grad():
+        net.final.head.bias[FORWARD] = 5.0
+    layout = make_layout([(x, 1) for x in range(1, 11)], goal=(11, 1))
+    start = (1, 1, 0)
+    image = observe(layout, start)["image"]
+    config = dict(horizon=4, num_subplans=2, max_expansions=8, rollout_windows=4, rollout_execute=2)
+    runs = []
+    for escape in (0.0, 1.0):
+        generator = torch.Generator().manual_seed(0)
+        result = MCTDPlanner(net, MCTDConfig(rollout_escape=escape, **config), generator).search(image, layout, start, 60)
+        runs.append((result, generator.get_state()))
+    (off, off_rng), (on, on_rng) = runs
+    assert off.found_goal and on.found_goal and on.stats["escape_retry"] == 0
+    assert on.expansions == off.expansions and choose_actions(on, 4, 2) == choose_actions(off, 4, 2)
+    assert torch.equal(on_rng, off_rng)

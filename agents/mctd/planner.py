@@ -22,7 +22,10 @@ to branch while each sub-plan is long enough to leave a room or a corridor; see
 
 The search stops after ``max_expansions`` expansions, when nothing is left to expand, or
 (``early_stop``) after the first round that found a goal-reaching plan once ``min_expansions``
-are done.
+are done. With ``rollout_escape=T > 0``, a search that found no goal-reaching plan while some
+greedy continuation went round a cycle grows a second tree of the same budget in which the
+continuations caught in a cycle sample their remaining windows at temperature ``T``; it is kept
+only if it reaches the goal, so searches that succeed greedily cost and return the same.
 
 Two additions to the paper's loop make plans longer than H useful (both use only the model and
 the symbolic dynamics, never the expert): a simulated plan that is still running at its end is
@@ -102,8 +105,9 @@ class MCTDConfig(PlainConfig):
     # ROLLOUT_STEPS unmasking step from the pose the dynamics reached
     rollout_execute: int = 4  # actions of each rollout window executed before resampling
     rollout_escape: float = 0.0  # a continuation back at one of its own window starts is in a greedy
-    # cycle; with a temperature > 0 it samples its remaining windows at that temperature instead of
-    # replaying the cycle (GreedyContinuation's escape); 0: replay
+    # cycle, which it replays. With a temperature T > 0, a search that found no goal-reaching plan
+    # while some continuation cycled grows a second tree in which such rows sample their remaining
+    # windows at T instead (GreedyContinuation's escape); searches that find the goal are unchanged
     shortcut: bool = True  # cut the excursions out of goal-reaching plans (envs.dynamics.shortcut)
     partial_score: str = "novelty"  # how plans that neither reach the goal nor die rank (plan_scores):
     # "novelty" (cells the episode has not been in, which the agent passes; Manhattan nearness to the
@@ -168,7 +172,11 @@ class SearchResult:
         seconds: wall time of the search.
         found_goal: whether some plan reached the goal.
         stats: ``nodes`` and ``max_depth`` of the tree (:func:`agents.mctd.tree.tree_stats`),
-            and ``rollout_calls``: the batched policy decodes the continuations ran.
+            ``rollout_calls``: the batched policy decodes the continuations ran,
+            ``rollout_cycles``: continued rows that met a greedy cycle, ``escape_retry``: 1 if a
+            second tree was grown with ``rollout_escape`` (then ``expansions`` and ``rounds``
+            count both trees, and ``root`` is the second one only if it found the goal), and
+            ``rollout_escapes``: rows that sampled their way out of a cycle.
         phase_seconds: wall time per phase: ``denoise`` (expansion and jumpy simulation),
             ``continue`` (policy continuation), ``score`` (dynamics, shortcut, backup).
         navigation_only: the search's world had nothing but the agent that can change (a goal
@@ -235,19 +243,44 @@ class MCTDPlanner:
         state = self.model.encode_state(inputs["grid"].to(self.device), inputs["direction"].to(self.device),
                                         **extra)  # [1, D]
         null = self.model.null_state_embedding(1).to(state.dtype)  # [1, D]
-        root = new_root(cfg.horizon, len(self._meta_guidance))
         if world.navigation_only:
             continuation = GreedyContinuation(self.model, layout, cfg.horizon, ROLLOUT_STEPS, cfg.rollout_execute,
-                                              cfg.rollout_windows, self.generator, deadline=deadline,
-                                              escape=cfg.rollout_escape)
+                                              cfg.rollout_windows, self.generator, deadline=deadline)
         else:
             continuation = WorldContinuation(self.model, world, cfg.horizon, ROLLOUT_STEPS, cfg.rollout_execute,
-                                             cfg.rollout_windows, self.generator, deadline=deadline,
-                                             escape=cfg.rollout_escape)
-        expansions = rounds = 0
-        found = False
+                                             cfg.rollout_windows, self.generator, deadline=deadline)
         clock = dict.fromkeys(("denoise", "continue", "score"), 0.0)
         seen = frozenset(visited or ()) if cfg.partial_score == "novelty" else None
+        grow = (state, null, world, max_steps, continuation, clock, seen, budget, deadline)
+        root, expansions, rounds, found = self._grow(*grow)
+        retried = False
+        if (not found and cfg.rollout_escape > 0 and continuation.cycles
+                and (deadline is None or time.perf_counter() < deadline)):
+            # the greedy continuations cycled and no plan reached the goal: search once more with
+            # the cycled rows sampling on (the greedy windows stay memoised); keep the first tree
+            # unless the second finds the goal
+            retried = True
+            continuation.escape = cfg.rollout_escape
+            again, more, more_rounds, found = self._grow(*grow)
+            expansions, rounds = expansions + more, rounds + more_rounds
+            if found:
+                root = again
+        return SearchResult(root=root, best=best_node(root), expansions=expansions, rounds=rounds,
+                            seconds=time.perf_counter() - start_time, found_goal=found,
+                            stats={**tree_stats(root), "rollout_calls": continuation.model_calls,
+                                   "rollout_cycles": continuation.cycles, "escape_retry": int(retried),
+                                   "rollout_escapes": continuation.escapes},
+                            phase_seconds=clock, navigation_only=world.navigation_only)
+
+    def _grow(self, state: Tensor, null: Tensor, world: SearchWorld, max_steps: int,
+              continuation: GreedyContinuation, clock: dict[str, float], seen: frozenset | None, budget: int,
+              deadline: float | None) -> tuple[Node, int, int, bool]:
+        """Grow one tree of at most ``budget`` expansions in batched rounds. Returns (root,
+        expansions, rounds, whether a plan reached the goal)."""
+        cfg = self.config
+        root = new_root(cfg.horizon, len(self._meta_guidance))
+        expansions = rounds = 0
+        found = False
         while expansions < budget and not (found and cfg.early_stop and expansions >= cfg.min_expansions):
             if rounds and deadline is not None and time.perf_counter() >= deadline:
                 break  # anytime: keep the best plan found so far
@@ -263,11 +296,7 @@ class MCTDPlanner:
             found |= self._expand_and_simulate(batch, state, null, world, max_steps, continuation, clock, seen)
             expansions += len(batch)
             rounds += 1
-        return SearchResult(root=root, best=best_node(root), expansions=expansions, rounds=rounds,
-                            seconds=time.perf_counter() - start_time, found_goal=found,
-                            stats={**tree_stats(root), "rollout_calls": continuation.model_calls,
-                                   "rollout_escapes": continuation.escapes},
-                            phase_seconds=clock, navigation_only=world.navigation_only)
+        return root, expansions, rounds, found
 
     def _expand_and_simulate(self, batch: list[tuple[Node, int, Node]], state: Tensor, null: Tensor,
                              world: SearchWorld, max_steps: int,

@@ -139,6 +139,7 @@ class GreedyContinuation:
         self.to_goal: dict[Pose, tuple[np.ndarray, int]] = {}  # pose -> (goal-reaching actions, its index)
         self.model_calls = 0  # batched decodes run (sequential model calls)
         self.decoded = 0  # poses decoded (rows over all calls)
+        self.cycles = 0  # rows that came back to one of their own window starts (a greedy cycle)
         self.escapes = 0  # rows that left a greedy cycle by sampling
 
     @property
@@ -187,6 +188,7 @@ class GreedyContinuation:
             if self._merge(row, here, [], []):
                 return False
             if here in row.started and not row.escaping:  # back at a window start: a greedy cycle
+                self.cycles += 1
                 if self.escape > 0:  # sample the remaining windows instead of replaying it
                     row.escaping = True
                     self.escapes += 1
