@@ -271,8 +271,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mctd-fallback", choices=FALLBACKS, default=None,
                         help="what mctd executes when a search finds no goal-reaching plan (default: the agent's, auto)")
     parser.add_argument("--mctd-escape", type=positive_float, default=None, metavar="T",
-                        help="mctd's rollout_escape: continuations caught in a greedy cycle sample at temperature "
-                             "T > 0 (default: the agent's, off)")
+                        help="mctd's rollout_escape: a search with no goal-reaching plan and cycled greedy "
+                             "continuations is retried with those sampling at temperature T > 0 (default: the "
+                             "agent's, off)")
     parser.add_argument("--name", default="suite", help="results file name")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)

@@ -326,9 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mctd only: wall-clock budget of one search in ms (anytime; results then depend on "
                         "the machine's speed). Default: none, only the expansion budget")
     p.add_argument("--rollout-escape", type=positive_float, default=None, metavar="T",
-                   help="mctd only: a plan continuation caught in a cycle of the greedy policy samples its "
-                        "remaining windows at temperature T instead of replaying the cycle (slower searches; "
-                        "README Results). Default: off")
+                   help="mctd only: a search that finds no goal-reaching plan while some plan continuation "
+                        "went round a cycle of the greedy policy grows a second tree in which such "
+                        "continuations sample their remaining windows at temperature T (slower failing "
+                        "searches; README Results). Default: off")
     p.set_defaults(func=cmd_rollout)
     return parser
 

@@ -20,13 +20,15 @@ Decodes are sequential along a plan (a window starts where the previous one ende
 next tokens predict one window further on; a row whose guess comes true advances two windows
 per call (on the maze: 35% fewer calls for 12% more decoded rows).
 
-With ``escape=T > 0`` (:class:`agents.mctd.MCTDConfig`'s ``rollout_escape``; off by default) a
-row back at one of its own window starts, which the greedy policy would cycle through forever,
-samples each of its remaining windows at temperature ``T`` from the search's generator instead
-(not memoised: every sampled window is a decode, batched with the greedy ones of the same call).
-Only rows caught in a cycle change, and those could never reach the goal: in the 25×25 perfect
-maze they are the continuations that took a wrong branch at a junction and shuttle between two
-dead ends. It costs one decoded row per window of every such row (README Results: the escape
+Rows that come back to one of their own window starts are counted in ``cycles``. With
+``escape=T > 0`` such a row, which the greedy policy would cycle through forever, samples each
+of its remaining windows at temperature ``T`` from the search's generator instead (not memoised:
+every sampled window is a decode, batched with the greedy ones of the same call). Only rows
+caught in a cycle change, and those could never reach the goal: in the 25×25 perfect maze they
+are the continuations that took a wrong branch at a junction and shuttle between two dead ends.
+It costs one decoded row per window of every such row. The planner switches it on
+(:class:`agents.mctd.MCTDConfig`'s ``rollout_escape``; off by default) only for a second tree,
+after a greedy search found no goal while some of its rows cycled (README Results: the escape
 ablation).
 
 ``merge_goals=True`` (the planner's default) adds one shortcut: every pose on a continuation
