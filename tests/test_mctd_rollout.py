@@ -281,6 +281,23 @@ def test_mctd_with_escape_finds_the_goal_past_a_greedy_cycle(untrained):
     assert simulate_plans(layout, start, np.array([best])).status[0] == SUCCESS  # the kept tree is the second
 
 
+def test_agent_stats_report_how_often_a_search_retried_with_escape(untrained):
+    # the corridor's goal is 6 forwards away: no 4-token plan reaches it, and the untrained greedy
+    # continuation turns in place, so every greedy search fails with cycled continuations
+    from agents.mctd import MCTDAgent
+
+    layout = make_layout([(x, 1) for x in range(1, 7)], goal=(7, 1))
+    rates = {}
+    for escape in (0.0, 1.0):
+        agent = MCTDAgent(untrained, seed=0, max_steps=200, horizon=4, num_subplans=2, max_expansions=8,
+                          rollout_windows=30, rollout_execute=2, rollout_escape=escape)
+        agent.reset(observe(layout, (1, 1, 0)))
+        agent.act(observe(layout, (1, 1, 0)))
+        stats = agent.stats()
+        rates[escape] = (stats["decisions"], stats["escape_retry_rate"])
+    assert rates == {0.0: (1, 0.0), 1.0: (1, 1.0)}
+
+
 def test_escape_leaves_a_search_that_finds_the_goal_greedily_unchanged():
     # a denoiser that prefers `forward` reaches the corridor's goal greedily: with rollout_escape the
     # search is the same search (no second tree, same plans, same generator draws)

@@ -260,6 +260,7 @@ class MCTDAgent:
             "nodes": result.stats["nodes"],
             "max_depth": result.stats["max_depth"],
             "found_goal": float(result.found_goal),
+            "escape_retry": float(result.stats.get("escape_retry", 0)),
         })
         planned = None
         fallback = self.fallback_for(result)
@@ -322,13 +323,15 @@ class MCTDAgent:
         ``decisions``, ``mean_expansions``, ``mean_plan_ms``, ``median_plan_ms``,
         ``plan_ms_p50``, ``plan_ms_p95``, ``plan_ms_p99`` (percentiles of the search time of a
         decision that planned), ``mean_rounds``, ``mean_nodes``, ``max_depth`` (deepest node of
-        any tree) and ``goal_found_rate`` (fraction of searches that found a goal-reaching plan).
+        any tree), ``goal_found_rate`` (fraction of searches that found a goal-reaching plan) and
+        ``escape_retry_rate`` (fraction of searches that grew a second tree, ``rollout_escape``).
         """
         recs = self.records
         if not recs:
             return {"decisions": 0, "mean_expansions": 0.0, "mean_plan_ms": 0.0, "median_plan_ms": 0.0,
                     "plan_ms_p50": 0.0, "plan_ms_p95": 0.0, "plan_ms_p99": 0.0,
-                    "mean_rounds": 0.0, "mean_nodes": 0.0, "max_depth": 0, "goal_found_rate": 0.0}
+                    "mean_rounds": 0.0, "mean_nodes": 0.0, "max_depth": 0, "goal_found_rate": 0.0,
+                    "escape_retry_rate": 0.0}
         plan_ms = np.array([r["plan_ms"] for r in recs])
 
         def mean(key: str) -> float:
@@ -346,6 +349,7 @@ class MCTDAgent:
             "mean_nodes": mean("nodes"),
             "max_depth": int(max(r["max_depth"] for r in recs)),
             "goal_found_rate": mean("found_goal"),
+            "escape_retry_rate": mean("escape_retry"),
         }
 
 
