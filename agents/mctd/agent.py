@@ -260,7 +260,7 @@ class MCTDAgent:
             "nodes": result.stats["nodes"],
             "max_depth": result.stats["max_depth"],
             "found_goal": float(result.found_goal),
-            "escape_retry": float(result.stats.get("escape_retry", 0)),
+            "escape_retry": float(result.stats["escape_retry"]),
         })
         planned = None
         fallback = self.fallback_for(result)
