@@ -232,18 +232,20 @@ def test_continuation_stops_rows_at_the_goal_with_noops_after(perturbed):
         assert (extra[0, done.steps[0]:] == NOOP).all()
 
 
-def test_mctd_with_rollouts_finds_a_goal_beyond_the_horizon():
-    # a straight corridor: the goal is 10 forwards away, the plans are 4 long; a denoiser that
-    # prefers `forward` only gets there by continuing its plans with the policy
-    from envs.dynamics import FORWARD, simulate_plans
-
-    torch.manual_seed(0)
-    net = MDLMPolicy(TINY).eval()
-    with torch.no_grad():
-        net.final.head.bias[FORWARD] = 5.0
+def forward_corridor():
+    """A straight corridor whose goal is 10 forwards from ``start``, and a denoiser that says
+    `forward` greedily: (net, layout, start, image)."""
     layout = make_layout([(x, 1) for x in range(1, 11)], goal=(11, 1))
     start = (1, 1, 0)
-    image = observe(layout, start)["image"]
+    return forward_policy(TINY), layout, start, observe(layout, start)["image"]
+
+
+def test_mctd_with_rollouts_finds_a_goal_beyond_the_horizon():
+    # the goal is 10 forwards away, the plans are 4 long; a denoiser that prefers `forward` only
+    # gets there by continuing its plans with the policy
+    from envs.dynamics import FORWARD, simulate_plans
+
+    net, layout, start, image = forward_corridor()
     config = dict(horizon=4, num_subplans=2, max_expansions=8)
     off = MCTDPlanner(net, MCTDConfig(rollout_windows=0, **config), torch.Generator().manual_seed(0))
     without = off.search(image, layout, start, 60)
@@ -301,15 +303,7 @@ def test_agent_stats_report_how_often_a_search_retried_with_escape(untrained):
 def test_escape_leaves_a_search_that_finds_the_goal_greedily_unchanged():
     # a denoiser that prefers `forward` reaches the corridor's goal greedily: with rollout_escape the
     # search is the same search (no second tree, same plans, same generator draws)
-    from envs.dynamics import FORWARD
-
-    torch.manual_seed(0)
-    net = MDLMPolicy(TINY).eval()
-    with torch.no_grad():
-        net.final.head.bias[FORWARD] = 5.0
-    layout = make_layout([(x, 1) for x in range(1, 11)], goal=(11, 1))
-    start = (1, 1, 0)
-    image = observe(layout, start)["image"]
+    net, layout, start, image = forward_corridor()
     config = dict(horizon=4, num_subplans=2, max_expansions=8, rollout_windows=4, rollout_execute=2)
     runs = []
     for escape in (0.0, 1.0):
