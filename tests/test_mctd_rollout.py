@@ -261,11 +261,14 @@ def test_mctd_with_rollouts_finds_a_goal_beyond_the_horizon():
     assert simulate_plans(layout, start, np.array([best])).status[0] == SUCCESS
 
 
+SIX_CELL_CORRIDOR = make_layout([(x, 1) for x in range(1, 7)], goal=(7, 1))  # goal 6 forwards from (1, 1, 0)
+
+
 def test_mctd_with_escape_finds_the_goal_past_a_greedy_cycle(untrained):
     # the untrained denoiser's greedy continuation turns in place; with rollout_escape the
     # continuations caught in that cycle sample on and some reach the goal 6 cells away (seeds
     # 0-9 all find it; 10 cells away, a 60-action random walk rarely does)
-    layout = make_layout([(x, 1) for x in range(1, 7)], goal=(7, 1))
+    layout = SIX_CELL_CORRIDOR
     start = (1, 1, 0)
     image = observe(layout, start)["image"]
     config = dict(horizon=4, num_subplans=2, max_expansions=8, rollout_windows=30, rollout_execute=2)
@@ -288,7 +291,7 @@ def test_agent_stats_report_how_often_a_search_retried_with_escape(untrained):
     # continuation turns in place, so every greedy search fails with cycled continuations
     from agents.mctd import MCTDAgent
 
-    layout = make_layout([(x, 1) for x in range(1, 7)], goal=(7, 1))
+    layout = SIX_CELL_CORRIDOR
     rates = {}
     for escape in (0.0, 1.0):
         agent = MCTDAgent(untrained, seed=0, max_steps=200, horizon=4, num_subplans=2, max_expansions=8,
