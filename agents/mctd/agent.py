@@ -13,6 +13,7 @@ import torch
 from agents.base import parse_observation, torch_threads
 from agents.mdlm_agent import EpisodeState, MDLMAgent
 from agents.mctd.planner import MCTDConfig, MCTDPlanner, SearchResult, choose_actions, partial_plan_actions
+from agents.mctd.rollout import ContinuationMemo
 from agents.mctd.tree import Node
 from envs.dynamics import FAILURE, SUCCESS, WorldState, world_step
 from envs.observation import observation_carrying, observation_task
@@ -56,6 +57,9 @@ class MCTDEpisode:
         policy: the fallback MDLM policy's state for this episode.
         last_search, last_search_pose, last_plan: the latest search, the pose it searched
             from, and the actions held at the latest decision (the returned one first).
+        memo: the greedy continuation windows decoded by this episode's searches, replayed by
+            the later ones (:class:`agents.mctd.rollout.ContinuationMemo`); None: every search
+            decodes its own.
     """
 
     task: BoundTask | None = None
@@ -72,6 +76,7 @@ class MCTDEpisode:
     world: tuple | None = None  # (layout, pose, carrying) at the previous step
     fell_back: bool = False  # the latest plan is the policy's step
     chosen: tuple[int, ...] = ()  # the actions the latest search queued
+    memo: ContinuationMemo | None = field(default_factory=ContinuationMemo)
 
     @property
     def last_candidates(self) -> list[list[int]]:
@@ -249,7 +254,7 @@ class MCTDAgent:
         try:
             with torch_threads(self.num_threads):
                 result = self.planner.search(image, layout, pose, self.max_steps, visited=episode.visited,
-                                             carrying=carrying, task=episode.task)
+                                             carrying=carrying, task=episode.task, memo=episode.memo)
         finally:
             self.planner.generator = self.generator
         episode.last_search, episode.last_search_pose = result, pose

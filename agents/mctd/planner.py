@@ -64,7 +64,7 @@ from agents.mctd.tree import (
     subplan_bounds,
     tree_stats,
 )
-from agents.mctd.rollout import GreedyContinuation, WorldContinuation
+from agents.mctd.rollout import ContinuationMemo, GreedyContinuation, WorldContinuation
 from agents.mctd.world import NOOP, SearchWorld, task_vector
 from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, RUNNING, SUCCESS, shortcut
 from envs.observation import to_model_input
@@ -223,14 +223,15 @@ class MCTDPlanner:
     def search(self, image: np.ndarray, layout: np.ndarray, pose: tuple[int, int, int],
                max_steps: int, max_expansions: int | None = None,
                visited: Collection[tuple[int, int]] | None = None, carrying: tuple[int, int, int] = NOTHING,
-               task: BoundTask | None = None) -> SearchResult:
+               task: BoundTask | None = None, memo: ContinuationMemo | None = None) -> SearchResult:
         """Search for a plan from a full-grid ``image [19,19,3]`` with the agent at ``pose``.
 
         ``layout`` is the image without the agent (:func:`envs.observation.layout_of`);
         ``max_steps`` scales the success score; ``max_expansions`` overrides the config;
         ``visited``: the (x, y) cells the episode has been in, used by ``partial_score="novelty"``
         (ignored with "manhattan"); ``carrying``: the encoded object in hand; ``task``: the
-        episode's task bound to its start grid (None: reach a goal).
+        episode's task bound to its start grid (None: reach a goal); ``memo``: greedy continuation
+        windows shared with earlier searches of the same episode and model (None: this search's own).
         """
         cfg = self.config
         start_time = time.perf_counter()
@@ -245,10 +246,10 @@ class MCTDPlanner:
         null = self.model.null_state_embedding(1).to(state.dtype)  # [1, D]
         if world.navigation_only:
             continuation = GreedyContinuation(self.model, layout, cfg.horizon, ROLLOUT_STEPS, cfg.rollout_execute,
-                                              cfg.rollout_windows, self.generator, deadline=deadline)
+                                              cfg.rollout_windows, self.generator, deadline=deadline, memo=memo)
         else:
             continuation = WorldContinuation(self.model, world, cfg.horizon, ROLLOUT_STEPS, cfg.rollout_execute,
-                                             cfg.rollout_windows, self.generator, deadline=deadline)
+                                             cfg.rollout_windows, self.generator, deadline=deadline, memo=memo)
         clock = dict.fromkeys(("denoise", "continue", "score"), 0.0)
         seen = frozenset(visited or ()) if cfg.partial_score == "novelty" else None
         grow = (state, null, world, max_steps, continuation, clock, seen, budget, deadline)
