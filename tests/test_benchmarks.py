@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from benchmarks import (expert_speed, model_speed, rollout_speed, search_budget, success, throughput,
+from benchmarks import (continuation_memo, expert_speed, model_speed, rollout_speed, search_budget, success, throughput,
                         train_throughput)
 from benchmarks.common import write_results
 from maze_mdlm.config import ModelConfig
@@ -96,6 +96,20 @@ def test_rollout_speed_runs_and_compares_equal_episodes(tmp_path):
     rollout_speed.main(["--episodes", "3", "--batch-envs", "2", "--out-dir", str(tmp_path)])
     r = json.loads((tmp_path / "rollout_speed.json").read_text())["results"]
     assert r["batch_envs"] == 2 and r["episodes_per_s_1"] > 0 and r["speedup"] > 0
+
+
+def test_continuation_memo_benchmark_plays_both_arms_and_writes_its_page(tmp_path):
+    # the shipped FourRooms checkpoint, one short episode per arm: the memo changes no action here
+    continuation_memo.main(["--envs", "MiniGrid-FourRooms-v0", "--episodes", "1", "--max-steps", "6",
+                            "--out-dir", str(tmp_path)])
+    row = json.loads((tmp_path / "continuation_memo.json").read_text())["results"]["rows"][0]
+    assert row["env"] == "MiniGrid-FourRooms-v0" and row["same_actions"] == 1
+    assert row["memo"]["searches"] == row["no_memo"]["searches"] >= 1
+    assert row["memo"]["decoded_per_search"] <= row["no_memo"]["decoded_per_search"]
+    assert "| MiniGrid-FourRooms-v0 | 1 |" in (tmp_path / "continuation_memo.md").read_text()
+    with pytest.raises(SystemExit) as err:
+        continuation_memo.main(["--envs", "MiniGrid-NoSuchEnv-v0"])
+    assert err.value.code == 2
 
 
 def test_world_rules_benchmark_runs():

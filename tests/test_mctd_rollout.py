@@ -9,7 +9,7 @@ import torch
 
 from agents.mctd import MCTDConfig, MCTDPlanner
 from agents.mctd.planner import choose_actions
-from agents.mctd.rollout import NOOP, GreedyContinuation
+from agents.mctd.rollout import NOOP, ContinuationMemo, GreedyContinuation
 from envs.rules import forbidden_first_actions
 from envs.dynamics import FAILURE, LEFT, RUNNING, SUCCESS, simulate_plans
 from envs.observation import place_agent, to_model_input
@@ -139,6 +139,49 @@ def test_merged_rows_only_gain_goals():
                or merged.status[r] != plain.status[r]]
     assert all(merged.status[r] == SUCCESS for r in changed)
     assert continuation.to_goal  # goal-reaching poses were recorded
+
+
+def test_a_shared_memo_replays_an_earlier_searchs_windows_and_keeps_contexts_apart():
+    # one continuation per search: with the episode's memo the second search decodes nothing that
+    # the first one did and returns the plain loop's actions; another layout or window setting
+    # decodes anew (without goal merging, whose timing the memo may change: next test)
+    model = perturbed_policy(TINY, seed=6)
+    poses, live = room_rows()
+    memo = ContinuationMemo()
+
+    def run(layout=OPEN_ROOM, execute=2, shared=memo):
+        continuation = GreedyContinuation(model, layout, horizon=6, steps=2, execute=execute, max_windows=8,
+                                          merge_goals=False, memo=shared)
+        return continuation.extend(poses, live), continuation
+
+    first, searched = run()
+    assert searched.model_calls > 0 and memo.windows == len(searched.windows) > 0
+    again, replayed = run()
+    assert replayed.model_calls == 0 and np.array_equal(again, first)
+    assert np.array_equal(first, reference_windows(model, OPEN_ROOM, poses, live, 6, 2, 2, 8)[0])
+    moved = OPEN_ROOM.copy()
+    moved[6, 6], moved[1, 6] = moved[1, 6], moved[6, 6]  # the goal elsewhere: the windows differ
+    other, elsewhere = run(layout=moved)
+    assert elsewhere.model_calls > 0 and np.array_equal(other, run(layout=moved, shared=None)[0])
+    assert run(execute=3)[1].model_calls > 0
+    assert memo.windows > len(searched.windows)
+
+
+def test_with_a_memo_merged_rows_still_only_gain_goals():
+    # replayed windows let rows run ahead, so a row may meet a goal-reaching continuation that it
+    # met later (or not at all) without the memo: every row that differs reaches the goal
+    model = perturbed_policy(TINY, seed=6)
+    poses, live = room_rows()
+    memo = ContinuationMemo()
+    GreedyContinuation(model, OPEN_ROOM, horizon=6, steps=2, execute=2, max_windows=8, memo=memo).extend(poses, live)
+    plain = GreedyContinuation(model, OPEN_ROOM, horizon=6, steps=2, execute=2, max_windows=8).extend(poses, live)
+    replayed = GreedyContinuation(model, OPEN_ROOM, horizon=6, steps=2, execute=2, max_windows=8, memo=memo)
+    got = replayed.extend(poses, live)
+    assert replayed.model_calls == 0
+    before, after = simulate_plans(OPEN_ROOM, poses, plain), simulate_plans(OPEN_ROOM, poses, got)
+    assert (after.status[before.status == SUCCESS] == SUCCESS).all()
+    changed = [r for r in range(len(poses)) if not np.array_equal(got[r], plain[r])]
+    assert changed and all(after.status[r] == SUCCESS for r in changed)  # here one row takes another route
 
 
 def test_a_row_that_meets_a_goal_reaching_continuation_follows_it_without_the_model():

@@ -241,6 +241,35 @@ def test_act_batch_plays_exactly_as_act_one_at_a_time(perturbed):
     assert one["decisions"] == lockstep["decisions"]
 
 
+def test_the_episode_memo_changes_no_action_and_saves_decodes(perturbed):
+    # the same episode with and without the memo of greedy continuation windows: every action is
+    # the same, and the searches after the first decode fewer windows with it
+    class WithoutMemo(MCTDAgent):
+        def new_episode(self, obs, info=None):
+            episode = super().new_episode(obs, info)
+            episode.memo = None
+            return episode
+
+    played = {}
+    for cls in (MCTDAgent, WithoutMemo):
+        agent = cls(perturbed, seed=0, max_steps=100, horizon=8, num_subplans=2, max_expansions=6, parallel=3,
+                    rollout_windows=6, fallback="plan")
+        calls, search = [], agent.planner.search
+
+        def counted(*args, search=search, calls=calls, **kwargs):
+            result = search(*args, **kwargs)
+            calls.append(result.stats["rollout_calls"])
+            return result
+
+        agent.planner.search = counted
+        status, sent = play(agent, locked_corridor(), (1, 1, 0), steps=30)
+        played[cls] = (status, sent, calls, agent._state.memo)
+    (status, sent, calls, memo), (status_off, sent_off, calls_off, no_memo) = played.values()
+    assert (status, sent) == (status_off, sent_off) and len(calls) == len(calls_off) >= 2
+    assert no_memo is None and memo.windows > 0
+    assert calls[0] == calls_off[0] and sum(calls) < sum(calls_off)
+
+
 LEGACY = ModelConfig(hidden_dim=32, num_layers=1, num_heads=2, end_token=DONE, vocab_size=8, task_inputs=False)
 
 

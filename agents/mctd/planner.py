@@ -173,6 +173,8 @@ class SearchResult:
         found_goal: whether some plan reached the goal.
         stats: ``nodes`` and ``max_depth`` of the tree (:func:`agents.mctd.tree.tree_stats`),
             ``rollout_calls``: the batched policy decodes the continuations ran,
+            ``rollout_decoded``: the windows (rows) they decoded (windows replayed from the
+            episode's :class:`agents.mctd.rollout.ContinuationMemo` are not decoded),
             ``rollout_cycles``: continued rows that met a greedy cycle, ``escape_retry``: 1 if a
             second tree was grown with ``rollout_escape`` (then ``expansions`` and ``rounds``
             count both trees, and ``root`` is the second one only if it found the goal), and
@@ -269,6 +271,7 @@ class MCTDPlanner:
         return SearchResult(root=root, best=best_node(root), expansions=expansions, rounds=rounds,
                             seconds=time.perf_counter() - start_time, found_goal=found,
                             stats={**tree_stats(root), "rollout_calls": continuation.model_calls,
+                                   "rollout_decoded": continuation.decoded,
                                    "rollout_cycles": continuation.cycles, "escape_retry": int(retried),
                                    "rollout_escapes": continuation.escapes},
                             phase_seconds=clock, navigation_only=world.navigation_only)
