@@ -8,7 +8,9 @@
   (:func:`envs.dynamics.simulate_world`), with the navigation fast path where nothing but the
   pose can change.
 * :mod:`agents.mctd.rollout`: the greedy-policy continuation of plans that end before the goal
-  (memoised by pose, or by full world state where objects can change).
+  (memoised by pose, or by full world state where objects can change; since 0.11 the agent keeps
+  the memo for the whole episode, :class:`agents.mctd.rollout.ContinuationMemo`, which halves the
+  search time on the long worlds: ``benchmarks.continuation_memo``).
 * :mod:`agents.mctd.agent`: :class:`MCTDAgent`, the closed-loop gymnasium agent (``reset`` /
   ``act`` and ``new_episode`` / ``act_batch``).
 
