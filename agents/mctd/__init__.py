@@ -47,9 +47,10 @@ checkpoints, one thread of the 2-core dev CPU):
 * ``rollout_escape=0.0`` (0.9; a retry since 0.10): continuations caught in a cycle of the greedy
   policy replay it. At 1.0, a search that finds no goal that way grows a second tree in which
   they sample their remaining windows instead. At 50 episodes, Maze-25x25 success goes 0.64 →
-  0.80 and Maze-19x19 0.96 → 1.00; searches that succeed greedily are unchanged, but failing
-  ones pay for the second tree (p95 3–6× on the mazes), so it stays off (``benchmarks.suite
-  --mctd-escape``; README Results).
+  0.74 and Maze-19x19 0.96 → 1.00 (0.11); searches that succeed greedily are unchanged, but
+  failing ones pay for the second tree (p95 3.5–7.8× on the mazes), and at 20 episodes it lost
+  the braid mazes an episode each, so it stays off (``benchmarks.suite --mctd-escape``; README
+  Results).
 * ``time_budget_ms=None``: no wall-clock limit by default, so a search does not depend on the
   machine's speed; set it (``rollout --time-budget-ms``) for an anytime search.
 * Fixed since 0.4 (fields until 0.3, never varied by a benchmark, test or flag; module constants
