@@ -46,11 +46,14 @@ an excursion that picked something up, dropped or toggled never meets its own st
 
 A :class:`ContinuationMemo` keeps the greedy windows beyond one search: the agent holds one per
 episode and passes it to every search, so a window decoded from a state in one search is replayed
-in the later searches that reach that state (on the suite's long worlds 56–78% of the windows
-an episode decodes were decoded before in that episode: README Results, the memo benchmark).
-The memo's tables are keyed by everything a greedy window depends on besides its start (the
-layout or task, the window length, unmasking steps and executed actions), so a memo is safe to
-share between searches of one model; sampled (escape) windows are never kept.
+in the later searches that reach that state (on the suite's long worlds the continuations decode
+1.8–7x fewer windows per search: ``benchmarks.continuation_memo``, README Results). The memo's
+tables are keyed by everything a greedy window depends on besides its start (the layout or task,
+the window length, unmasking steps, executed actions and END token), so a memo is safe to share
+between searches of one model; sampled (escape) windows are never kept. A replayed window is the
+one decoding would give, but rows that replay run ahead of rows that wait for a decode, so with
+``merge_goals`` a row may meet a goal-reaching continuation earlier (or another one) than it
+would have without the memo; as with every merge, it then reaches the goal.
 """
 
 from __future__ import annotations
