@@ -5,6 +5,7 @@ goal-reaching paths are shortcut without growing."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from agents.mctd import MCTDConfig, MCTDPlanner
@@ -167,6 +168,24 @@ def test_a_shared_memo_replays_an_earlier_searchs_windows_and_keeps_contexts_apa
     assert memo.windows > len(searched.windows)
 
 
+def test_a_memo_over_its_limit_starts_over_at_the_next_search():
+    model = perturbed_policy(TINY, seed=6)
+    poses, live = room_rows()
+    memo = ContinuationMemo(limit=5)
+
+    def search():
+        continuation = GreedyContinuation(model, OPEN_ROOM, horizon=6, steps=2, execute=2, max_windows=8,
+                                          merge_goals=False, memo=memo)
+        return continuation.extend(poses, live), continuation
+
+    first, searched = search()
+    assert memo.windows == len(searched.windows) > 5  # a search itself is never cut short
+    again, fresh = search()
+    assert np.array_equal(again, first) and fresh.model_calls == searched.model_calls  # decoded anew
+    with pytest.raises(ValueError, match="limit"):
+        ContinuationMemo(limit=0)
+
+
 def test_with_a_memo_merged_rows_still_only_gain_goals():
     # replayed windows let rows run ahead, so a row may meet a goal-reaching continuation that it
     # met later (or not at all) without the memo: every row that differs reaches the goal
@@ -253,8 +272,6 @@ def test_escape_samples_out_of_a_greedy_cycle_and_reaches_a_goal_the_replay_neve
 
 
 def test_escape_must_not_be_negative(untrained):
-    import pytest
-
     with pytest.raises(ValueError, match="escape"):
         GreedyContinuation(untrained, OPEN_ROOM, horizon=4, steps=1, execute=2, max_windows=2, escape=-1.0)
     with pytest.raises(ValueError, match="rollout_escape"):
