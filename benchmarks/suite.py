@@ -17,7 +17,7 @@ Evaluation seeds start at ``envs.seeds.EVAL_SEED_START``; episode i uses seed + 
 Measured on the 2-core dev machine with the shipped generalist (0.8, README Results), every
 supported env, ``--max-steps 128 --workers 2``, each run alone: mdlm 20 episodes 4.5 min, mctd 20
 episodes 13 min (0.11, with the continuation memo; 16 min before), ar 20 episodes 3.1 min (wall);
-bfs 5 episodes 4 min (0.5).
+bfs 5 episodes 4 min (0.5); at 50 episodes (0.11): mctd 42 min, mdlm 10 min, ar 5.4 min.
 Failed episodes run to ``--max-steps`` (or the env's own limit, up to 3600 steps, without
 it), so the time depends mostly on how often the agents fail; ``--envs`` / ``--agents`` split the run.
 """
