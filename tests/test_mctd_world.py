@@ -244,11 +244,7 @@ def test_act_batch_plays_exactly_as_act_one_at_a_time(perturbed):
 def test_the_episode_memo_changes_no_action_and_saves_decodes(perturbed):
     # the same episode with and without the memo of greedy continuation windows: every action is
     # the same, and the searches after the first decode fewer windows with it
-    class WithoutMemo(MCTDAgent):
-        def new_episode(self, obs, info=None):
-            episode = super().new_episode(obs, info)
-            episode.memo = None
-            return episode
+    from benchmarks.continuation_memo import WithoutMemo
 
     played = {}
     for cls in (MCTDAgent, WithoutMemo):
