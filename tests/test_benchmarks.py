@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from benchmarks import (continuation_memo, expert_speed, model_speed, rollout_speed, search_budget, success, throughput,
-                        train_throughput)
+from benchmarks import (continuation_memo, expert_speed, model_speed, rollout_speed, search_budget, success,
+                        throughput, train_throughput)
 from benchmarks.common import write_results
 from maze_mdlm.config import ModelConfig
 

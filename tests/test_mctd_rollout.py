@@ -105,11 +105,15 @@ def room_rows() -> tuple[np.ndarray, np.ndarray]:
     return poses, live
 
 
+def room_continuation(model, layout=OPEN_ROOM, execute=2, **kwargs) -> GreedyContinuation:
+    """A continuation in OPEN_ROOM's tests: H=6 windows, 2 unmasking steps, at most 8 windows."""
+    return GreedyContinuation(model, layout, horizon=6, steps=2, execute=execute, max_windows=8, **kwargs)
+
+
 def test_continuation_reproduces_the_plain_window_loop_with_fewer_decodes():
     model = perturbed_policy(TINY, seed=6)  # its rollouts from these poses loop, reach the goal, or die
     poses, live = room_rows()
-    continuation = GreedyContinuation(model, OPEN_ROOM, horizon=6, steps=2, execute=2, max_windows=8,
-                                      merge_goals=False)
+    continuation = room_continuation(model, merge_goals=False)
     expected, decoded = reference_windows(model, OPEN_ROOM, poses, live, 6, 2, 2, 8)
     got = continuation.extend(poses, live)
     assert np.array_equal(got, expected)
@@ -130,7 +134,7 @@ def test_merged_rows_only_gain_goals():
     poses, live = room_rows()
     expected, _ = reference_windows(model, OPEN_ROOM, poses, live, 6, 2, 2, 8)
     plain = simulate_plans(OPEN_ROOM, poses, expected)
-    continuation = GreedyContinuation(model, OPEN_ROOM, horizon=6, steps=2, execute=2, max_windows=8)
+    continuation = room_continuation(model)
     got = continuation.extend(poses, live)
     merged = simulate_plans(OPEN_ROOM, poses, got)
     assert got.shape[1] <= 16
@@ -151,8 +155,7 @@ def test_a_shared_memo_replays_an_earlier_searchs_windows_and_keeps_contexts_apa
     memo = ContinuationMemo()
 
     def run(layout=OPEN_ROOM, execute=2, shared=memo):
-        continuation = GreedyContinuation(model, layout, horizon=6, steps=2, execute=execute, max_windows=8,
-                                          merge_goals=False, memo=shared)
+        continuation = room_continuation(model, layout, execute, merge_goals=False, memo=shared)
         return continuation.extend(poses, live), continuation
 
     first, searched = run()
@@ -174,8 +177,7 @@ def test_a_memo_over_its_limit_starts_over_at_the_next_search():
     memo = ContinuationMemo(limit=5)
 
     def search():
-        continuation = GreedyContinuation(model, OPEN_ROOM, horizon=6, steps=2, execute=2, max_windows=8,
-                                          merge_goals=False, memo=memo)
+        continuation = room_continuation(model, merge_goals=False, memo=memo)
         return continuation.extend(poses, live), continuation
 
     first, searched = search()
@@ -192,9 +194,9 @@ def test_with_a_memo_merged_rows_still_only_gain_goals():
     model = perturbed_policy(TINY, seed=6)
     poses, live = room_rows()
     memo = ContinuationMemo()
-    GreedyContinuation(model, OPEN_ROOM, horizon=6, steps=2, execute=2, max_windows=8, memo=memo).extend(poses, live)
-    plain = GreedyContinuation(model, OPEN_ROOM, horizon=6, steps=2, execute=2, max_windows=8).extend(poses, live)
-    replayed = GreedyContinuation(model, OPEN_ROOM, horizon=6, steps=2, execute=2, max_windows=8, memo=memo)
+    room_continuation(model, memo=memo).extend(poses, live)
+    plain = room_continuation(model).extend(poses, live)
+    replayed = room_continuation(model, memo=memo)
     got = replayed.extend(poses, live)
     assert replayed.model_calls == 0
     before, after = simulate_plans(OPEN_ROOM, poses, plain), simulate_plans(OPEN_ROOM, poses, got)
