@@ -1,7 +1,7 @@
 #!/bin/bash
 # The shipped generalist (maze_mdlm/checkpoints/suite.pt, suite_ar.pt): data and training, exactly as
 # they were run (2-core CPU, one torch thread per training run, the MDLM and AR runs side by side).
-# Usage: bash docs/suite_recipe.sh OUT_DIR     (16 min of collection, then about 65 + 60 + 100 + 40 min of training here)
+# Usage: bash docs/suite_recipe.sh OUT_DIR     (16 + 9 min of collection, then about 65 + 60 + 100 + 40 + 38 min of training here)
 set -euo pipefail
 D=${1:?usage: suite_recipe.sh OUT_DIR}
 mkdir -p "$D"
@@ -63,5 +63,26 @@ OMP_NUM_THREADS=1 maze-mdlm train $DATA --init "$D/suite_ft2/checkpoint.pt" --ou
 OMP_NUM_THREADS=1 maze-mdlm train $DATA --model ar --init "$D/suite_ar_ft2/checkpoint.pt" --out "$D/suite_ar_ft3" \
   --steps 10000 --lr 1e-3 "${W[@]}" $T &
 wait
-maze-mdlm export --checkpoint "$D/suite_ft3/checkpoint.pt" --out maze_mdlm/checkpoints/suite.pt
+# Stage 5 (0.12.0, mdlm only): more data for the rows furthest from the targets, at seeds past the
+# recipe's (mazes from 1000, the long key worlds from 1000, ObstructedMaze from 300), then 12000 more
+# steps from the stage-4 weights on all of it, the five weak families drawn more often (LockedRoom and
+# MultiRoom-N6 join the stage-4 list). One run alone on 2 torch threads (5.2 steps/s, 38 min).
+# Run from the exported 0.8.0 file. suite_ar.pt stays the stage-4 AR model.
+X="maze-mdlm collect-data --grid-size 25 --workers 2"
+$X --seed 1000 --episodes 3000 --out "$D/more-mazes.mdd" \
+  --env MazeMDLM/Maze-19x19-v0 --env MazeMDLM/BraidMaze-19x19-v0 --env MazeMDLM/LavaMaze-19x19-v0 \
+  --env MazeMDLM/Maze-25x25-v0 --env MazeMDLM/BraidMaze-25x25-v0 --env MazeMDLM/LavaMaze-25x25-v0
+$X --seed 1000 --episodes 2000 --out "$D/more-long.mdd" \
+  --env MiniGrid-LockedRoom-v0 --env MiniGrid-KeyCorridorS4R3-v0 --env MiniGrid-KeyCorridorS5R3-v0 \
+  --env MiniGrid-KeyCorridorS6R3-v0 --env MiniGrid-MultiRoom-N6-v0
+MORE="2Dl-v0 2Dlh-v0 2Dlhb-v1 1Q-v1 2Q-v1 Full-v0 Full-v1"
+for e in $MORE; do
+  $X --seed 300 --episodes 1200 --out "$D/more-obstructed-$e.mdd" --env "MiniGrid-ObstructedMaze-$e"
+done
+DATA5="$DATA --data $D/more-mazes.mdd --data $D/more-long.mdd"
+for e in $MORE; do DATA5="$DATA5 --data $D/more-obstructed-$e.mdd"; done
+W5=("${W[@]}" --env-weight 'MiniGrid-LockedRoom-v0=2' --env-weight 'MiniGrid-MultiRoom-N6-v0=2')
+OMP_NUM_THREADS=2 maze-mdlm train $DATA5 --init "$D/suite_ft3/checkpoint.pt" --out "$D/suite_ft4" --steps 12000 --lr 1e-3 \
+  "${W5[@]}" $T
+maze-mdlm export --checkpoint "$D/suite_ft4/checkpoint.pt" --out maze_mdlm/checkpoints/suite.pt
 maze-mdlm export --checkpoint "$D/suite_ar_ft3/checkpoint.pt" --out maze_mdlm/checkpoints/suite_ar.pt
