@@ -139,3 +139,33 @@ def test_precision_sweep_tiny_on_cpu_and_skip_page():
     assert [row["mode"] for row in r["rows"]] == ["fp32 eager", "bf16"]
     assert all(row["samples_per_s"] > 0 for row in r["rows"]) and "| 8 |" in train_throughput.sweep_markdown(r)
     assert train_throughput.sweep_markdown({"skipped": "no GPU"}).startswith("Skipped: no GPU")
+
+
+def test_checkpoint_val_compares_checkpoints_on_the_same_windows(tmp_path):
+    from benchmarks import checkpoint_val
+    from envs.collect import collect
+    from envs.dataset import save_episodes
+    from maze_mdlm.checkpoint import save_checkpoint
+    from tests.models import perturbed_policy
+
+    data = tmp_path / "empty.mdd"  # seeds 47..50 of two envs: 49 is the validation seed of each
+    save_episodes(data, collect(["MiniGrid-Empty-5x5-v0", "MiniGrid-Empty-6x6-v0"], 4, 47, grid_size=19))
+    config = ModelConfig(hidden_dim=32, num_layers=1, num_heads=2, max_seq_len=8, cnn_channels=(4, 4, 4))
+    paths = [str(tmp_path / f"m{seed}.pt") for seed in (0, 1)]
+    for seed, path in enumerate(paths):
+        save_checkpoint(path, perturbed_policy(config, seed=seed), config, None, seed, {"horizon": 4}, None)
+    checkpoint_val.main(["--data", str(data), "--checkpoint", paths[0], "--checkpoint", paths[1],
+                         "--checkpoint", paths[0], "--out-dir", str(tmp_path)])
+    payload = json.loads((tmp_path / "checkpoint_val.json").read_text())
+    first, second, again = payload["results"]["rows"]
+    assert payload["results"]["horizon"] == 4 and first["samples"] > 0
+    assert first == again  # the same windows and masks for every checkpoint
+    assert second["accuracy"] != first["accuracy"] or second["loss"] != first["loss"]
+    assert set(first["envs"]) == {"MiniGrid-Empty-5x5-v0", "MiniGrid-Empty-6x6-v0"}
+    assert "| MiniGrid-Empty-6x6-v0 |" in (tmp_path / "checkpoint_val.md").read_text()
+    for bad in (["--data", str(tmp_path / "none.mdd"), "--checkpoint", paths[0]],
+                ["--data", str(data), "--checkpoint", str(tmp_path / "none.pt")]):
+        with pytest.raises(SystemExit) as err:
+            checkpoint_val.main(bad + ["--out-dir", str(tmp_path / "bad")])
+        assert err.value.code == 2
+    assert not (tmp_path / "bad").exists()
