@@ -1,7 +1,7 @@
 #!/bin/bash
 # The shipped generalist (maze_mdlm/checkpoints/suite.pt, suite_ar.pt): data and training, exactly as
 # they were run (2-core CPU, one torch thread per training run, the MDLM and AR runs side by side).
-# Usage: bash docs/suite_recipe.sh OUT_DIR     (16 + 9 min of collection, then about 65 + 60 + 100 + 40 + 38 min of training here)
+# Usage: bash docs/suite_recipe.sh OUT_DIR     (16 + 9 min of collection, then about 65 + 60 + 100 + 40 + 41 min of training here)
 set -euo pipefail
 D=${1:?usage: suite_recipe.sh OUT_DIR}
 mkdir -p "$D"
@@ -65,8 +65,8 @@ OMP_NUM_THREADS=1 maze-mdlm train $DATA --model ar --init "$D/suite_ar_ft2/check
 wait
 # Stage 5 (0.12.0, mdlm only): more data for the rows furthest from the targets, at seeds past the
 # recipe's (mazes from 1000, the long key worlds from 1000, ObstructedMaze from 300), then 12000 more
-# steps from the stage-4 weights on all of it, the five weak families drawn more often (LockedRoom and
-# MultiRoom-N6 join the stage-4 list). One run alone on 2 torch threads (5.2 steps/s, 38 min).
+# steps from the stage-4 weights on all of it, the 20 weak envs drawn more often (LockedRoom and
+# MultiRoom-N6 join the stage-4 list). One run alone on 2 torch threads (4.9 steps/s, 40.7 min).
 # Run from the exported 0.8.0 file. suite_ar.pt stays the stage-4 AR model.
 X="maze-mdlm collect-data --grid-size 25 --workers 2"
 $X --seed 1000 --episodes 3000 --out "$D/more-mazes.mdd" \
