@@ -26,7 +26,7 @@ import torch
 
 from benchmarks.common import write_results
 from envs.dataset import DatasetFormatError, Episodes, PlanDataset
-from maze_mdlm.checkpoint import load_checkpoint
+from maze_mdlm.checkpoint import load_checkpoint, read_checkpoint
 from maze_mdlm.cli_common import UsageError
 from maze_mdlm.cli_train import load_sources
 from maze_mdlm.trainer import ARTrainer, Trainer, TrainConfig
@@ -85,8 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         episodes, _ = load_sources(args.data)
         horizon = args.horizon
         if horizon is None:
-            _, first = load_checkpoint(args.checkpoint[0], map_location="cpu")
-            horizon = int(first.get("train_config", {}).get("horizon", 12))
+            horizon = int(read_checkpoint(args.checkpoint[0]).get("train_config", {}).get("horizon", 12))
         rows = [validate(path, episodes, horizon, args.max_samples) for path in args.checkpoint]
     except (UsageError, ValueError, DatasetFormatError) as err:
         parser.error(str(err))
