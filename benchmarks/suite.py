@@ -14,10 +14,11 @@ episodes in lockstep, and one ``act_batch`` call's time is divided by the episod
 also give the time of the decisions that searched, ``plan_ms_p50`` / ``plan_ms_p95``).
 Evaluation seeds start at ``envs.seeds.EVAL_SEED_START``; episode i uses seed + i.
 
-Measured on the 2-core dev machine with the shipped generalist (0.8, README Results), every
-supported env, ``--max-steps 128 --workers 2``, each run alone: mdlm 20 episodes 4.5 min, mctd 20
-episodes 13 min (0.11, with the continuation memo; 16 min before), ar 20 episodes 3.1 min (wall);
-bfs 5 episodes 4 min (0.5); at 50 episodes (0.11): mctd 42 min, mdlm 10 min, ar 5.4 min.
+Measured on the 2-core dev machine, every supported env, ``--max-steps 128 --workers 2``, each
+run alone (wall): with the 0.12 generalist mdlm 20 episodes 6 min, mctd 20 episodes 15 min, at 50
+episodes mdlm 10 min, mctd 40 min (on an hour when the machine ran ~1.35x slower than for 0.11's
+pages: mctd 20 episodes 13 min then); ar (0.8 file) 20 episodes 3.1 min, 50 episodes 5.4 min;
+bfs 5 episodes 4 min (0.5).
 Failed episodes run to ``--max-steps`` (or the env's own limit, up to 3600 steps, without
 it), so the time depends mostly on how often the agents fail; ``--envs`` / ``--agents`` split the run.
 """
