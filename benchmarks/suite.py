@@ -151,9 +151,12 @@ def zero_shot(path: str | None, env_id: str, held_out: Sequence[str] | None) -> 
 
 
 # ----------------------------------------------------------------------------- the run
-def mctd_options(fallback: str | None, escape: float | None) -> dict[str, Any] | None:
-    """The mctd agent's keywords from ``--mctd-fallback`` / ``--mctd-escape`` (None: the defaults)."""
+def mctd_options(fallback: str | None, escape: float | None, guess_boxes: bool = True) -> dict[str, Any] | None:
+    """The mctd agent's keywords from ``--mctd-fallback`` / ``--mctd-escape`` /
+    ``--mctd-no-guess-boxes`` (None: the defaults)."""
     options = {key: value for key, value in (("fallback", fallback), ("rollout_escape", escape)) if value is not None}
+    if not guess_boxes:
+        options["guess_boxes"] = False
     return options or None
 
 
@@ -276,6 +279,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="mctd's rollout_escape: a search with no goal-reaching plan and cycled greedy "
                              "continuations is retried with those sampling at temperature T > 0 (default: the "
                              "agent's, off)")
+    parser.add_argument("--mctd-no-guess-boxes", action="store_true",
+                        help="mctd's guess_boxes off: its searches simulate an opened box as empty, as 0.12 did "
+                             "(default on: a closed box holds the key of the nearest locked door whose key is not in sight)")
     parser.add_argument("--name", default="suite", help="results file name")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
@@ -283,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
                  checkpoint=args.checkpoint, ar_checkpoint=args.ar_checkpoint, held_out=args.held_out,
                  batch_envs=args.batch_envs, max_steps=args.max_steps,
                  episodes_of=None if args.mctd_episodes is None else {"mctd": args.mctd_episodes},
-                 mctd_options=mctd_options(args.mctd_fallback, args.mctd_escape),
+                 mctd_options=mctd_options(args.mctd_fallback, args.mctd_escape, not args.mctd_no_guess_boxes),
                  on_row=lambda name, row: print(f"{name} {row['env']}: success {row['success_rate']:.3f}",
                                                 flush=True))
     md = to_markdown(tables)

@@ -105,3 +105,11 @@ def test_mctd_fallback_option_reaches_the_agents(tmp_path, monkeypatch):
     suite.run(["mctd"], ENVS[:1], episodes=1, checkpoint=str(ckpt), mctd_options={"fallback": "policy"})
     suite.run(["mctd"], ENVS[:1], episodes=1, checkpoint=str(ckpt))
     assert built == ["policy", "auto"]
+
+
+def test_mctd_no_guess_boxes_reaches_the_planner_config():
+    assert suite.mctd_options(None, None) is None
+    assert suite.mctd_options("plan", None, guess_boxes=False) == {"fallback": "plan", "guess_boxes": False}
+    agent = suite.build_timed("mctd", "MiniGrid-ObstructedMaze-1Q-v1", None, 0, guess_boxes=False)
+    assert agent.inner.planner.config.guess_boxes is False
+    assert suite.build_timed("mctd", "MiniGrid-ObstructedMaze-1Q-v1", None, 0).inner.planner.config.guess_boxes

@@ -12,7 +12,7 @@ from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 from agents.mctd import MCTDAgent, MCTDConfig, MCTDPlanner
 from agents.mctd.planner import shortcut_successes
 from agents.base import first_position_mask
-from agents.mctd.world import NOOP, SearchWorld
+from agents.mctd.world import NOOP, SearchWorld, guess_box_contents
 from envs.dynamics import (
     DONE, DROP, FAILURE, FORWARD, LEFT, PICKUP_ACTION, RIGHT, RUNNING, SUCCESS, TOGGLE, WorldState, simulate_world,
     world_step,
@@ -26,7 +26,7 @@ from tests.worlds import make_layout, observe
 
 TINY = SEARCH_TINY
 F, L, R = FORWARD, LEFT, RIGHT
-KEY, BALL, DOOR = OBJECT_TO_IDX["key"], OBJECT_TO_IDX["ball"], OBJECT_TO_IDX["door"]
+KEY, BALL, DOOR, BOX = (OBJECT_TO_IDX[name] for name in ("key", "ball", "door", "box"))
 YELLOW, BLUE, RED = COLOR_TO_IDX["yellow"], COLOR_TO_IDX["blue"], COLOR_TO_IDX["red"]
 
 
@@ -54,6 +54,45 @@ def test_simulate_world_reports_the_steps_that_changed_the_world():
     # a token outside 0..6 is a no-op that counts as a step
     noop = simulate_world(WorldState(locked_corridor(), (1, 1, 0)), np.array([[NOOP, F, NOOP]]))
     assert noop.steps[0] == 3 and tuple(noop.poses[0, -1]) == (2, 1, 0)
+
+
+def boxed_corridor() -> np.ndarray:
+    """:func:`locked_corridor` with the yellow key hidden: a closed (empty-looking) box at (3, 2)."""
+    layout = locked_corridor()
+    layout[3, 2] = (BOX, RED, 0)
+    return layout
+
+
+# KEY_DOOR_PLAN with the box opened before the pickup (14 actions)
+BOX_DOOR_PLAN = KEY_DOOR_PLAN[:7] + [TOGGLE] + KEY_DOOR_PLAN[7:]
+
+
+def test_guess_box_contents_is_the_missing_key_of_the_nearest_locked_door():
+    assert guess_box_contents(boxed_corridor()) == (((3, 2), (KEY, YELLOW, 0)),)
+    assert guess_box_contents(locked_corridor()) == ()  # no box
+    assert guess_box_contents(boxed_corridor(), carrying=(KEY, YELLOW, 0)) == ()  # the key is in hand
+    in_sight = boxed_corridor()
+    in_sight[1, 2] = (KEY, YELLOW, 0)
+    assert guess_box_contents(in_sight) == ()  # the key lies in the grid
+    two = boxed_corridor()  # a locked blue door at (1, 5) near a second box at (1, 4)
+    two[1, 5], two[1, 4] = (DOOR, BLUE, LOCKED_STATE), (BOX, RED, 0)
+    assert guess_box_contents(two) == (((1, 4), (KEY, BLUE, 0)), ((3, 2), (KEY, YELLOW, 0)))
+    assert guess_box_contents(two, carrying=(KEY, BLUE, 0)) == (((1, 4), (KEY, YELLOW, 0)), ((3, 2), (KEY, YELLOW, 0)))
+
+
+def test_the_search_reaches_the_goal_through_a_box_guessed_to_hold_the_key():
+    guessing, blind = SearchWorld(boxed_corridor(), (1, 1, 0)), SearchWorld(boxed_corridor(), (1, 1, 0), guess_boxes=False)
+    plans = np.array([BOX_DOOR_PLAN, BOX_DOOR_PLAN[:7] + [R] * 7])
+    scores, sim = guessing.score(plans, max_steps=100)
+    assert sim.status.tolist() == [SUCCESS, RUNNING] and scores[0] == pytest.approx(1 - 0.9 * 14 / 100)
+    assert blind.score(plans, max_steps=100)[1].status.tolist() == [RUNNING, RUNNING]  # 0.12: the box was empty
+    # the box is the target while no key is in sight; the unopened box keeps its guess for a continuation
+    assert guessing.target_cells(boxed_corridor(), NOTHING).tolist() == [[3, 2]]
+    assert blind.target_cells(boxed_corridor(), NOTHING).tolist() == [[6, 1]]
+    opened = BOX_DOOR_PLAN[:8] + [R] * 6
+    states = guessing.final_states(guessing.simulate(np.array([opened, plans[1]])), np.array([True, True]))
+    assert states[0].boxes == () and tuple(states[0].layout[3, 2]) == (KEY, YELLOW, 0)
+    assert states[1].boxes == guessing.boxes
 
 
 # ----------------------------------------------------------------------------- scores

@@ -112,6 +112,9 @@ class MCTDConfig(PlainConfig):
     partial_score: str = "novelty"  # how plans that neither reach the goal nor die rank (plan_scores):
     # "novelty" (cells the episode has not been in, which the agent passes; Manhattan nearness to the
     # goal breaks ties) or "manhattan" (0.3: the final cell's nearness to the goal only)
+    guess_boxes: bool = True  # full rules: the search assumes closed boxes hold the keys of locked doors
+    # whose key is nowhere in sight (agents.mctd.world.guess_box_contents; 0.13); False: an opened box
+    # is empty in simulation, as in 0.12
     time_budget_ms: float | None = None  # wall-clock budget per search (anytime: the best plan found
     # when time is up; no new round starts and continuations stop decoding once it has passed; at
     # least one round always runs). None (default): only max_expansions bounds a search, so plans
@@ -239,7 +242,7 @@ class MCTDPlanner:
         start_time = time.perf_counter()
         deadline = None if cfg.time_budget_ms is None else start_time + cfg.time_budget_ms / 1000.0
         budget = cfg.max_expansions if max_expansions is None else max_expansions
-        world = SearchWorld(layout, pose, tuple(carrying), task, self.end_token)
+        world = SearchWorld(layout, pose, tuple(carrying), task, self.end_token, cfg.guess_boxes)
         inputs = to_model_input(image[None], np.array([pose[2]]), np.array([world.carrying]), task_vector(task)[None])
         extra = ({} if world.navigation_only else
                  {"carrying": inputs["carrying"].to(self.device), "task": inputs["task"].to(self.device)})

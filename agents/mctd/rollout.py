@@ -355,12 +355,12 @@ class WorldContinuation(GreedyContinuation):
         shared = self._memo_table(memo, ("world", world.task))
         self.windows = shared.setdefault("windows", {})
         self.states: dict[Any, WorldState] = shared.setdefault("states", {})
-        self._layout_ids: dict[bytes, int] = shared.setdefault("layout_ids", {})
+        self._layout_ids: dict[tuple, int] = shared.setdefault("layout_ids", {})
 
     def key(self, state: WorldState) -> Any:
         """The memo key of ``state`` (registered for decoding)."""
         raw = np.ascontiguousarray(state.layout, dtype=np.uint8).tobytes()
-        lid = self._layout_ids.setdefault(raw, len(self._layout_ids))
+        lid = self._layout_ids.setdefault((raw, state.boxes), len(self._layout_ids))  # boxes: the guessed contents
         key = (*state.pose, *state.carrying, lid)
         self.states.setdefault(key, state)
         return key

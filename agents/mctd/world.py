@@ -22,7 +22,13 @@ below 0.1 from what the observation shows only (never the expert, never BFS dist
 events (a key of a locked door's colour picked up, doors opened; a drop that loses them counts
 against), cells the episode has not been in, and the Manhattan nearness of the final cell to the
 task's target as seen in the grid (a key that opens a locked door first, while one lies in the
-grid and the hand holds none).
+grid and the hand holds none; else a closed box the search guesses holds one).
+
+What a closed box holds is hidden in the observation (MiniGrid encodes a box, not its contents), so
+the search guesses (:func:`guess_box_contents`, 0.13): while a locked door's key is nowhere in sight
+(not in the grid, not in hand), each closed box is assumed to hold a key for the nearest such
+door. The guess uses only what the observation shows; when the real box opens, the agent sees
+what it held, and the next search starts from that.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import numpy as np
 
 from agents.mctd.scoring import NOOP, novel_cells, plan_scores
 from envs.dynamics import (
-    CLOSED_STATE, DONE, DOOR, GOAL_IDX, KEY, LOCKED_STATE, OPEN_STATE, PICKABLE, RUNNING, SUCCESS, WorldState,
+    BOX, CLOSED_STATE, DONE, DOOR, GOAL_IDX, KEY, LOCKED_STATE, OPEN_STATE, PICKABLE, RUNNING, SUCCESS, WorldState,
     shortcut, simulate_plans, simulate_world, world_step,
 )
 from envs.tasks import FETCH, GOAL, GOTO, OPEN_SEQ, PICKUP, PUTNEAR, BoundTask
@@ -83,6 +89,7 @@ class SearchWorld:
     carrying: Cell = NOTHING
     task: BoundTask | None = None
     end_token: int = OLD_END
+    guess_boxes: bool = True  # assume closed boxes hold the missing keys (guess_box_contents)
     _start_potential: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
@@ -96,6 +103,7 @@ class SearchWorld:
         self._locked0 = doors & (self.layout[:, :, 2] == LOCKED_STATE)
         self._closed0 = doors & (self.layout[:, :, 2] == CLOSED_STATE)
         self._locked_colors = set(self.layout[:, :, 1][self._locked0].tolist())
+        self.boxes = guess_box_contents(self.layout, self.carrying) if self.guess_boxes else ()
         self._start_potential = self.potential(self.layout, self.carrying)
 
     # ------------------------------------------------------------------ tokens
@@ -116,7 +124,12 @@ class SearchWorld:
         return np.where(np.isin(plans, self.noop_tokens()), NOOP, plans)
 
     def state(self) -> WorldState:
-        return WorldState(self.layout, self.pose, self.carrying)
+        """The search's start, with the guessed box contents."""
+        return WorldState(self.layout, self.pose, self.carrying, self.boxes)
+
+    def boxes_in(self, layout: np.ndarray) -> tuple[tuple[Any, Cell], ...]:
+        """The guessed contents of the boxes still closed where they were at the start in ``layout``."""
+        return tuple((cell, held) for cell, held in self.boxes if layout[cell[0], cell[1], 0] == BOX)
 
     # ------------------------------------------------------------------ simulation
     def simulate(self, plans: np.ndarray) -> Simulation:
@@ -174,7 +187,8 @@ class SearchWorld:
             if sim.layouts is None:
                 out.append(WorldState(self.layout, pose, self.carrying))
             else:
-                out.append(WorldState(sim.layouts[b], pose, tuple(int(v) for v in sim.carrying[b, -1])))
+                out.append(WorldState(sim.layouts[b], pose, tuple(int(v) for v in sim.carrying[b, -1]),
+                                      self.boxes_in(sim.layouts[b])))
         return out
 
     # ------------------------------------------------------------------ scores
@@ -236,6 +250,9 @@ class SearchWorld:
                 keys = np.argwhere((layout[:, :, 0] == KEY) & np.isin(layout[:, :, 1], list(colors)))
                 if len(keys):
                     return keys
+                guessed = [cell for cell, _ in self.boxes_in(layout)]
+                if guessed:
+                    return np.array(guessed)
         kind = self.kind
         if kind == GOAL:
             return np.argwhere(layout[:, :, 0] == GOAL_IDX)
@@ -282,6 +299,24 @@ class SearchWorld:
             _, status = world_step(state, DONE, self.task)
             forbid[DONE] = status != SUCCESS
         return forbid
+
+
+def guess_box_contents(layout: np.ndarray, carrying: Cell = NOTHING) -> tuple[tuple[tuple[int, int], Cell], ...]:
+    """What the search assumes the closed boxes of ``layout [W, H, 3]`` hold, as
+    :attr:`envs.world.WorldState.boxes` (sorted the same way): while some locked door's colour has
+    no key in sight (none in the grid, none in hand), each closed box holds a key of the colour of
+    the nearest (Manhattan) such door; otherwise nothing is assumed (``()``)."""
+    doors = np.argwhere((layout[:, :, 0] == DOOR) & (layout[:, :, 2] == LOCKED_STATE))
+    seen = set(layout[:, :, 1][layout[:, :, 0] == KEY].tolist()) | ({int(carrying[1])} if carrying[0] == KEY else set())
+    missing = np.array([(x, y) for x, y in doors.tolist() if int(layout[x, y, 1]) not in seen]).reshape(-1, 2)
+    boxes = np.argwhere(layout[:, :, 0] == BOX)
+    if not len(missing) or not len(boxes):
+        return ()
+    guesses = []
+    for x, y in boxes.tolist():
+        nearest = missing[np.abs(missing - (x, y)).sum(axis=1).argmin()]
+        guesses.append(((x, y), (KEY, int(layout[nearest[0], nearest[1], 1]), 0)))
+    return tuple(sorted(guesses, key=str))
 
 
 def task_vector(task: BoundTask | None) -> np.ndarray:
