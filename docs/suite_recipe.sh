@@ -1,7 +1,7 @@
 #!/bin/bash
 # The shipped generalist (maze_mdlm/checkpoints/suite.pt, suite_ar.pt): data and training, exactly as
 # they were run (2-core CPU, one torch thread per training run, the MDLM and AR runs side by side).
-# Usage: bash docs/suite_recipe.sh OUT_DIR     (16 + 9 min of collection, then about 65 + 60 + 100 + 40 + 41 min of training here)
+# Usage: bash docs/suite_recipe.sh OUT_DIR     (16 + 9 min of collection, then about 65 + 60 + 100 + 40 + 41 + 61 min of training here)
 set -euo pipefail
 D=${1:?usage: suite_recipe.sh OUT_DIR}
 mkdir -p "$D"
@@ -67,7 +67,8 @@ wait
 # recipe's (mazes from 1000, the long key worlds from 1000, ObstructedMaze from 300), then 12000 more
 # steps from the stage-4 weights on all of it, the 20 weak envs drawn more often (LockedRoom and
 # MultiRoom-N6 join the stage-4 list). One run alone on 2 torch threads (4.9 steps/s, 40.7 min).
-# Run from the exported 0.8.0 file. suite_ar.pt stays the stage-4 AR model.
+# Run from the exported 0.8.0 file. The AR run on the same data (0.13.0) followed later, on 1 torch
+# thread with the other core running MCTD checks (3.3 steps/s, 61.4 min), from the exported 0.8.0 AR file.
 X="maze-mdlm collect-data --grid-size 25 --workers 2"
 $X --seed 1000 --episodes 3000 --out "$D/more-mazes.mdd" \
   --env MazeMDLM/Maze-19x19-v0 --env MazeMDLM/BraidMaze-19x19-v0 --env MazeMDLM/LavaMaze-19x19-v0 \
@@ -84,5 +85,7 @@ for e in $MORE; do DATA5="$DATA5 --data $D/more-obstructed-$e.mdd"; done
 W5=("${W[@]}" --env-weight 'MiniGrid-LockedRoom-v0=2' --env-weight 'MiniGrid-MultiRoom-N6-v0=2')
 OMP_NUM_THREADS=2 maze-mdlm train $DATA5 --init "$D/suite_ft3/checkpoint.pt" --out "$D/suite_ft4" --steps 12000 --lr 1e-3 \
   "${W5[@]}" $T
+OMP_NUM_THREADS=1 maze-mdlm train $DATA5 --model ar --init "$D/suite_ar_ft3/checkpoint.pt" --out "$D/suite_ar_ft4" \
+  --steps 12000 --lr 1e-3 "${W5[@]}" $T
 maze-mdlm export --checkpoint "$D/suite_ft4/checkpoint.pt" --out maze_mdlm/checkpoints/suite.pt
-maze-mdlm export --checkpoint "$D/suite_ar_ft3/checkpoint.pt" --out maze_mdlm/checkpoints/suite_ar.pt
+maze-mdlm export --checkpoint "$D/suite_ar_ft4/checkpoint.pt" --out maze_mdlm/checkpoints/suite_ar.pt
