@@ -57,9 +57,9 @@ checkpoints, one thread of the 2-core dev CPU):
   no plan could reach the goal in ObstructedMaze before the key was in hand. On the 11
   ObstructedMaze ids that hide keys in boxes (50 episodes each), success rose on 9 and fell on
   none (Full-v0 0.84 → 0.96, 1Q-v1 0.94 → 1.00), the path ratios of the 9 above 1.10 fell from
-  1.56–1.95 to 1.35–1.61, and searches got cheaper; every other env is unchanged episode for episode, because nothing
-  is guessed where each locked door's key is in sight (``benchmarks.suite
-  --mctd-no-guess-boxes``; README Results).
+  1.56–1.95 to 1.35–1.61, and searches got cheaper; every other env is unchanged episode for
+  episode, because nothing is guessed where each locked door's key is in sight
+  (``benchmarks.suite --mctd-no-guess-boxes``; README Results).
 * ``time_budget_ms=None``: no wall-clock limit by default, so a search does not depend on the
   machine's speed; set it (``rollout --time-budget-ms``) for an anytime search.
 * Fixed since 0.4 (fields until 0.3, never varied by a benchmark, test or flag; module constants
