@@ -17,7 +17,7 @@ from envs.dynamics import (
     DONE, DROP, FAILURE, FORWARD, LEFT, PICKUP_ACTION, RIGHT, RUNNING, SUCCESS, TOGGLE, WorldState, simulate_world,
     world_step,
 )
-from envs.tasks import FETCH, GOTO, BoundTask, Task
+from envs.tasks import FETCH, GOTO, PICKUP, BoundTask, Task
 from envs.world import LOCKED_STATE, NOTHING
 from maze_mdlm.config import ModelConfig
 from maze_mdlm.model import MDLMPolicy
@@ -78,6 +78,32 @@ def test_guess_box_contents_is_the_missing_key_of_the_nearest_locked_door():
     two[1, 5], two[1, 4] = (DOOR, BLUE, LOCKED_STATE), (BOX, RED, 0)
     assert guess_box_contents(two) == (((1, 4), (KEY, BLUE, 0)), ((3, 2), (KEY, YELLOW, 0)))
     assert guess_box_contents(two, carrying=(KEY, BLUE, 0)) == (((1, 4), (KEY, YELLOW, 0)), ((3, 2), (KEY, YELLOW, 0)))
+
+
+def three_rooms() -> np.ndarray:
+    """A middle room (x 5..9, y 5..9) with a locked yellow door (4, 6) to a left room (x 1..3) and a
+    locked blue door (10, 6) to a right room (x 11..13); a closed box in the middle room at (6, 6),
+    nearer the yellow door, and one in the left room at (2, 8); a red ball at (12, 8) on the right."""
+    rooms = [(x, y) for y in range(5, 10) for x in (*range(1, 4), *range(5, 10), *range(11, 14))]
+    layout = make_layout(rooms, goal=(13, 9))
+    layout[4, 6], layout[10, 6] = (DOOR, YELLOW, LOCKED_STATE), (DOOR, BLUE, LOCKED_STATE)
+    layout[6, 6], layout[2, 8], layout[12, 8] = (BOX, RED, 0), (BOX, RED, 0), (BALL, RED, 0)
+    return layout
+
+
+def test_a_box_is_guessed_to_open_the_door_of_its_own_room_nearest_the_target():
+    layout = three_rooms()
+    # no target: each box holds the key of its room's nearest door (the middle box's is yellow)
+    assert guess_box_contents(layout) == (((2, 8), (KEY, YELLOW, 0)), ((6, 6), (KEY, YELLOW, 0)))
+    # the ball on the right: the middle box holds the key of the door towards it; the left room's
+    # only door is yellow, so its box still holds a yellow key
+    assert guess_box_contents(layout, targets=np.array([[12, 8]])) == (
+        ((2, 8), (KEY, YELLOW, 0)), ((6, 6), (KEY, BLUE, 0)))
+    # the search takes the target from the task
+    world = SearchWorld(layout, (7, 7, 0), task=BoundTask(Task(PICKUP, (BALL, RED))))
+    assert world.boxes == (((2, 8), (KEY, YELLOW, 0)), ((6, 6), (KEY, BLUE, 0)))
+    assert world.target_cells(layout, NOTHING).tolist() == [[2, 8], [6, 6]]  # the boxes, while no key is in sight
+    assert world.goal_cells(layout, NOTHING).tolist() == [[12, 8]]
 
 
 def test_the_search_reaches_the_goal_through_a_box_guessed_to_hold_the_key():
