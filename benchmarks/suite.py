@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
                              "agent's, off)")
     parser.add_argument("--mctd-no-guess-boxes", action="store_true",
                         help="mctd's guess_boxes off: its searches simulate an opened box as empty, as 0.12 did "
-                             "(default on: a closed box holds the key of the nearest locked door whose key is not in sight)")
+                             "(default on: a closed box holds the key of a locked door of its room whose key is not in sight)")
     parser.add_argument("--name", default="suite", help="results file name")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
