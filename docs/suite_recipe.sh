@@ -1,7 +1,7 @@
 #!/bin/bash
 # The shipped generalist (maze_mdlm/checkpoints/suite.pt, suite_ar.pt): data and training, exactly as
 # they were run (2-core CPU, one torch thread per training run, the MDLM and AR runs side by side).
-# Usage: bash docs/suite_recipe.sh OUT_DIR     (16 + 9 min of collection, then about 65 + 60 + 100 + 40 + 41 + 61 min of training here)
+# Usage: bash docs/suite_recipe.sh OUT_DIR     (16 + 9 min of collection, then about 65 + 60 + 100 + 40 + 41 + 61 + 60 min of training here)
 set -euo pipefail
 D=${1:?usage: suite_recipe.sh OUT_DIR}
 mkdir -p "$D"
@@ -87,5 +87,10 @@ OMP_NUM_THREADS=2 maze-mdlm train $DATA5 --init "$D/suite_ft3/checkpoint.pt" --o
   "${W5[@]}" $T
 OMP_NUM_THREADS=1 maze-mdlm train $DATA5 --model ar --init "$D/suite_ar_ft3/checkpoint.pt" --out "$D/suite_ar_ft4" \
   --steps 12000 --lr 1e-3 "${W5[@]}" $T
-maze-mdlm export --checkpoint "$D/suite_ft4/checkpoint.pt" --out maze_mdlm/checkpoints/suite.pt
+# Stage 6 (0.14.0, mdlm only): 12000 more steps from the stage-5 weights on the same data and weights
+# at half the peak learning rate, on 1 torch thread with the other core running MCTD checks
+# (3.3 steps/s, 60.4 min).
+OMP_NUM_THREADS=1 maze-mdlm train $DATA5 --init "$D/suite_ft4/checkpoint.pt" --out "$D/suite_ft5" --steps 12000 --lr 5e-4 \
+  "${W5[@]}" $T
+maze-mdlm export --checkpoint "$D/suite_ft5/checkpoint.pt" --out maze_mdlm/checkpoints/suite.pt
 maze-mdlm export --checkpoint "$D/suite_ar_ft4/checkpoint.pt" --out maze_mdlm/checkpoints/suite_ar.pt
