@@ -37,7 +37,7 @@ from agents.registry import MODEL_AGENTS, make_agent
 from benchmarks.common import write_results
 from envs.registry import SUPPORTED, lookup
 from envs.seeds import EVAL_SEED_START
-from maze_mdlm.cli_common import positive_float
+from maze_mdlm.cli_common import positive_float, positive_int
 from maze_mdlm.evaluation import DEFAULT_BATCH_ENVS
 from maze_mdlm.parallel import evaluate_parallel
 
@@ -150,10 +150,12 @@ def zero_shot(path: str | None, env_id: str, held_out: Sequence[str] | None) -> 
 
 
 # ----------------------------------------------------------------------------- the run
-def mctd_options(fallback: str | None, escape: float | None, guess_boxes: bool = True) -> dict[str, Any] | None:
+def mctd_options(fallback: str | None, escape: float | None, guess_boxes: bool = True,
+                 min_expansions: int | None = None) -> dict[str, Any] | None:
     """The mctd agent's keywords from ``--mctd-fallback`` / ``--mctd-escape`` /
-    ``--mctd-no-guess-boxes`` (None: the defaults)."""
-    options = {key: value for key, value in (("fallback", fallback), ("rollout_escape", escape)) if value is not None}
+    ``--mctd-no-guess-boxes`` / ``--mctd-min-expansions`` (None: the defaults)."""
+    options = {key: value for key, value in (("fallback", fallback), ("rollout_escape", escape),
+                                             ("min_expansions", min_expansions)) if value is not None}
     if not guess_boxes:
         options["guess_boxes"] = False
     return options or None
@@ -281,6 +283,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mctd-no-guess-boxes", action="store_true",
                         help="mctd's guess_boxes off: its searches simulate an opened box as empty, as 0.12 did "
                              "(default on: a closed box holds the key of a locked door of its room whose key is not in sight)")
+    parser.add_argument("--mctd-min-expansions", type=positive_int, default=None, metavar="N",
+                        help="mctd's min_expansions: a search that reached the goal stops only once N expansions "
+                             "are done, so more goal-reaching plans compete and the shortest wins (default: the "
+                             "agent's, 11; its max_expansions, 24, still bounds a search)")
     parser.add_argument("--name", default="suite", help="results file name")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
@@ -288,7 +294,8 @@ def main(argv: list[str] | None = None) -> None:
                  checkpoint=args.checkpoint, ar_checkpoint=args.ar_checkpoint, held_out=args.held_out,
                  batch_envs=args.batch_envs, max_steps=args.max_steps,
                  episodes_of=None if args.mctd_episodes is None else {"mctd": args.mctd_episodes},
-                 mctd_options=mctd_options(args.mctd_fallback, args.mctd_escape, not args.mctd_no_guess_boxes),
+                 mctd_options=mctd_options(args.mctd_fallback, args.mctd_escape, not args.mctd_no_guess_boxes,
+                                           args.mctd_min_expansions),
                  on_row=lambda name, row: print(f"{name} {row['env']}: success {row['success_rate']:.3f}",
                                                 flush=True))
     md = to_markdown(tables)

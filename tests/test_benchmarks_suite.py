@@ -107,6 +107,13 @@ def test_mctd_fallback_option_reaches_the_agents(tmp_path, monkeypatch):
     assert built == ["policy", "auto"]
 
 
+def test_mctd_min_expansions_reaches_the_planner_config():
+    assert suite.mctd_options(None, None, min_expansions=24) == {"min_expansions": 24}
+    agent = suite.build_timed("mctd", "MiniGrid-DoorKey-5x5-v0", None, 0, min_expansions=24)
+    assert agent.inner.planner.config.min_expansions == 24
+    assert suite.build_timed("mctd", "MiniGrid-DoorKey-5x5-v0", None, 0).inner.planner.config.min_expansions == 11
+
+
 def test_mctd_no_guess_boxes_reaches_the_planner_config():
     assert suite.mctd_options(None, None) is None
     assert suite.mctd_options("plan", None, guess_boxes=False) == {"fallback": "plan", "guess_boxes": False}

@@ -240,6 +240,30 @@ def test_shortcut_keeps_an_excursion_that_picked_something_up():
     assert world.simulate(naive).status[0] != SUCCESS
 
 
+def test_shortcut_drops_object_actions_the_plan_does_not_need():
+    layout = locked_corridor()
+    layout[2, 2] = (DOOR, RED, 0)  # a closed side door nobody has to go through
+    layout[1, 2] = (OBJECT_TO_IDX["ball"], BLUE, 0)  # a ball nobody has to carry
+    world = SearchWorld(layout, (1, 1, 0))
+    needed = [F, F, R, PICKUP_ACTION, L, F, TOGGLE, F, F]  # the key and the locked door
+    detours = [
+        [F, R, TOGGLE, L, F, R, PICKUP_ACTION, L, F, TOGGLE, F, F],  # opens the side door on the way
+        [R, PICKUP_ACTION, DROP, L] + needed,  # picks the ball up and puts it back
+        [R, PICKUP_ACTION, DROP, L, F, R, TOGGLE, L] + needed[1:],  # both
+    ]
+    plans = np.array([row + [NOOP] * (16 - len(row)) for row in detours + [needed]])
+    _, sim = world.score(plans, 100)
+    assert (sim.status == SUCCESS).all()
+    short = world.shortcut(plans, sim)
+    for row in short:
+        assert [int(a) for a in row if a != NOOP] == needed
+    # the loop cut alone keeps every executed object action
+    cut = world.cut_loops(plans, sim)
+    assert TOGGLE in cut[0, :3].tolist() and DROP in cut[1].tolist()
+    scores, again = world.score(short, 100)
+    assert (again.status == SUCCESS).all() and np.allclose(scores, 1 - 0.9 * len(needed) / 100)
+
+
 def test_search_shortcuts_a_goal_reaching_plan_without_losing_its_object_actions(perturbed):
     layout = locked_corridor()
     planner = MCTDPlanner(perturbed, MCTDConfig(horizon=16, num_subplans=2, max_expansions=6, parallel=3),

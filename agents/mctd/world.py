@@ -50,6 +50,7 @@ from envs.world import NOTHING
 
 NAVIGATION = (0, 1, 2)
 OBJECT_TOKENS = (3, 4, 5, 6)  # pickup, drop, toggle, done
+DROPPABLE = (3, 4, 5)  # the object actions a goal-reaching plan may turn out not to need
 OLD_END = DONE  # the end-of-plan token of checkpoints without ``config.end_token``
 Cell = tuple[int, int, int]
 Pose = tuple[int, int, int]
@@ -275,11 +276,25 @@ class SearchWorld:
 
     # ------------------------------------------------------------------ shortcut
     def shortcut(self, plans: np.ndarray, sim: Simulation) -> np.ndarray:
+        """``plans`` ``[B, L]`` (``sim``: their :class:`Simulation`) with each goal-reaching row
+        made shorter, padded with :data:`NOOP`, and still reaching the goal:
+
+        1. loops are cut (:meth:`cut_loops`): the navigation between two executed object actions,
+           which are kept where they were;
+        2. needless object actions are dropped (:meth:`drop_needless`, 0.15): a pickup, drop or
+           toggle whose removal leaves a plan that still reaches the goal (simulated from the
+           search's start), with the loops cut again; e.g. a door opened and never gone through,
+           and the steps to it. An object action the plan needs is never dropped.
+        """
+        plans = self.cut_loops(plans, sim)
+        return self.drop_needless(plans, np.nonzero(sim.status == SUCCESS)[0])
+
+    def cut_loops(self, plans: np.ndarray, sim: Simulation) -> np.ndarray:
         """``plans`` ``[B, L]`` with each goal-reaching row replaced by its loop-free version,
         padded with :data:`NOOP`: the navigation between two object actions that were executed
         (a pickup, drop, toggle, the final ``done``) is shortcut (:func:`envs.dynamics.shortcut`),
         the object actions are kept where they were, so no excursion that changed the carried
-        object or the layout is ever cut."""
+        object or the layout is ever cut. Every action of a cut row is executed."""
         actions = self.executable(plans)
         plans = plans.copy()
         for b in np.nonzero(sim.status == SUCCESS)[0]:
@@ -294,6 +309,45 @@ class SearchWorld:
             out += shortcut(sim.poses[b, start : steps + 1])
             plans[b] = NOOP
             plans[b, : len(out)] = out
+        return plans
+
+    def drop_needless(self, plans: np.ndarray, rows: np.ndarray, passes: int = 4) -> np.ndarray:
+        """``plans`` ``[B, L]`` whose ``rows`` reach the goal and are loop-free (:meth:`cut_loops`),
+        with needless pickups, drops and toggles taken out of those rows. Each pass simulates, in
+        one batch, every row once per object action with that action made a no-op; a row takes
+        its shortest variant that still reaches the goal (loops cut again) if it is shorter than
+        the row. Up to ``passes`` passes, while some row got shorter."""
+        plans = plans.copy()
+        rows = np.asarray(rows, dtype=np.int64)
+        for _ in range(passes):
+            variants, owners = [], []
+            for b in rows.tolist():
+                for t in np.nonzero(np.isin(self.executable(plans[b : b + 1])[0], DROPPABLE))[0].tolist():
+                    variant = plans[b].copy()
+                    variant[t] = NOOP
+                    variants.append(variant)
+                    owners.append(b)
+            if not variants:
+                break
+            variants = np.stack(variants)  # [V, L]
+            sim = self.simulate(variants)
+            ok = sim.status == SUCCESS
+            if not ok.any():
+                break
+            shorter = self.cut_loops(variants, sim)
+            lengths = np.where(ok, (shorter != NOOP).sum(axis=1), np.iinfo(np.int64).max)
+            improved = []
+            for b in rows.tolist():
+                mine = np.nonzero(np.asarray(owners) == b)[0]
+                if not len(mine):
+                    continue
+                best = mine[np.argmin(lengths[mine])]
+                if lengths[best] < (plans[b] != NOOP).sum():
+                    plans[b] = shorter[best]
+                    improved.append(b)
+            if not improved:
+                break
+            rows = np.array(improved, dtype=np.int64)
         return plans
 
     # ------------------------------------------------------------------ continuation
