@@ -49,7 +49,7 @@ class BFSAgent:
         if as_expected and (self._plan or self._gave_up):
             state = self._expected  # on plan, or the state the expert already gave up on
         else:
-            state = WorldState(layout, pose, self._carrying, self._boxes)
+            state = WorldState(layout, pose, self._carrying, self.boxes_for(layout, pose, self._carrying))
             try:
                 plan = solve_state(state, self._task)
             except ExpertBudgetError:  # beyond the expert's budget: counted as a failure, not hidden
@@ -61,6 +61,11 @@ class BFSAgent:
         self._expected, _ = world_step(state, action, self._task)
         self._last = (image, pose, action)
         return action
+
+    def boxes_for(self, layout: np.ndarray, pose: tuple[int, int, int], carrying: tuple[int, int, int]) -> tuple:
+        """What the closed boxes hold when the expert plans from ``layout`` (as
+        :attr:`envs.world.WorldState.boxes`): the env's own contents, read at reset."""
+        return self._boxes
 
 
 class RandomAgent:

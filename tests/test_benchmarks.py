@@ -169,3 +169,32 @@ def test_checkpoint_val_compares_checkpoints_on_the_same_windows(tmp_path):
             checkpoint_val.main(bad + ["--out-dir", str(tmp_path / "bad")])
         assert err.value.code == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_guessing_oracle_plans_with_the_box_guess_and_not_the_contents():
+    import numpy as np
+    from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
+
+    from agents.baselines import BFSAgent
+    from benchmarks.guess_reference import GuessingOracle, run
+    from envs.dynamics import DONE, PICKUP_ACTION, TOGGLE
+    from envs.tasks import Task
+    from envs.world import LOCKED_STATE, NOTHING
+    from tests.worlds import make_layout, observe
+
+    key = (OBJECT_TO_IDX["key"], COLOR_TO_IDX["yellow"], 0)
+    layout = make_layout([(x, 1) for x in range(1, 5)], goal=(6, 1))  # locked yellow door, closed box
+    layout[5, 1] = (OBJECT_TO_IDX["door"], COLOR_TO_IDX["yellow"], LOCKED_STATE)
+    layout[3, 2] = (OBJECT_TO_IDX["box"], COLOR_TO_IDX["red"], 0)
+    obs = {**observe(layout, (1, 1, 0)), "carrying": np.array(NOTHING), "task": Task(0).vector()}
+    oracle, guessing = BFSAgent(), GuessingOracle()
+    for agent in (oracle, guessing):
+        agent.reset(obs, {"boxes": ()})  # the env says the box is empty
+    assert guessing.boxes_for(layout, (1, 1, 0), NOTHING) == (((3, 2), key),)
+    assert oracle.act(obs) == DONE  # with the true (empty) box there is no way through
+    guessing.act(obs)
+    assert TOGGLE in guessing.last_plan and PICKUP_ACTION in guessing.last_plan  # it opens the box for the key
+    rows = run(["MiniGrid-ObstructedMaze-1Dlh-v0"], 2, 128)
+    assert [r["agent"] for r in rows] == ["oracle", "guessing oracle"]
+    assert rows[0]["path_ratio"] == 1.0 and all(r["success_rate"] == 1.0 for r in rows)
+    assert rows[1]["path_ratio"] >= 1.0
