@@ -33,7 +33,8 @@ checkpoints, one thread of the 2-core dev CPU):
   96 actions, 4 per decoded window, one forward per window, following earlier goal-reaching
   continuations where they meet and decoding one window ahead where the policy's own tokens
   predict it (:mod:`agents.mctd.rollout`).
-* ``shortcut=True``: loops are cut out of goal-reaching plans (:func:`envs.dynamics.shortcut`).
+* ``shortcut=True``: loops are cut out of goal-reaching plans (:func:`envs.dynamics.shortcut`);
+  under the full rules the pickups, drops and toggles a plan does not need go too (0.15).
 * ``partial_score="novelty"`` with the agent's ``fallback="plan"`` (0.4): a search that finds no
   goal-reaching plan is not thrown away; the agent executes the first sub-plan of the plan that
   ends alive after entering the most cells the episode has not been in. On the braid maze this

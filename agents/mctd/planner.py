@@ -33,7 +33,8 @@ the symbolic dynamics, never the expert): a simulated plan that is still running
 each; :mod:`agents.mctd.rollout`, which decodes each pose once per search and lets a
 continuation that meets an earlier goal-reaching one follow it) so that goals beyond the horizon
 are found, and a goal-reaching plan is **shortcut** (:func:`envs.dynamics.shortcut`: excursions
-that come back to a visited cell are cut). In a perfect maze (a tree) the shortcut of any
+that come back to a visited cell are cut; under the full rules also the pickups, drops and
+toggles it turns out not to need, :meth:`agents.mctd.world.SearchWorld.shortcut`). In a perfect maze (a tree) the shortcut of any
 goal-reaching path is the unique simple path, i.e. the shortest one up to turns.
 
 Batched denoising is the sampler's own unmasking loop (:func:`maze_mdlm.sampler.unmask`),
@@ -108,7 +109,8 @@ class MCTDConfig(PlainConfig):
     # cycle, which it replays. With a temperature T > 0, a search that found no goal-reaching plan
     # while some continuation cycled grows a second tree in which such rows sample their remaining
     # windows at T instead (GreedyContinuation's escape); searches that find the goal are unchanged
-    shortcut: bool = True  # cut the excursions out of goal-reaching plans (envs.dynamics.shortcut)
+    shortcut: bool = True  # cut the excursions out of goal-reaching plans (envs.dynamics.shortcut), and
+    # under the full rules the object actions they do not need (SearchWorld.shortcut, 0.15)
     partial_score: str = "novelty"  # how plans that neither reach the goal nor die rank (plan_scores):
     # "novelty" (cells the episode has not been in, which the agent passes; Manhattan nearness to the
     # goal breaks ties) or "manhattan" (0.3: the final cell's nearness to the goal only)
