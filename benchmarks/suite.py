@@ -15,9 +15,9 @@ also give the time of the decisions that searched, ``plan_ms_p50`` / ``plan_ms_p
 Evaluation seeds start at ``envs.seeds.EVAL_SEED_START``; episode i uses seed + i.
 
 Measured on the 2-core dev machine, every supported env, ``--max-steps 128 --workers 2``, each
-run alone (wall): mctd 20 episodes 8 min, 50 episodes 15 min (0.14; 0.13: 8 and 17 min, 0.12:
-15 and 40 min); mdlm 20 episodes 7 min, 50 episodes 10 min (0.14); ar (0.13 file) 20 episodes
-3-4.5 min, 50 episodes 5.3 min; bfs 5 episodes 4 min (0.5).
+run alone (wall): mctd 20 episodes 5.3-8 min (0.15 on a fast hour, 0.14 on a slow one; 0.12:
+15 min), 50 episodes 15 min (0.14; 0.12: 40 min); mdlm 20 episodes 7 min, 50 episodes 10 min
+(0.14); ar 20 episodes 3-4.5 min, 50 episodes 3.7-5.3 min; bfs 5 episodes 4 min (0.5).
 Failed episodes run to ``--max-steps`` (or the env's own limit, up to 3600 steps, without
 it), so the time depends mostly on how often the agents fail; ``--envs`` / ``--agents`` split the run.
 """
