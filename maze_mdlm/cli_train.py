@@ -357,6 +357,7 @@ def run_training(args: argparse.Namespace, make_agent: AgentFactory | None = Non
             _train_main(args, setup, trainer, train_data, val_data, dataset_meta, make_agent)
         else:  # the other ranks only compute their shards of each batch
             trainer.fit(train_data)
+        distributed.barrier(dist)  # leave together (not on an error: the others would wait it out)
     finally:
         distributed.destroy_process_group()
     return 0

@@ -80,6 +80,14 @@ def init_process_group(info: DistInfo, device: torch.device, timeout_minutes: fl
                             timeout=datetime.timedelta(minutes=timeout_minutes))
 
 
+def barrier(info: DistInfo) -> None:
+    """Wait until every process gets here (no-op for one process). Called once training is done
+    on every rank, so that no rank tears the group down while another still uses it (gloo then
+    aborts the early one: "terminate called without an active exception")."""
+    if info.enabled and dist.is_initialized():
+        dist.barrier()
+
+
 def destroy_process_group() -> None:
     """Leave the process group, if one was joined."""
     if dist.is_available() and dist.is_initialized():
