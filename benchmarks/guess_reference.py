@@ -96,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="a suite results page whose mctd rows are shown beside (e.g. suite_mctd50)")
     parser.add_argument("--name", default="guess_reference", help="results file name")
     args = parser.parse_args(argv)
+    if args.compare and not (RESULTS / f"{args.compare}.json").is_file():
+        parser.error(f"--compare: no results page {RESULTS / args.compare}.json")
     compare = compare_rows(args.compare) if args.compare else None
     rows = run(args.envs, args.episodes, args.max_steps)
     md = to_markdown(rows, compare, args.compare)

@@ -198,3 +198,11 @@ def test_guessing_oracle_plans_with_the_box_guess_and_not_the_contents():
     assert [r["agent"] for r in rows] == ["oracle", "guessing oracle"]
     assert rows[0]["path_ratio"] == 1.0 and all(r["success_rate"] == 1.0 for r in rows)
     assert rows[1]["path_ratio"] >= 1.0
+
+
+def test_guess_reference_rejects_a_missing_compare_page(capsys):
+    from benchmarks import guess_reference
+
+    with pytest.raises(SystemExit) as err:
+        guess_reference.main(["--compare", "no_such_page", "--episodes", "1"])
+    assert err.value.code == 2 and "no_such_page" in capsys.readouterr().err
