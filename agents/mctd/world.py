@@ -329,7 +329,7 @@ class SearchWorld:
                     owners.append(b)
             if not variants:
                 break
-            variants = np.stack(variants)  # [V, L]
+            variants, owners = np.stack(variants), np.array(owners)  # [V, L], [V] the row each varies
             sim = self.simulate(variants)
             ok = sim.status == SUCCESS
             if not ok.any():
@@ -338,7 +338,7 @@ class SearchWorld:
             lengths = np.where(ok, (shorter != NOOP).sum(axis=1), np.iinfo(np.int64).max)
             improved = []
             for b in rows.tolist():
-                mine = np.nonzero(np.asarray(owners) == b)[0]
+                mine = np.nonzero(owners == b)[0]
                 if not len(mine):
                     continue
                 best = mine[np.argmin(lengths[mine])]
