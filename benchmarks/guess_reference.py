@@ -10,7 +10,7 @@ same held-out seeds (from 1,000,000) and step cap as the suite pages:
 
 * ``oracle``: :class:`agents.BFSAgent`, the expert with the true box contents;
 * ``guessing oracle``: the same expert, replanning on every mismatch, but planning with MCTD's
-  guess of the contents (:func:`agents.mctd.world.guess_box_contents`, what
+  guess of the contents (:func:`envs.box_guess.guessed_state`, what
   :attr:`agents.mctd.world.SearchWorld.boxes` assumes) instead of the true ones. Its path ratio is
   what a perfect planner pays with MCTD's information and guess rule; an MCTD row above it is the
   search and the model, the part up to it is the guess (the information).
@@ -29,9 +29,10 @@ import numpy as np
 
 import envs  # noqa: F401  (registers our envs)
 from agents.baselines import BFSAgent
-from agents.mctd.world import SearchWorld
 from benchmarks.common import RESULTS, write_results
+from envs.box_guess import guessed_state
 from envs.seeds import EVAL_SEED_START
+from envs.world import WorldState
 from maze_mdlm.cli_common import positive_int
 from maze_mdlm.evaluation import evaluate
 
@@ -47,7 +48,7 @@ class GuessingOracle(BFSAgent):
     name = "guessing oracle"
 
     def boxes_for(self, layout: np.ndarray, pose: tuple[int, int, int], carrying: tuple[int, int, int]) -> tuple:
-        return SearchWorld(layout, pose, carrying, self._task, guess_boxes=True).boxes
+        return guessed_state(WorldState(layout, pose, carrying), self._task).boxes
 
 
 def run(env_ids: Sequence[str], episodes: int, max_steps: int | None) -> list[dict[str, Any]]:

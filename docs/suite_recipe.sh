@@ -1,7 +1,7 @@
 #!/bin/bash
 # The shipped generalist (maze_mdlm/checkpoints/suite.pt, suite_ar.pt): data and training, exactly as
 # they were run (2-core CPU, one torch thread per training run, the MDLM and AR runs side by side).
-# Usage: bash docs/suite_recipe.sh OUT_DIR     (16 + 9 min of collection, then about 65 + 60 + 100 + 40 + 41 + 61 + 60 min of training here)
+# Usage: bash docs/suite_recipe.sh OUT_DIR     (16 + 9 + 6 min of collection, then about 65 + 60 + 100 + 40 + 41 + 61 + 60 + 35 min of training here)
 set -euo pipefail
 D=${1:?usage: suite_recipe.sh OUT_DIR}
 mkdir -p "$D"
@@ -94,5 +94,18 @@ OMP_NUM_THREADS=1 maze-mdlm train $DATA5 --init "$D/suite_ft4/checkpoint.pt" --o
   "${W5[@]}" $T
 OMP_NUM_THREADS=1 maze-mdlm train $DATA5 --model ar --init "$D/suite_ar_ft4/checkpoint.pt" --out "$D/suite_ar_ft5" \
   --steps 12000 --lr 5e-4 "${W5[@]}" $T
-maze-mdlm export --checkpoint "$D/suite_ft5/checkpoint.pt" --out maze_mdlm/checkpoints/suite.pt
+# Stage 7 (0.16.0, mdlm only): the ObstructedMaze ids that hide keys in boxes re-collected with the
+# guessing expert (--box-guess: it plans with MCTD's guess of what the boxes hold, as an agent must,
+# and plans again after a wrong box), on the same seeds as their stage-1 and stage-5 files, which
+# they replace; then 10000 more steps from the stage-6 weights, same flags, alone on 2 torch threads.
+G="$X --box-guess --seed 0"
+for e in 1Dlh-v0 1Dlhb-v0; do $G --episodes 300 --out "$D/guess-obstructed-$e.mdd" --env "MiniGrid-ObstructedMaze-$e"; done
+HIDDEN="2Dlh-v0 2Dlhb-v1 1Q-v1 2Q-v1 Full-v0 Full-v1"
+for e in $HIDDEN; do $G --episodes 1500 --out "$D/guess-obstructed-$e.mdd" --env "MiniGrid-ObstructedMaze-$e"; done
+DATA7="--data $D/keys.mdd --data $D/nav.mdd --data $D/missions.mdd --data $D/more-mazes.mdd --data $D/more-long.mdd"
+DATA7="$DATA7 --data $D/obstructed-1Dl-v0.mdd --data $D/obstructed-2Dl-v0.mdd --data $D/more-obstructed-2Dl-v0.mdd"
+for e in 1Dlh-v0 1Dlhb-v0 $HIDDEN; do DATA7="$DATA7 --data $D/guess-obstructed-$e.mdd"; done
+OMP_NUM_THREADS=2 maze-mdlm train $DATA7 --init "$D/suite_ft5/checkpoint.pt" --out "$D/suite_ft6" --steps 10000 --lr 5e-4 \
+  "${W5[@]}" $T
+maze-mdlm export --checkpoint "$D/suite_ft6/checkpoint.pt" --out maze_mdlm/checkpoints/suite.pt
 maze-mdlm export --checkpoint "$D/suite_ar_ft5/checkpoint.pt" --out maze_mdlm/checkpoints/suite_ar.pt

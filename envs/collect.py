@@ -5,6 +5,10 @@ consecutive seeds; the chunks are solved by any number of workers and put back i
 the result (and the file) is the same for every worker count. Every expert plan is replayed in
 the env itself before it is kept: a seed whose start has no solution, or whose plan the env does
 not reward, stops the collection with :class:`ExpertFailure` (nothing is skipped silently).
+
+With ``box_guess`` the expert plans with the agent's information about closed boxes
+(:func:`envs.box_guess.solve_with_guess`): the same start states, episodes that open the guessed
+box first and plan again after a wrong one.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 import envs  # noqa: F401  (registers our envs in worker processes)
+from envs.box_guess import GuessFailure, solve_with_guess
 from envs.dataset import VERSION, Episodes
 from envs.expert import ExpertBudgetError, solve_state
 from envs.observation import canvas_size, check_fits, pad_grid
@@ -46,31 +51,42 @@ def grid_size_for(env_ids: Sequence[str], grid_size: int | None = None) -> int:
     return size
 
 
-def _solve_chunk(job: tuple[str, int, int, int]) -> tuple:
-    """Solve the episodes with seeds ``[start, stop)`` of one env on a ``size`` canvas."""
-    env_id, start, stop, size = job
+def _solve_chunk(job: tuple[str, int, int, int, bool]) -> tuple:
+    """Solve the episodes with seeds ``[start, stop)`` of one env on a ``size`` canvas (with the
+    box guess if ``box_guess``); the last two items count the plans made with the true contents
+    because the guess had no solution, and list the seeds kept as the true expert's episode."""
+    env_id, start, stop, size, box_guess = job
     env = make_env(env_id)
     n = stop - start
     layouts = np.empty((n, size, size, 3), dtype=np.uint8)
     poses = np.empty((n, 3), dtype=np.int16)
     tasks = np.empty((n, 5), dtype=np.uint8)
-    plans, boxes = [], []
+    plans, boxes, fallbacks, true_seeds = [], [], 0, []
     for i, seed in enumerate(range(start, stop)):
         env.reset(seed=seed)
         state = state_from_env(env)
         task = parse_mission(env.unwrapped.mission).bind(state.layout)
         try:
             plan = solve_state(state, task)
+            actions = plan.actions
+            if plan.solvable and box_guess:
+                try:
+                    actions, used_truth = solve_with_guess(state, task, env.unwrapped.max_steps)
+                    fallbacks += used_truth
+                except ExpertBudgetError:  # a state after a wrong box beyond the budget: the true episode
+                    true_seeds.append(seed)
         except ExpertBudgetError as err:
             raise ExpertFailure(f"{env_id} seed {seed}: {err}") from None
+        except GuessFailure as err:
+            raise ExpertFailure(f"{env_id} seed {seed}: the guessing expert: {err}") from None
         if not plan.solvable:
             raise ExpertFailure(f"{env_id} seed {seed}: the start has no solution")
-        _check_plan(env, plan.actions, env_id, seed)
+        _check_plan(env, actions, env_id, seed)
         layouts[i], poses[i], tasks[i] = pad_grid(state.layout, size), state.pose, task.task.vector()
         boxes += [(i, x, y, *contents) for (x, y), contents in state.boxes if state.layout[x, y, 0] == BOX]
-        plans.append(np.asarray(plan.actions, dtype=np.uint8))
+        plans.append(np.asarray(actions, dtype=np.uint8))
     env.close()
-    return layouts, poses, tasks, plans, np.asarray(boxes, dtype=np.int64).reshape(-1, 6)
+    return layouts, poses, tasks, plans, np.asarray(boxes, dtype=np.int64).reshape(-1, 6), fallbacks, true_seeds
 
 
 def _check_plan(env: gym.Env, actions: Sequence[int], env_id: str, seed: int) -> None:
@@ -94,6 +110,7 @@ def collect(
     command: str = "",
     grid_size: int | None = None,
     map_chunks: Callable[[Callable[[Any], Any], list], Iterable[Any]] | None = None,
+    box_guess: bool = False,
 ) -> Episodes:
     """Run the expert on ``episodes`` seeds of each env.
 
@@ -107,6 +124,12 @@ def collect(
         grid_size: the canvas side (default: :func:`grid_size_for`).
         map_chunks: ``map_chunks(func, jobs)`` yields ``func(job)`` for each job in order, e.g.
             :func:`maze_mdlm.ray_tools.ray_map` (Ray tasks); replaces the worker pool.
+        box_guess: the expert plans with the box guess instead of the true contents
+            (:func:`envs.box_guess.solve_with_guess`); the file's ``meta["expert"]`` is
+            "astar-box-guess", ``meta["guess_fallbacks"]`` counts plans made with the true
+            contents because the guess had no solution, and ``meta["true_expert_seeds"]`` lists
+            ``[env_id, seed]`` of the episodes kept as the true expert's because the guessing
+            expert reached a state past the expert's budget. Same as the plain expert without boxes.
 
     Raises:
         ExpertFailure: if the expert cannot solve some seed (the message names it).
@@ -116,7 +139,7 @@ def collect(
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     size = grid_size_for(env_ids, grid_size)
     jobs = [
-        (env_id, start, min(start + CHUNK, seed + episodes), size)
+        (env_id, start, min(start + CHUNK, seed + episodes), size, bool(box_guess))
         for env_id in env_ids
         for start in range(seed, seed + episodes, CHUNK)
     ]
@@ -130,8 +153,12 @@ def collect(
                 on_progress(len(result[1]))
 
     seeds, env_index, layouts, poses, tasks, plans, boxes = [], [], [], [], [], [], []
-    count = 0
-    for (env_id, start, stop, _), (lay, pose, task, chunk_plans, chunk_boxes) in zip(jobs, results):
+    count = fallbacks = 0
+    true_seeds = []
+    for (env_id, start, stop, _, _), (lay, pose, task, chunk_plans, chunk_boxes, chunk_fallbacks, chunk_true) in zip(
+            jobs, results):
+        fallbacks += chunk_fallbacks
+        true_seeds += [[env_id, int(s)] for s in chunk_true]
         seeds.append(np.arange(start, stop, dtype=np.int64))
         env_index.append(np.full(stop - start, list(env_ids).index(env_id), dtype=np.uint8))
         layouts.append(lay)
@@ -149,10 +176,13 @@ def collect(
         "seed": int(seed),
         "seed_range": [int(seed), int(seed + episodes)],
         "grid_size": int(size),
-        "expert": "astar",
+        "expert": "astar-box-guess" if box_guess else "astar",
         "dataset_version": VERSION,
         "command": command,
     }
+    if box_guess:
+        meta["guess_fallbacks"] = int(fallbacks)
+        meta["true_expert_seeds"] = true_seeds
     return Episodes(
         seeds=np.concatenate(seeds),
         env_index=np.concatenate(env_index),

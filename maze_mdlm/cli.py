@@ -62,10 +62,12 @@ def cmd_collect_data(args: argparse.Namespace) -> int:
                 on_progress=lambda n: progress.advance(task, n),
                 command=" ".join(  # what determines the content (not --workers, --ray or --out)
                     ["maze-mdlm collect-data", *(f"--env {e}" for e in args.env),
-                     f"--episodes {args.episodes}", f"--seed {args.seed}", f"--grid-size {grid_size}"]
+                     f"--episodes {args.episodes}", f"--seed {args.seed}", f"--grid-size {grid_size}",
+                     *(["--box-guess"] if args.box_guess else [])]
                 ),
                 grid_size=grid_size,
                 map_chunks=map_chunks,
+                box_guess=args.box_guess,
             )
         except ExpertFailure as err:
             raise UsageError(f"nothing written: {err}") from None
@@ -270,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid-size", type=positive_int, default=None, metavar="G",
                    help="canvas side the layouts are padded to (default: 19, or the largest world's "
                         "side up to 25); a larger world is refused")
+    p.add_argument("--box-guess", action="store_true",
+                   help="the expert plans with the agent's guess of what closed boxes hold (MCTD's) instead "
+                        "of their contents, and plans again after a wrong box (envs.box_guess)")
     p.add_argument("--out", required=True, metavar="FILE", help="dataset file to write (atomically)")
     p.set_defaults(func=cmd_collect_data)
 

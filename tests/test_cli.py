@@ -103,6 +103,18 @@ def test_collect_data_records_the_command_and_is_independent_of_workers(tmp_path
     assert files[0] == files[1]
 
 
+def test_collect_data_box_guess_writes_the_guessing_experts_episodes(tmp_path, capsys):
+    env = "MiniGrid-ObstructedMaze-1Q-v1"  # seeds 2000-2007: the guessed box is wrong in some
+    for flag in ([], ["--box-guess"]):
+        argv = ["collect-data", "--env", env, "--episodes", "8", "--seed", "2000", *flag,
+                "--out", str(tmp_path / f"d{len(flag)}.bin")]
+        assert main(argv) == 0, capsys.readouterr().err
+    plain, guessing = load_episodes(tmp_path / "d0.bin"), load_episodes(tmp_path / "d1.bin")
+    assert guessing.meta["expert"] == "astar-box-guess" and guessing.meta["command"].endswith("--box-guess")
+    assert plain.meta["expert"] == "astar"
+    assert guessing.lengths.sum() > plain.lengths.sum()
+
+
 def test_help_lists_the_commands(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])

@@ -54,7 +54,7 @@ checkpoints, one thread of the 2-core dev CPU):
   Results).
 * ``guess_boxes=True`` (0.13): MiniGrid's encoding hides what a closed box holds, so the search
   assumes that each closed box holds a key of a locked door whose key is nowhere in sight
-  (:func:`agents.mctd.world.guess_box_contents`: since 0.14 a door of the box's own room, the one
+  (:func:`envs.box_guess.guess_box_contents`: since 0.14 a door of the box's own room, the one
   nearest the task's target; 0.13 took the door nearest the box); 0.12 simulated an opened box
   as empty, so no plan could reach the goal in ObstructedMaze before the key was in hand. On the 11
   ObstructedMaze ids that hide keys in boxes (50 episodes each), success rose on 9 and fell on

@@ -115,7 +115,7 @@ class MCTDConfig(PlainConfig):
     # "novelty" (cells the episode has not been in, which the agent passes; Manhattan nearness to the
     # goal breaks ties) or "manhattan" (0.3: the final cell's nearness to the goal only)
     guess_boxes: bool = True  # full rules: the search assumes closed boxes hold the keys of locked doors
-    # whose key is nowhere in sight (agents.mctd.world.guess_box_contents; 0.13); False: an opened box
+    # whose key is nowhere in sight (envs.box_guess.guess_box_contents; 0.13); False: an opened box
     # is empty in simulation, as in 0.12
     time_budget_ms: float | None = None  # wall-clock budget per search (anytime: the best plan found
     # when time is up; no new round starts and continuations stop decoding once it has passed; at

@@ -25,9 +25,9 @@ task's target as seen in the grid (a key that opens a locked door first, while o
 grid and the hand holds none; else a closed box the search guesses holds one).
 
 What a closed box holds is hidden in the observation (MiniGrid encodes a box, not its contents), so
-the search guesses (:func:`guess_box_contents`, 0.13): while a locked door's key is nowhere in sight
-(not in the grid, not in hand), each closed box is assumed to hold a key for such a door on the
-wall of the box's own room, the one nearest the task's target (0.14; 0.13 took the door nearest
+the search guesses (:func:`envs.box_guess.guess_box_contents`, 0.13; in ``agents`` until 0.15):
+while a locked door's key is nowhere in sight (not in the grid, not in hand), each closed box is
+assumed to hold a key for such a door on the wall of the box's own room, the one nearest the task's target (0.14; 0.13 took the door nearest
 the box). The guess uses only what the observation shows; when the real box opens, the agent sees
 what it held, and the next search starts from that.
 """
@@ -40,12 +40,12 @@ from typing import Any, Collection, Sequence
 import numpy as np
 
 from agents.mctd.scoring import NOOP, novel_cells, plan_scores
+from envs.box_guess import guess_box_contents, room_cells, task_targets  # noqa: F401  (re-exported)
 from envs.dynamics import (
-    BOX, CLOSED_STATE, DONE, DOOR, GOAL_IDX, KEY, LOCKED_STATE, OPEN_STATE, PICKABLE, RUNNING, SUCCESS, WorldState,
+    BOX, CLOSED_STATE, DONE, DOOR, KEY, LOCKED_STATE, OPEN_STATE, PICKABLE, RUNNING, SUCCESS, WorldState,
     shortcut, simulate_plans, simulate_world, world_step,
 )
-from envs.observation import WALL
-from envs.tasks import FETCH, GOAL, GOTO, OPEN_SEQ, PICKUP, PUTNEAR, BoundTask
+from envs.tasks import GOAL, GOTO, PUTNEAR, BoundTask
 from envs.world import NOTHING
 
 NAVIGATION = (0, 1, 2)
@@ -263,16 +263,7 @@ class SearchWorld:
         """``[N, 2]`` cells the task itself is after in ``layout`` (no keys, doors or boxes on the
         way): the goal, the object to pick up, the GoTo / Open target or the PutNear anchor once
         the object is held."""
-        kind = self.kind
-        if kind == GOAL:
-            return np.argwhere(layout[:, :, 0] == GOAL_IDX)
-        task = self.task.task
-        if kind in (PICKUP, FETCH) or (kind == PUTNEAR and tuple(carrying[:2]) != task.obj):
-            return np.argwhere((layout[:, :, 0] == task.obj[0]) & (layout[:, :, 1] == task.obj[1]))
-        positions = self.task.positions
-        if kind == OPEN_SEQ and layout[positions[0][0], positions[0][1], 2] == OPEN_STATE:
-            return np.array([positions[1]])
-        return np.array(positions[:1]).reshape(-1, 2)
+        return task_targets(layout, carrying, self.task)
 
     # ------------------------------------------------------------------ shortcut
     def shortcut(self, plans: np.ndarray, sim: Simulation) -> np.ndarray:
@@ -362,54 +353,6 @@ class SearchWorld:
             _, status = world_step(state, DONE, self.task)
             forbid[DONE] = status != SUCCESS
         return forbid
-
-
-def guess_box_contents(layout: np.ndarray, carrying: Cell = NOTHING,
-                       targets: np.ndarray | None = None) -> tuple[tuple[tuple[int, int], Cell], ...]:
-    """What the search assumes the closed boxes of ``layout [W, H, 3]`` hold, as
-    :attr:`envs.world.WorldState.boxes` (sorted the same way): while some locked door's colour has
-    no key in sight (none in the grid, none in hand), each closed box holds a key for one such door;
-    otherwise nothing is assumed (``()``).
-
-    Which door (0.14): one on the wall of the box's own room (the cells reachable from the box
-    without crossing a wall or a door; any such door if the room has none), the one nearest
-    (Manhattan) to the task's ``targets [N, 2]`` (the cells the task is after) so that the box
-    nearest the agent is assumed to hold the key the way to the target needs; with no targets, or
-    on a tie, the one nearest the box. 0.13 took the door nearest the box."""
-    doors = np.argwhere((layout[:, :, 0] == DOOR) & (layout[:, :, 2] == LOCKED_STATE))
-    seen = set(layout[:, :, 1][layout[:, :, 0] == KEY].tolist()) | ({int(carrying[1])} if carrying[0] == KEY else set())
-    missing = np.array([(x, y) for x, y in doors.tolist() if int(layout[x, y, 1]) not in seen]).reshape(-1, 2)
-    boxes = np.argwhere(layout[:, :, 0] == BOX)
-    if not len(missing) or not len(boxes):
-        return ()
-    targets = np.zeros((0, 2), dtype=np.int64) if targets is None else np.asarray(targets).reshape(-1, 2)
-    guesses = []
-    for x, y in boxes.tolist():
-        room = room_cells(layout, (x, y))
-        beside = np.array([any((dx, dy) in room for dx, dy in ((a + 1, b), (a - 1, b), (a, b + 1), (a, b - 1)))
-                           for a, b in missing.tolist()])
-        candidates = missing[beside] if beside.any() else missing
-        to_box = np.abs(candidates - (x, y)).sum(axis=1)
-        to_target = (np.abs(candidates[:, None, :] - targets[None]).sum(axis=2).min(axis=1) if len(targets)
-                     else np.zeros(len(candidates), dtype=np.int64))
-        door = candidates[np.lexsort((to_box, to_target))[0]]
-        guesses.append(((x, y), (KEY, int(layout[door[0], door[1], 1]), 0)))
-    return tuple(sorted(guesses, key=str))
-
-
-def room_cells(layout: np.ndarray, start: tuple[int, int]) -> set[tuple[int, int]]:
-    """The cells of ``layout [W, H, 3]`` reachable from ``start`` in 4-steps without entering a
-    wall or a door (objects, lava and the goal do not split a room)."""
-    blocked = np.isin(layout[:, :, 0], (WALL, DOOR))
-    width, height = blocked.shape
-    room, todo = {tuple(start)}, [tuple(start)]
-    while todo:
-        x, y = todo.pop()
-        for nx, ny in ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1)):
-            if 0 <= nx < width and 0 <= ny < height and not blocked[nx, ny] and (nx, ny) not in room:
-                room.add((nx, ny))
-                todo.append((nx, ny))
-    return room
 
 
 def task_vector(task: BoundTask | None) -> np.ndarray:

@@ -1,0 +1,143 @@
+"""What closed boxes hold, guessed from what the observation shows, and the expert that plans with it.
+
+MiniGrid encodes a closed box, not its contents, so an agent cannot see which box holds a key.
+:func:`guess_box_contents` is the guess MCTD's search makes (since 0.13; here since 0.16 so that the
+data collector can use it too): while some locked door's key is nowhere in sight (not in the
+grid, not in hand), each closed box is assumed to hold a key for such a door on the wall of the
+box's own room (any such door if the room has none), the one nearest the task's target.
+
+:func:`solve_with_guess` is the expert with the agent's information: it plans optimally (A*,
+:func:`envs.expert.solve_state`) as if the boxes held the guess, follows the plan in the real world,
+and plans again whenever an opened box turns out to hold something else. Its episodes are longer
+than the true expert's where the guess is wrong, and they contain the states an agent meets after
+a wrong box (``maze-mdlm collect-data --box-guess``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs.expert import ExpertBudgetError, solve_state
+from envs.observation import WALL
+from envs.tasks import FETCH, GOAL, OPEN_SEQ, PICKUP, PUTNEAR, BoundTask
+from envs.world import BOX, DOOR, GOAL_IDX, KEY, LOCKED_STATE, NOTHING, OPEN_STATE, RUNNING, SUCCESS, WorldState, world_step
+
+Cell = tuple[int, int, int]
+
+
+class GuessFailure(RuntimeError):
+    """The real world ended the episode without success, or the guessing expert ran past its step limit."""
+
+
+def room_cells(layout: np.ndarray, start: tuple[int, int]) -> set[tuple[int, int]]:
+    """The cells of ``layout [W, H, 3]`` reachable from ``start`` in 4-steps without entering a
+    wall or a door (objects, lava and the goal do not split a room)."""
+    blocked = np.isin(layout[:, :, 0], (WALL, DOOR))
+    width, height = blocked.shape
+    room, todo = {tuple(start)}, [tuple(start)]
+    while todo:
+        x, y = todo.pop()
+        for nx, ny in ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1)):
+            if 0 <= nx < width and 0 <= ny < height and not blocked[nx, ny] and (nx, ny) not in room:
+                room.add((nx, ny))
+                todo.append((nx, ny))
+    return room
+
+
+def task_targets(layout: np.ndarray, carrying: Cell, task: BoundTask | None) -> np.ndarray:
+    """``[N, 2]`` cells the task itself is after in ``layout [W, H, 3]`` (no keys, doors or boxes on
+    the way): the goal, the object to pick up, the GoTo / Open target or the PutNear anchor once the
+    object is held."""
+    kind = GOAL if task is None else task.task.kind
+    if kind == GOAL:
+        return np.argwhere(layout[:, :, 0] == GOAL_IDX)
+    if kind in (PICKUP, FETCH) or (kind == PUTNEAR and tuple(carrying[:2]) != task.task.obj):
+        return np.argwhere((layout[:, :, 0] == task.task.obj[0]) & (layout[:, :, 1] == task.task.obj[1]))
+    positions = task.positions
+    if kind == OPEN_SEQ and layout[positions[0][0], positions[0][1], 2] == OPEN_STATE:
+        return np.array([positions[1]])
+    return np.array(positions[:1]).reshape(-1, 2)
+
+
+def guess_box_contents(layout: np.ndarray, carrying: Cell = NOTHING,
+                       targets: np.ndarray | None = None) -> tuple[tuple[tuple[int, int], Cell], ...]:
+    """What the closed boxes of ``layout [W, H, 3]`` are assumed to hold, as
+    :attr:`envs.world.WorldState.boxes` (sorted the same way): while some locked door's colour has
+    no key in sight (none in the grid, none in hand), each closed box holds a key for one such door;
+    otherwise nothing is assumed (``()``).
+
+    Which door (0.14): one on the wall of the box's own room (the cells reachable from the box
+    without crossing a wall or a door; any such door if the room has none), the one nearest
+    (Manhattan) to the task's ``targets [N, 2]`` (the cells the task is after) so that the box
+    nearest the agent is assumed to hold the key the way to the target needs; with no targets, or
+    on a tie, the one nearest the box. 0.13 took the door nearest the box."""
+    doors = np.argwhere((layout[:, :, 0] == DOOR) & (layout[:, :, 2] == LOCKED_STATE))
+    seen = set(layout[:, :, 1][layout[:, :, 0] == KEY].tolist()) | ({int(carrying[1])} if carrying[0] == KEY else set())
+    missing = np.array([(x, y) for x, y in doors.tolist() if int(layout[x, y, 1]) not in seen]).reshape(-1, 2)
+    boxes = np.argwhere(layout[:, :, 0] == BOX)
+    if not len(missing) or not len(boxes):
+        return ()
+    targets = np.zeros((0, 2), dtype=np.int64) if targets is None else np.asarray(targets).reshape(-1, 2)
+    guesses = []
+    for x, y in boxes.tolist():
+        room = room_cells(layout, (x, y))
+        beside = np.array([any((dx, dy) in room for dx, dy in ((a + 1, b), (a - 1, b), (a, b + 1), (a, b - 1)))
+                           for a, b in missing.tolist()])
+        candidates = missing[beside] if beside.any() else missing
+        to_box = np.abs(candidates - (x, y)).sum(axis=1)
+        to_target = (np.abs(candidates[:, None, :] - targets[None]).sum(axis=2).min(axis=1) if len(targets)
+                     else np.zeros(len(candidates), dtype=np.int64))
+        door = candidates[np.lexsort((to_box, to_target))[0]]
+        guesses.append(((x, y), (KEY, int(layout[door[0], door[1], 1]), 0)))
+    return tuple(sorted(guesses, key=str))
+
+
+def guessed_state(state: WorldState, task: BoundTask | None) -> WorldState:
+    """``state`` with its box contents replaced by the guess (what an agent that sees ``state``
+    can know; a carried box is assumed empty)."""
+    targets = task_targets(state.layout, state.carrying, task)
+    return WorldState(state.layout, state.pose, state.carrying, guess_box_contents(state.layout, state.carrying, targets))
+
+
+def solve_with_guess(state: WorldState, task: BoundTask | None, max_steps: int) -> tuple[list[int], int]:
+    """The guessing expert's episode from the real ``state`` (true box contents): its actions and
+    how many times it planned with the true contents because the guess had no solution.
+
+    Plans with :func:`guessed_state`, executes in the real world, and plans again when the real
+    state after an action differs from the planned one (an opened box held something else); where
+    the guess leaves no solution, or none within the expert's budget, it plans once with the true
+    contents (counted, not hidden).
+
+    Raises:
+        envs.expert.ExpertBudgetError: a plan with the true contents past the expert's budget.
+        GuessFailure: the real episode fails, or runs past ``max_steps`` actions.
+    """
+    actions: list[int] = []
+    plan: list[int] = []
+    expected = state
+    fallbacks = 0
+    while len(actions) < max_steps:
+        if not plan:
+            expected = guessed_state(state, task)
+            try:
+                solved = solve_state(expected, task)
+            except ExpertBudgetError:  # a guess without a solution can exhaust the budget first
+                solved = None
+            if solved is None or not solved.solvable:
+                fallbacks += 1
+                expected, solved = state, solve_state(state, task)
+            if not solved.solvable:
+                raise GuessFailure("no solution from a state the guessing expert reached")
+            plan = list(solved.actions)
+        action = plan.pop(0)
+        expected, _ = world_step(expected, action, task)
+        state, status = world_step(state, action, task)
+        actions.append(action)
+        if status == SUCCESS:
+            return actions, fallbacks
+        if status != RUNNING:
+            raise GuessFailure(f"the episode failed after {len(actions)} actions")
+        if (expected.pose != state.pose or expected.carrying != state.carrying
+                or not np.array_equal(expected.layout, state.layout)):
+            plan = []  # a surprise: plan again from what is now in sight
+    raise GuessFailure(f"no success within {max_steps} actions")
