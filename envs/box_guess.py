@@ -1,4 +1,4 @@
-"""What closed boxes hold, guessed from what the observation shows, and the expert that plans with it.
+"""What closed boxes hold, guessed from what the observation shows.
 
 MiniGrid encodes a closed box, not its contents, so an agent cannot see which box holds a key.
 :func:`guess_box_contents` is the guess MCTD's search makes (since 0.13; here since 0.16 so that the
@@ -6,27 +6,19 @@ data collector can use it too): while some locked door's key is nowhere in sight
 grid, not in hand), each closed box is assumed to hold a key for such a door on the wall of the
 box's own room (any such door if the room has none), the one nearest the task's target.
 
-:func:`solve_with_guess` is the expert with the agent's information: it plans optimally (A*,
-:func:`envs.expert.solve_state`) as if the boxes held the guess, follows the plan in the real world,
-and plans again whenever an opened box turns out to hold something else. Its episodes are longer
-than the true expert's where the guess is wrong, and they contain the states an agent meets after
-a wrong box (``maze-mdlm collect-data --box-guess``).
+This module reads only what an observation shows and never imports the expert, so agents may use
+it; :mod:`envs.guessing_expert` is the expert that plans with the guess.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from envs.expert import ExpertBudgetError, solve_state
 from envs.observation import WALL
 from envs.tasks import FETCH, GOAL, OPEN_SEQ, PICKUP, PUTNEAR, BoundTask
-from envs.world import BOX, DOOR, GOAL_IDX, KEY, LOCKED_STATE, NOTHING, OPEN_STATE, RUNNING, SUCCESS, WorldState, world_step
+from envs.world import BOX, DOOR, GOAL_IDX, KEY, LOCKED_STATE, NOTHING, OPEN_STATE, WorldState
 
 Cell = tuple[int, int, int]
-
-
-class GuessFailure(RuntimeError):
-    """The real world ended the episode without success, or the guessing expert ran past its step limit."""
 
 
 def room_cells(layout: np.ndarray, start: tuple[int, int]) -> set[tuple[int, int]]:
@@ -97,47 +89,3 @@ def guessed_state(state: WorldState, task: BoundTask | None) -> WorldState:
     can know; a carried box is assumed empty)."""
     targets = task_targets(state.layout, state.carrying, task)
     return WorldState(state.layout, state.pose, state.carrying, guess_box_contents(state.layout, state.carrying, targets))
-
-
-def solve_with_guess(state: WorldState, task: BoundTask | None, max_steps: int) -> tuple[list[int], int]:
-    """The guessing expert's episode from the real ``state`` (true box contents): its actions and
-    how many times it planned with the true contents because the guess had no solution.
-
-    Plans with :func:`guessed_state`, executes in the real world, and plans again when the real
-    state after an action differs from the planned one (an opened box held something else); where
-    the guess leaves no solution, or none within the expert's budget, it plans once with the true
-    contents (counted, not hidden).
-
-    Raises:
-        envs.expert.ExpertBudgetError: a plan with the true contents past the expert's budget.
-        GuessFailure: the real episode fails, or runs past ``max_steps`` actions.
-    """
-    actions: list[int] = []
-    plan: list[int] = []
-    expected = state
-    fallbacks = 0
-    while len(actions) < max_steps:
-        if not plan:
-            expected = guessed_state(state, task)
-            try:
-                solved = solve_state(expected, task)
-            except ExpertBudgetError:  # a guess without a solution can exhaust the budget first
-                solved = None
-            if solved is None or not solved.solvable:
-                fallbacks += 1
-                expected, solved = state, solve_state(state, task)
-            if not solved.solvable:
-                raise GuessFailure("no solution from a state the guessing expert reached")
-            plan = list(solved.actions)
-        action = plan.pop(0)
-        expected, _ = world_step(expected, action, task)
-        state, status = world_step(state, action, task)
-        actions.append(action)
-        if status == SUCCESS:
-            return actions, fallbacks
-        if status != RUNNING:
-            raise GuessFailure(f"the episode failed after {len(actions)} actions")
-        if (expected.pose != state.pose or expected.carrying != state.carrying
-                or not np.array_equal(expected.layout, state.layout)):
-            plan = []  # a surprise: plan again from what is now in sight
-    raise GuessFailure(f"no success within {max_steps} actions")

@@ -7,8 +7,8 @@ the env itself before it is kept: a seed whose start has no solution, or whose p
 not reward, stops the collection with :class:`ExpertFailure` (nothing is skipped silently).
 
 With ``box_guess`` the expert plans with the agent's information about closed boxes
-(:func:`envs.box_guess.solve_with_guess`): the same start states, episodes that open the guessed
-box first and plan again after a wrong one.
+(:func:`envs.guessing_expert.solve_with_guess`): the same start states, episodes that open the
+guessed box first and plan again after a wrong one.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 import envs  # noqa: F401  (registers our envs in worker processes)
-from envs.box_guess import GuessFailure, solve_with_guess
+from envs.guessing_expert import GuessFailure, solve_with_guess
 from envs.dataset import VERSION, Episodes
 from envs.expert import ExpertBudgetError, solve_state
 from envs.observation import canvas_size, check_fits, pad_grid
@@ -125,7 +125,7 @@ def collect(
         map_chunks: ``map_chunks(func, jobs)`` yields ``func(job)`` for each job in order, e.g.
             :func:`maze_mdlm.ray_tools.ray_map` (Ray tasks); replaces the worker pool.
         box_guess: the expert plans with the box guess instead of the true contents
-            (:func:`envs.box_guess.solve_with_guess`); the file's ``meta["expert"]`` is
+            (:func:`envs.guessing_expert.solve_with_guess`); the file's ``meta["expert"]`` is
             "astar-box-guess", ``meta["guess_fallbacks"]`` counts plans made with the true
             contents because the guess had no solution, and ``meta["true_expert_seeds"]`` lists
             ``[env_id, seed]`` of the episodes kept as the true expert's because the guessing

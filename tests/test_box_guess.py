@@ -1,6 +1,7 @@
-"""The box guess in the env layer and the expert that plans with it (``collect-data --box-guess``):
-it opens the box an agent would guess first, plans again after a wrong one, matches the true
-expert where the guess is right or there are no boxes, and never fails silently."""
+"""The box guess in the env layer and the expert that plans with it (``envs.guessing_expert``,
+``collect-data --box-guess``): it opens the box an agent would guess first, plans again after a
+wrong one, matches the true expert where the guess is right or there are no boxes, and never
+fails silently."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import numpy as np
 import pytest
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
-from envs import box_guess
-from envs.box_guess import GuessFailure, guessed_state, solve_with_guess
+from envs import guessing_expert
+from envs.box_guess import guessed_state
+from envs.guessing_expert import GuessFailure, solve_with_guess
 from envs.collect import collect
 from envs.expert import ExpertBudgetError, solve_state
 from envs.world import FORWARD, LEFT, LOCKED_STATE, NOTHING, RUNNING, SUCCESS, TOGGLE, WorldState, world_step
@@ -83,14 +85,14 @@ def test_a_guess_without_a_solution_plans_with_the_true_contents_and_is_counted(
 
 def test_a_guess_past_the_experts_budget_also_plans_with_the_true_contents(monkeypatch):
     truth = world(key_in=FAR)
-    real_solve = box_guess.solve_state
+    real_solve = guessing_expert.solve_state
 
     def solve(state, task=None):  # a guess without a solution can exhaust the budget first
         if state.boxes != truth.boxes:
             raise ExpertBudgetError("over budget")
         return real_solve(state, task)
 
-    monkeypatch.setattr(box_guess, "solve_state", solve)
+    monkeypatch.setattr(guessing_expert, "solve_state", solve)
     actions, fallbacks = solve_with_guess(truth, None, max_steps=100)
     assert fallbacks == 1 and replay(truth, actions) == (SUCCESS, [FAR])
 
