@@ -88,4 +88,5 @@ def guessed_state(state: WorldState, task: BoundTask | None) -> WorldState:
     """``state`` with its box contents replaced by the guess (what an agent that sees ``state``
     can know; a carried box is assumed empty)."""
     targets = task_targets(state.layout, state.carrying, task)
-    return WorldState(state.layout, state.pose, state.carrying, guess_box_contents(state.layout, state.carrying, targets))
+    boxes = guess_box_contents(state.layout, state.carrying, targets)
+    return WorldState(state.layout, state.pose, state.carrying, boxes)

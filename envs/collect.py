@@ -21,9 +21,9 @@ import gymnasium as gym
 import numpy as np
 
 import envs  # noqa: F401  (registers our envs in worker processes)
-from envs.guessing_expert import GuessFailure, solve_with_guess
 from envs.dataset import VERSION, Episodes
 from envs.expert import ExpertBudgetError, solve_state
+from envs.guessing_expert import GuessFailure, solve_with_guess
 from envs.observation import canvas_size, check_fits, pad_grid
 from envs.registry import lookup
 from envs.tasks import parse_mission

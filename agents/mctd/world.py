@@ -27,9 +27,10 @@ grid and the hand holds none; else a closed box the search guesses holds one).
 What a closed box holds is hidden in the observation (MiniGrid encodes a box, not its contents), so
 the search guesses (:func:`envs.box_guess.guess_box_contents`, 0.13; in ``agents`` until 0.15):
 while a locked door's key is nowhere in sight (not in the grid, not in hand), each closed box is
-assumed to hold a key for such a door on the wall of the box's own room, the one nearest the task's target (0.14; 0.13 took the door nearest
-the box). The guess uses only what the observation shows; when the real box opens, the agent sees
-what it held, and the next search starts from that.
+assumed to hold a key for such a door on the wall of the box's own room, the one nearest the
+task's target (0.14; 0.13 took the door nearest the box). The guess uses only what the
+observation shows; when the real box opens, the agent sees what it held, and the next search
+starts from that.
 """
 
 from __future__ import annotations
