@@ -36,7 +36,6 @@ def solve_with_guess(state: WorldState, task: BoundTask | None, max_steps: int) 
     """
     actions: list[int] = []
     plan: list[int] = []
-    expected = state
     fallbacks = 0
     while len(actions) < max_steps:
         if not plan:

@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "side up to 25); a larger world is refused")
     p.add_argument("--box-guess", action="store_true",
                    help="the expert plans with the agent's guess of what closed boxes hold (MCTD's) instead "
-                        "of their contents, and plans again after a wrong box (envs.box_guess)")
+                        "of their contents, and plans again after a wrong box (envs.guessing_expert)")
     p.add_argument("--out", required=True, metavar="FILE", help="dataset file to write (atomically)")
     p.set_defaults(func=cmd_collect_data)
 

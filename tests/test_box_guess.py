@@ -11,10 +11,10 @@ from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
 from envs import guessing_expert
 from envs.box_guess import guessed_state
-from envs.guessing_expert import GuessFailure, solve_with_guess
 from envs.collect import collect
 from envs.expert import ExpertBudgetError, solve_state
-from envs.world import FORWARD, LEFT, LOCKED_STATE, NOTHING, RUNNING, SUCCESS, TOGGLE, WorldState, world_step
+from envs.guessing_expert import GuessFailure, solve_with_guess
+from envs.world import LOCKED_STATE, NOTHING, RUNNING, SUCCESS, TOGGLE, WorldState, world_step
 from tests.worlds import make_layout
 
 KEY, DOOR, BOX = (OBJECT_TO_IDX[name] for name in ("key", "door", "box"))
