@@ -9,13 +9,20 @@ not reward, stops the collection with :class:`ExpertFailure` (nothing is skipped
 With ``box_guess`` the expert plans with the agent's information about closed boxes
 (:func:`envs.guessing_expert.solve_with_guess`): the same start states, episodes that open the
 guessed box first and plan again after a wrong one.
+
+With ``on_policy`` (DAgger's data aggregation, 0.17) the start states are not the resets but the
+states an agent reached: for each seed, the actions an agent took from its reset are replayed and
+every ``every``-th state with an empty hand (within the first :data:`ON_POLICY_STEPS` steps) becomes
+an episode's start, labelled by the expert (or the guessing expert) from there. The agent is played
+elsewhere (``maze-mdlm collect-data --on-policy CKPT`` plays the checkpoint's greedy MDLM policy);
+this module only replays its actions, so the env layer imports no agent.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 from contextlib import nullcontext
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -23,13 +30,15 @@ import numpy as np
 import envs  # noqa: F401  (registers our envs in worker processes)
 from envs.dataset import VERSION, Episodes
 from envs.expert import ExpertBudgetError, solve_state
-from envs.guessing_expert import GuessFailure, solve_with_guess
+from envs.guessing_expert import GuessFailure, NoSolution, solve_with_guess
 from envs.observation import canvas_size, check_fits, pad_grid
 from envs.registry import lookup
 from envs.tasks import parse_mission
-from envs.world import BOX, state_from_env
+from envs.world import BOX, NOTHING, WorldState, state_from_env
 
 CHUNK = 250
+ON_POLICY_STEPS = 128  # on-policy starts come from an agent episode's first 128 steps (the suite benchmark's cap)
+SKIP_REASONS = ("no_solution", "budget", "step_limit")  # why an on-policy start was not labelled (counted)
 
 
 class ExpertFailure(RuntimeError):
@@ -86,11 +95,79 @@ def _solve_chunk(job: tuple[str, int, int, int, bool]) -> tuple:
         boxes += [(i, x, y, *contents) for (x, y), contents in state.boxes if state.layout[x, y, 0] == BOX]
         plans.append(np.asarray(actions, dtype=np.uint8))
     env.close()
-    return layouts, poses, tasks, plans, np.asarray(boxes, dtype=np.int64).reshape(-1, 6), fallbacks, true_seeds
+    return (np.arange(start, stop, dtype=np.int64), layouts, poses, tasks, plans,
+            np.asarray(boxes, dtype=np.int64).reshape(-1, 6), fallbacks, true_seeds, {})
 
 
-def _check_plan(env: gym.Env, actions: Sequence[int], env_id: str, seed: int) -> None:
-    """Replay an expert plan in the env (reset to ``seed``); it must end the episode rewarded."""
+def _label(state: WorldState, task: Any, box_guess: bool, max_steps: int) -> tuple[list[int], int]:
+    """The expert's actions from ``state`` (the guessing expert's with ``box_guess``) and how many
+    plans used the true contents. Raises ``ExpertBudgetError``, ``NoSolution`` or ``GuessFailure``
+    (past ``max_steps``)."""
+    if not box_guess:
+        plan = solve_state(state, task)
+        if not plan.solvable:
+            raise NoSolution("no solution")
+        if len(plan.actions) > max_steps:
+            raise GuessFailure("past the step limit")
+        return list(plan.actions), 0
+    return solve_with_guess(state, task, max_steps)
+
+
+def _relabel_chunk(job: tuple[str, int, list, int, int, bool]) -> tuple:
+    """On-policy starts of the seeds ``[start, start + len(prefixes))``: replay each agent's
+    ``prefixes[i]`` from its reset and label every ``every``-th state with an empty hand (module
+    docstring; a state met again in the same episode is labelled once). Returns what
+    :func:`_solve_chunk` does, with one seed per kept start and the starts skipped per reason
+    (:data:`SKIP_REASONS`) last."""
+    env_id, start, prefixes, every, size, box_guess = job
+    env = make_env(env_id)
+    seeds, layouts, poses, tasks, plans, boxes = [], [], [], [], [], []
+    fallbacks, skipped = 0, dict.fromkeys(SKIP_REASONS, 0)
+    for seed, prefix in zip(range(start, start + len(prefixes)), prefixes):
+        env.reset(seed=seed)
+        limit, labelled = env.unwrapped.max_steps, set()
+        for t, action in enumerate(list(prefix)[:ON_POLICY_STEPS], start=1):
+            _, _, terminated, truncated, _ = env.step(int(action))
+            if terminated or truncated:
+                break
+            state = state_from_env(env)
+            if t % every or state.carrying != NOTHING or state.key() in labelled:
+                continue  # (an agent caught in a loop meets the same state again: labelled once)
+            labelled.add(state.key())
+            task = parse_mission(env.unwrapped.mission).bind(state.layout)
+            try:
+                actions, used_truth = _label(state, task, box_guess, limit - t)
+            except ExpertBudgetError:
+                skipped["budget"] += 1
+                continue
+            except NoSolution:  # an agent can make a task unsolvable (a key dropped where it blocks)
+                skipped["no_solution"] += 1
+                continue
+            except GuessFailure:
+                skipped["step_limit"] += 1
+                continue
+            _check_plan(env, [*map(int, prefix[:t]), *actions], env_id, seed, labelled_from=t)
+            fallbacks += used_truth
+            i = len(seeds)
+            seeds.append(seed)
+            layouts.append(pad_grid(state.layout, size))
+            poses.append(state.pose)
+            tasks.append(task.task.vector())
+            boxes += [(i, x, y, *contents) for (x, y), contents in state.boxes if state.layout[x, y, 0] == BOX]
+            plans.append(np.asarray(actions, dtype=np.uint8))
+            env.reset(seed=seed)  # _check_plan replayed the episode: back to step t
+            for a in prefix[:t]:
+                env.step(int(a))
+    env.close()
+    n = len(seeds)
+    return (np.asarray(seeds, dtype=np.int64), np.asarray(layouts, dtype=np.uint8).reshape(n, size, size, 3),
+            np.asarray(poses, dtype=np.int16).reshape(n, 3), np.asarray(tasks, dtype=np.uint8).reshape(n, 5), plans,
+            np.asarray(boxes, dtype=np.int64).reshape(-1, 6), fallbacks, [], skipped)
+
+
+def _check_plan(env: gym.Env, actions: Sequence[int], env_id: str, seed: int, labelled_from: int = 0) -> None:
+    """Replay an expert plan in the env (reset to ``seed``); it must end the episode rewarded.
+    ``labelled_from``: the plan starts with that many agent actions (on-policy starts)."""
     env.reset(seed=seed)
     for t, action in enumerate(actions):
         _, reward, terminated, truncated, _ = env.step(action)
@@ -98,7 +175,8 @@ def _check_plan(env: gym.Env, actions: Sequence[int], env_id: str, seed: int) ->
             if terminated and reward > 0 and t == len(actions) - 1:
                 return
             break
-    raise ExpertFailure(f"{env_id} seed {seed}: the expert's plan does not solve the env")
+    where = f" (labelled from step {labelled_from})" if labelled_from else ""
+    raise ExpertFailure(f"{env_id} seed {seed}: the expert's plan does not solve the env{where}")
 
 
 def collect(
@@ -111,6 +189,8 @@ def collect(
     grid_size: int | None = None,
     map_chunks: Callable[[Callable[[Any], Any], list], Iterable[Any]] | None = None,
     box_guess: bool = False,
+    on_policy: Mapping[str, Sequence[Sequence[int]]] | None = None,
+    every: int = 8,
 ) -> Episodes:
     """Run the expert on ``episodes`` seeds of each env.
 
@@ -130,6 +210,15 @@ def collect(
             contents because the guess had no solution, and ``meta["true_expert_seeds"]`` lists
             ``[env_id, seed]`` of the episodes kept as the true expert's because the guessing
             expert reached a state past the expert's budget. Same as the plain expert without boxes.
+        on_policy: ``{env_id: [actions of seed, actions of seed + 1, ...]}``, the actions an agent
+            took from each reset (``episodes`` lists per env): the episodes start at every
+            ``every``-th state of those with an empty hand (module docstring), so a seed gives 0 to
+            ``ON_POLICY_STEPS // every`` episodes, each recorded under its reset seed (validation
+            stays split by seed). ``meta["on_policy"]`` records ``every``, ``max_steps``
+            (:data:`ON_POLICY_STEPS`) and ``skipped``: the starts not labelled, per reason (no
+            solution, past the expert's budget, past the env's step limit); the caller's
+            ``command`` names the agent.
+        every: the stride of on-policy starts (>= 1).
 
     Raises:
         ExpertFailure: if the expert cannot solve some seed (the message names it).
@@ -137,30 +226,41 @@ def collect(
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
     size = grid_size_for(env_ids, grid_size)
-    jobs = [
-        (env_id, start, min(start + CHUNK, seed + episodes), size, bool(box_guess))
-        for env_id in env_ids
-        for start in range(seed, seed + episodes, CHUNK)
-    ]
+    starts = [(env_id, start, min(start + CHUNK, seed + episodes)) for env_id in env_ids
+              for start in range(seed, seed + episodes, CHUNK)]
+    if on_policy is None:
+        work, jobs = _solve_chunk, [(env_id, a, b, size, bool(box_guess)) for env_id, a, b in starts]
+    else:
+        for env_id in env_ids:
+            if len(on_policy.get(env_id, ())) != episodes:
+                raise ValueError(f"on_policy needs the actions of {episodes} episodes of {env_id}")
+        work = _relabel_chunk
+        jobs = [(env_id, a, [list(map(int, p)) for p in on_policy[env_id][a - seed: b - seed]], every, size,
+                 bool(box_guess)) for env_id, a, b in starts]
     results = []
     local_pool = workers > 1 and map_chunks is None
     with mp.get_context("spawn").Pool(workers) if local_pool else nullcontext() as pool:
         mapper = map_chunks or (pool.imap if pool else map)
-        for result in mapper(_solve_chunk, jobs):
+        for (_, a, b), result in zip(starts, mapper(work, jobs)):
             results.append(result)
             if on_progress:
-                on_progress(len(result[1]))
+                on_progress(b - a)
 
     seeds, env_index, layouts, poses, tasks, plans, boxes = [], [], [], [], [], [], []
     count = fallbacks = 0
     true_seeds = []
-    for (env_id, start, stop, _, _), (lay, pose, task, chunk_plans, chunk_boxes, chunk_fallbacks, chunk_true) in zip(
-            jobs, results):
+    skipped = dict.fromkeys(SKIP_REASONS, 0)
+    for (env_id, _, _), result in zip(starts, results):
+        chunk_seeds, lay, pose, task, chunk_plans, chunk_boxes, chunk_fallbacks, chunk_true, chunk_skipped = result
         fallbacks += chunk_fallbacks
         true_seeds += [[env_id, int(s)] for s in chunk_true]
-        seeds.append(np.arange(start, stop, dtype=np.int64))
-        env_index.append(np.full(stop - start, list(env_ids).index(env_id), dtype=np.uint8))
+        for reason, n in chunk_skipped.items():
+            skipped[reason] += n
+        seeds.append(np.asarray(chunk_seeds, dtype=np.int64))
+        env_index.append(np.full(len(chunk_seeds), list(env_ids).index(env_id), dtype=np.uint8))
         layouts.append(lay)
         poses.append(pose)
         tasks.append(task)
@@ -168,7 +268,9 @@ def collect(
         chunk_boxes = chunk_boxes.copy()  # results may be read-only (Ray returns zero-copy arrays)
         chunk_boxes[:, 0] += count
         boxes.append(chunk_boxes)
-        count += stop - start
+        count += len(chunk_seeds)
+    if not count:
+        raise ExpertFailure("no on-policy start with an empty hand to label: nothing to write")
     lengths = np.array([len(p) for p in plans], dtype=np.int64)
     meta = {
         "envs": list(env_ids),
@@ -183,6 +285,8 @@ def collect(
     if box_guess:
         meta["guess_fallbacks"] = int(fallbacks)
         meta["true_expert_seeds"] = true_seeds
+    if on_policy is not None:
+        meta["on_policy"] = {"every": int(every), "max_steps": ON_POLICY_STEPS, "skipped": skipped}
     return Episodes(
         seeds=np.concatenate(seeds),
         env_index=np.concatenate(env_index),

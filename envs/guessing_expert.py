@@ -21,6 +21,10 @@ class GuessFailure(RuntimeError):
     """The real world ended the episode without success, or the guessing expert ran past its step limit."""
 
 
+class NoSolution(GuessFailure):
+    """The guessing expert reached a state (or started from one) from which the task has no solution."""
+
+
 def solve_with_guess(state: WorldState, task: BoundTask | None, max_steps: int) -> tuple[list[int], int]:
     """The guessing expert's episode from the real ``state`` (true box contents): its actions and
     how many times it planned with the true contents because the guess had no solution.
@@ -32,6 +36,7 @@ def solve_with_guess(state: WorldState, task: BoundTask | None, max_steps: int) 
 
     Raises:
         envs.expert.ExpertBudgetError: a plan with the true contents past the expert's budget.
+        NoSolution: a state without a solution (a :class:`GuessFailure`).
         GuessFailure: the real episode fails, or runs past ``max_steps`` actions.
     """
     actions: list[int] = []
@@ -48,7 +53,7 @@ def solve_with_guess(state: WorldState, task: BoundTask | None, max_steps: int) 
                 fallbacks += 1
                 expected, solved = state, solve_state(state, task)
             if not solved.solvable:
-                raise GuessFailure("no solution from a state the guessing expert reached")
+                raise NoSolution("no solution from a state the guessing expert reached")
             plan = list(solved.actions)
         action = plan.pop(0)
         expected, _ = world_step(expected, action, task)

@@ -49,6 +49,17 @@ def cmd_collect_data(args: argparse.Namespace) -> int:
         )
     out = check_writable(args.out, "--out")
     check_ray(args.ray, args.workers)
+    on_policy = None
+    if args.on_policy_every is not None and args.on_policy is None:
+        raise UsageError("--on-policy-every applies with --on-policy only")
+    if args.on_policy is not None:
+        from maze_mdlm.cli_on_policy import on_policy_actions
+
+        try:
+            on_policy = on_policy_actions(args.on_policy, args.env, args.seed, args.episodes)
+        except (OSError, ValueError) as err:
+            raise UsageError(f"--on-policy {args.on_policy}: {err}") from None
+    every = args.on_policy_every or 8
     total = args.episodes * len(args.env)
     columns = (TextColumn("collecting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=False) as progress, _ray_or_nothing(args.ray) as map_chunks:
@@ -63,11 +74,14 @@ def cmd_collect_data(args: argparse.Namespace) -> int:
                 command=" ".join(  # what determines the content (not --workers, --ray or --out)
                     ["maze-mdlm collect-data", *(f"--env {e}" for e in args.env),
                      f"--episodes {args.episodes}", f"--seed {args.seed}", f"--grid-size {grid_size}",
-                     *(["--box-guess"] if args.box_guess else [])]
+                     *(["--box-guess"] if args.box_guess else []),
+                     *([f"--on-policy {args.on_policy}", f"--on-policy-every {every}"] if on_policy else [])]
                 ),
                 grid_size=grid_size,
                 map_chunks=map_chunks,
                 box_guess=args.box_guess,
+                on_policy=on_policy,
+                every=every,
             )
         except ExpertFailure as err:
             raise UsageError(f"nothing written: {err}") from None
@@ -275,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--box-guess", action="store_true",
                    help="the expert plans with the agent's guess of what closed boxes hold (MCTD's) instead "
                         "of their contents, and plans again after a wrong box (envs.guessing_expert)")
+    p.add_argument("--on-policy", metavar="CKPT", default=None,
+                   help="DAgger: start the episodes at the states CKPT's greedy MDLM policy reaches from each "
+                        "seed's reset (every K-th with an empty hand, first 128 steps), labelled by the expert")
+    p.add_argument("--on-policy-every", type=positive_int, default=None, metavar="K",
+                   help="with --on-policy: the stride K of the start states (default 8)")
     p.add_argument("--out", required=True, metavar="FILE", help="dataset file to write (atomically)")
     p.set_defaults(func=cmd_collect_data)
 

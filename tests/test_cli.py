@@ -154,6 +154,10 @@ BAD_INPUTS = {
     "dynamic-obstacles-rollout": ["rollout", "--agent", "bfs", "--env", "MiniGrid-Dynamic-Obstacles-8x8-v0",
                                   "--json", "r.json"],
     "excluded-memory": ["rollout", "--agent", "random", "--env", "MiniGrid-MemoryS7-v0", "--json", "r.json"],
+    "on-policy-every-alone": ["collect-data", "--env", FOURROOMS_ID, "--episodes", "1", "--on-policy-every", "3",
+                              "--out", "d.bin"],
+    "on-policy-missing-checkpoint": ["collect-data", "--env", FOURROOMS_ID, "--episodes", "1",
+                                     "--on-policy", "no-such.pt", "--out", "d.bin"],
     "grid-size-too-small": ["collect-data", "--env", "MiniGrid-MultiRoom-N6-v0", "--grid-size", "19",
                             "--episodes", "1", "--out", "d.bin"],
 }
