@@ -107,5 +107,14 @@ DATA7="$DATA7 --data $D/obstructed-1Dl-v0.mdd --data $D/obstructed-2Dl-v0.mdd --
 for e in 1Dlh-v0 1Dlhb-v0 $HIDDEN; do DATA7="$DATA7 --data $D/guess-obstructed-$e.mdd"; done
 OMP_NUM_THREADS=2 maze-mdlm train $DATA7 --init "$D/suite_ft5/checkpoint.pt" --out "$D/suite_ft6" --steps 10000 --lr 5e-4 \
   "${W5[@]}" $T
-maze-mdlm export --checkpoint "$D/suite_ft6/checkpoint.pt" --out maze_mdlm/checkpoints/suite.pt
+# 0.17 (mdlm only): DAgger on the same 8 ids: the states 0.16's greedy MDLM policy reaches from seeds 0-399
+# (every 8th with an empty hand, first 128 steps), labelled by the guessing expert; then 10000 more steps
+maze-mdlm export --checkpoint "$D/suite_ft6/checkpoint.pt" --out "$D/suite_0.16.pt"
+ONPOLICY=""
+for e in 1Dlh-v0 1Dlhb-v0 $HIDDEN; do ONPOLICY="$ONPOLICY --env MiniGrid-ObstructedMaze-$e"; done
+maze-mdlm collect-data $ONPOLICY --episodes 400 --seed 0 --grid-size 25 --workers 2 --box-guess \
+  --on-policy "$D/suite_0.16.pt" --out "$D/on-policy-obstructed.mdd"
+OMP_NUM_THREADS=2 maze-mdlm train $DATA7 --data "$D/on-policy-obstructed.mdd" --init "$D/suite_ft6/checkpoint.pt" \
+  --out "$D/suite_ft7" --steps 10000 --lr 5e-4 "${W5[@]}" $T
+maze-mdlm export --checkpoint "$D/suite_ft7/checkpoint.pt" --out maze_mdlm/checkpoints/suite.pt
 maze-mdlm export --checkpoint "$D/suite_ar_ft5/checkpoint.pt" --out maze_mdlm/checkpoints/suite_ar.pt
