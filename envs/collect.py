@@ -38,6 +38,7 @@ from envs.world import BOX, NOTHING, WorldState, state_from_env
 
 CHUNK = 250
 ON_POLICY_STEPS = 128  # on-policy starts come from an agent episode's first 128 steps (the suite benchmark's cap)
+ON_POLICY_EVERY = 8  # default stride of on-policy starts
 SKIP_REASONS = ("no_solution", "budget", "step_limit")  # why an on-policy start was not labelled (counted)
 
 
@@ -190,7 +191,7 @@ def collect(
     map_chunks: Callable[[Callable[[Any], Any], list], Iterable[Any]] | None = None,
     box_guess: bool = False,
     on_policy: Mapping[str, Sequence[Sequence[int]]] | None = None,
-    every: int = 8,
+    every: int = ON_POLICY_EVERY,
 ) -> Episodes:
     """Run the expert on ``episodes`` seeds of each env.
 

@@ -36,7 +36,7 @@ AGENTS = ("random", "bfs", "ar", "mdlm", "mctd")
 def cmd_collect_data(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from envs.collect import ExpertFailure, collect, grid_size_for
+    from envs.collect import ON_POLICY_EVERY, ExpertFailure, collect, grid_size_for
     from envs.dataset import save_episodes
 
     for env_id in args.env:
@@ -59,7 +59,7 @@ def cmd_collect_data(args: argparse.Namespace) -> int:
             on_policy = on_policy_actions(args.on_policy, args.env, args.seed, args.episodes)
         except (OSError, ValueError) as err:
             raise UsageError(f"--on-policy {args.on_policy}: {err}") from None
-    every = args.on_policy_every or 8
+    every = args.on_policy_every or ON_POLICY_EVERY
     total = args.episodes * len(args.env)
     columns = (TextColumn("collecting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=False) as progress, _ray_or_nothing(args.ray) as map_chunks:
