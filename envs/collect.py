@@ -271,7 +271,8 @@ def collect(
         boxes.append(chunk_boxes)
         count += len(chunk_seeds)
     if not count:
-        raise ExpertFailure("no on-policy start with an empty hand to label: nothing to write")
+        raise ExpertFailure(f"no on-policy start to label: no state every {every} steps into the agent's "
+                            "episodes had an empty hand (or none was reached)")
     lengths = np.array([len(p) for p in plans], dtype=np.int64)
     meta = {
         "envs": list(env_ids),

@@ -84,7 +84,7 @@ def test_on_policy_input_is_checked():
         collect([DOORKEY], 2, SEED, on_policy={DOORKEY: [[LEFT]]})
     with pytest.raises(ValueError, match="every"):
         collect([DOORKEY], 1, SEED, on_policy={DOORKEY: [[LEFT]]}, every=0)
-    with pytest.raises(ExpertFailure, match="nothing to write"):
+    with pytest.raises(ExpertFailure, match="no on-policy start to label"):
         collect([DOORKEY], 1, SEED, on_policy={DOORKEY: [[LEFT]]}, every=2)  # one action: no state at t = 2
 
 
