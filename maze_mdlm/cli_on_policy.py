@@ -23,9 +23,9 @@ def agent_actions(agent: Any, env_id: str, seeds: Sequence[int], max_steps: int 
     out: list[list[int]] = [[] for _ in seeds]
     for lo in range(0, len(seeds), batch):
         chunk = range(lo, min(lo + batch, len(seeds)))
-        envs = [FullGridObsWrapper(make_env(env_id), agent.grid_size) for _ in chunk]
+        worlds = [FullGridObsWrapper(make_env(env_id), agent.grid_size) for _ in chunk]
         running = []
-        for env, i in zip(envs, chunk):
+        for env, i in zip(worlds, chunk):
             obs, info = env.reset(seed=int(seeds[i]))
             running.append((i, env, agent.new_episode(obs, info), obs))
         while running:
@@ -37,14 +37,14 @@ def agent_actions(agent: Any, env_id: str, seeds: Sequence[int], max_steps: int 
                 if not (terminated or truncated or len(out[i]) >= max_steps):
                     still.append((i, env, state, obs))
             running = still
-        for env in envs:
+        for env in worlds:
             env.close()
     return out
 
 
 def on_policy_actions(checkpoint: str, env_ids: Sequence[str], seed: int, episodes: int) -> dict[str, list[list[int]]]:
     """``{env_id: actions per seed}`` of ``checkpoint``'s greedy MDLM policy on seeds
-    ``seed .. seed + episodes - 1`` of each env (CPU, one thread per op as the agents use)."""
+    ``seed .. seed + episodes - 1`` of each env (on the CPU, one torch thread: the agent's default)."""
     from agents import MDLMAgent
 
     result = {}
