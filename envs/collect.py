@@ -93,11 +93,16 @@ def _solve_chunk(job: tuple[str, int, int, int, bool]) -> tuple:
             raise ExpertFailure(f"{env_id} seed {seed}: the start has no solution")
         _check_plan(env, actions, env_id, seed)
         layouts[i], poses[i], tasks[i] = pad_grid(state.layout, size), state.pose, task.task.vector()
-        boxes += [(i, x, y, *contents) for (x, y), contents in state.boxes if state.layout[x, y, 0] == BOX]
+        boxes += _box_rows(i, state)
         plans.append(np.asarray(actions, dtype=np.uint8))
     env.close()
     return (np.arange(start, stop, dtype=np.int64), layouts, poses, tasks, plans,
             np.asarray(boxes, dtype=np.int64).reshape(-1, 6), fallbacks, true_seeds, {})
+
+
+def _box_rows(episode: int, state: WorldState) -> list[tuple]:
+    """The dataset's box rows ``(episode, x, y, type, color, state)`` of ``state``'s closed boxes in the grid."""
+    return [(episode, x, y, *contents) for (x, y), contents in state.boxes if state.layout[x, y, 0] == BOX]
 
 
 def _label(state: WorldState, task: Any, box_guess: bool, max_steps: int) -> tuple[list[int], int]:
@@ -121,7 +126,7 @@ def _relabel_chunk(job: tuple[str, int, list, int, int, bool]) -> tuple:
     :func:`_solve_chunk` does, with one seed per kept start and the starts skipped per reason
     (:data:`SKIP_REASONS`) last."""
     env_id, start, prefixes, every, size, box_guess = job
-    env = make_env(env_id)
+    env, checker = make_env(env_id), make_env(env_id)  # the agent's episode, and one to replay each label in
     seeds, layouts, poses, tasks, plans, boxes = [], [], [], [], [], []
     fallbacks, skipped = 0, dict.fromkeys(SKIP_REASONS, 0)
     for seed, prefix in zip(range(start, start + len(prefixes)), prefixes):
@@ -147,19 +152,17 @@ def _relabel_chunk(job: tuple[str, int, list, int, int, bool]) -> tuple:
             except GuessFailure:
                 skipped["step_limit"] += 1
                 continue
-            _check_plan(env, [*map(int, prefix[:t]), *actions], env_id, seed, labelled_from=t)
+            _check_plan(checker, [*map(int, prefix[:t]), *actions], env_id, seed, labelled_from=t)
             fallbacks += used_truth
             i = len(seeds)
             seeds.append(seed)
             layouts.append(pad_grid(state.layout, size))
             poses.append(state.pose)
             tasks.append(task.task.vector())
-            boxes += [(i, x, y, *contents) for (x, y), contents in state.boxes if state.layout[x, y, 0] == BOX]
+            boxes += _box_rows(i, state)
             plans.append(np.asarray(actions, dtype=np.uint8))
-            env.reset(seed=seed)  # _check_plan replayed the episode: back to step t
-            for a in prefix[:t]:
-                env.step(int(a))
     env.close()
+    checker.close()
     n = len(seeds)
     return (np.asarray(seeds, dtype=np.int64), np.asarray(layouts, dtype=np.uint8).reshape(n, size, size, 3),
             np.asarray(poses, dtype=np.int16).reshape(n, 3), np.asarray(tasks, dtype=np.uint8).reshape(n, 5), plans,
