@@ -15,7 +15,9 @@ states an agent reached: for each seed, the actions an agent took from its reset
 every ``every``-th state with an empty hand (within the first :data:`ON_POLICY_STEPS` steps) becomes
 an episode's start, labelled by the expert (or the guessing expert) from there. The agent is played
 elsewhere (``maze-mdlm collect-data --on-policy CKPT`` plays the checkpoint's greedy MDLM policy);
-this module only replays its actions, so the env layer imports no agent.
+this module only replays its actions, so the env layer imports no agent. With ``holding`` (0.18) the
+states with an object in hand are labelled too; the file then stores each start's object in hand
+(and a carried box's contents), dataset version 3.
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ import gymnasium as gym
 import numpy as np
 
 import envs  # noqa: F401  (registers our envs in worker processes)
-from envs.dataset import VERSION, Episodes
+from envs.dataset import CARRIED_BOX, Episodes
 from envs.expert import ExpertBudgetError, solve_state
 from envs.guessing_expert import GuessFailure, NoSolution, solve_with_guess
-from envs.observation import canvas_size, check_fits, pad_grid
+from envs.observation import EMPTY_CELL, canvas_size, check_fits, pad_grid
 from envs.registry import lookup
 from envs.tasks import parse_mission
 from envs.world import BOX, NOTHING, WorldState, state_from_env
@@ -96,13 +98,20 @@ def _solve_chunk(job: tuple[str, int, int, int, bool]) -> tuple:
         boxes += _box_rows(i, state)
         plans.append(np.asarray(actions, dtype=np.uint8))
     env.close()
-    return (np.arange(start, stop, dtype=np.int64), layouts, poses, tasks, plans,
+    return (np.arange(start, stop, dtype=np.int64), layouts, poses, tasks, np.tile(EMPTY_CELL, (n, 1)), plans,
             np.asarray(boxes, dtype=np.int64).reshape(-1, 6), fallbacks, true_seeds, {})
 
 
 def _box_rows(episode: int, state: WorldState) -> list[tuple]:
-    """The dataset's box rows ``(episode, x, y, type, color, state)`` of ``state``'s closed boxes in the grid."""
-    return [(episode, x, y, *contents) for (x, y), contents in state.boxes if state.layout[x, y, 0] == BOX]
+    """The dataset's box rows ``(episode, x, y, type, color, state)`` of ``state``'s closed boxes in
+    the grid, and of the box in hand (``x = y =`` :data:`envs.dataset.CARRIED_BOX`)."""
+    rows = []
+    for where, contents in state.boxes:
+        if where == "carried":
+            rows.append((episode, CARRIED_BOX, CARRIED_BOX, *contents))
+        elif state.layout[where[0], where[1], 0] == BOX:
+            rows.append((episode, *where, *contents))
+    return rows
 
 
 def _label(state: WorldState, task: Any, box_guess: bool, max_steps: int) -> tuple[list[int], int]:
@@ -119,15 +128,15 @@ def _label(state: WorldState, task: Any, box_guess: bool, max_steps: int) -> tup
     return solve_with_guess(state, task, max_steps)
 
 
-def _relabel_chunk(job: tuple[str, int, list, int, int, bool]) -> tuple:
+def _relabel_chunk(job: tuple[str, int, list, int, int, bool, bool]) -> tuple:
     """On-policy starts of the seeds ``[start, start + len(prefixes))``: replay each agent's
-    ``prefixes[i]`` from its reset and label every ``every``-th state with an empty hand (module
-    docstring; a state met again in the same episode is labelled once). Returns what
-    :func:`_solve_chunk` does, with one seed per kept start and the starts skipped per reason
-    (:data:`SKIP_REASONS`) last."""
-    env_id, start, prefixes, every, size, box_guess = job
+    ``prefixes[i]`` from its reset and label every ``every``-th state with an empty hand (with
+    ``holding``: every ``every``-th state; module docstring; a state met again in the same episode
+    is labelled once). Returns what :func:`_solve_chunk` does, with one seed per kept start and the
+    starts skipped per reason (:data:`SKIP_REASONS`) last."""
+    env_id, start, prefixes, every, size, box_guess, holding = job
     env, checker = make_env(env_id), make_env(env_id)  # the agent's episode, and one to replay each label in
-    seeds, layouts, poses, tasks, plans, boxes = [], [], [], [], [], []
+    seeds, layouts, poses, tasks, carrying, plans, boxes = [], [], [], [], [], [], []
     fallbacks, skipped = 0, dict.fromkeys(SKIP_REASONS, 0)
     for seed, prefix in zip(range(start, start + len(prefixes)), prefixes):
         env.reset(seed=seed)
@@ -137,7 +146,7 @@ def _relabel_chunk(job: tuple[str, int, list, int, int, bool]) -> tuple:
             if terminated or truncated:
                 break
             state = state_from_env(env)
-            if t % every or state.carrying != NOTHING or state.key() in labelled:
+            if t % every or (state.carrying != NOTHING and not holding) or state.key() in labelled:
                 continue  # (an agent caught in a loop meets the same state again: labelled once)
             labelled.add(state.key())
             task = parse_mission(env.unwrapped.mission).bind(state.layout)
@@ -159,13 +168,15 @@ def _relabel_chunk(job: tuple[str, int, list, int, int, bool]) -> tuple:
             layouts.append(pad_grid(state.layout, size))
             poses.append(state.pose)
             tasks.append(task.task.vector())
+            carrying.append(state.carrying)
             boxes += _box_rows(i, state)
             plans.append(np.asarray(actions, dtype=np.uint8))
     env.close()
     checker.close()
     n = len(seeds)
     return (np.asarray(seeds, dtype=np.int64), np.asarray(layouts, dtype=np.uint8).reshape(n, size, size, 3),
-            np.asarray(poses, dtype=np.int16).reshape(n, 3), np.asarray(tasks, dtype=np.uint8).reshape(n, 5), plans,
+            np.asarray(poses, dtype=np.int16).reshape(n, 3), np.asarray(tasks, dtype=np.uint8).reshape(n, 5),
+            np.asarray(carrying, dtype=np.uint8).reshape(n, 3), plans,
             np.asarray(boxes, dtype=np.int64).reshape(-1, 6), fallbacks, [], skipped)
 
 
@@ -195,6 +206,7 @@ def collect(
     box_guess: bool = False,
     on_policy: Mapping[str, Sequence[Sequence[int]]] | None = None,
     every: int = ON_POLICY_EVERY,
+    holding: bool = False,
 ) -> Episodes:
     """Run the expert on ``episodes`` seeds of each env.
 
@@ -223,6 +235,9 @@ def collect(
             solution, past the expert's budget, past the env's step limit); the caller's
             ``command`` names the agent.
         every: the stride of on-policy starts (>= 1).
+        holding: on-policy starts may hold an object (stored in the file's ``carrying``, format
+            version 3; ``meta["on_policy"]["holding"]`` is then true); without it only states with
+            an empty hand are labelled, as in 0.17.
 
     Raises:
         ExpertFailure: if the expert cannot solve some seed (the message names it).
@@ -232,6 +247,8 @@ def collect(
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
+    if holding and on_policy is None:
+        raise ValueError("holding applies to on-policy starts only")
     size = grid_size_for(env_ids, grid_size)
     starts = [(env_id, start, min(start + CHUNK, seed + episodes)) for env_id in env_ids
               for start in range(seed, seed + episodes, CHUNK)]
@@ -243,7 +260,7 @@ def collect(
                 raise ValueError(f"on_policy needs the actions of {episodes} episodes of {env_id}")
         work = _relabel_chunk
         jobs = [(env_id, a, [list(map(int, p)) for p in on_policy[env_id][a - seed: b - seed]], every, size,
-                 bool(box_guess)) for env_id, a, b in starts]
+                 bool(box_guess), bool(holding)) for env_id, a, b in starts]
     results = []
     local_pool = workers > 1 and map_chunks is None
     with mp.get_context("spawn").Pool(workers) if local_pool else nullcontext() as pool:
@@ -253,12 +270,12 @@ def collect(
             if on_progress:
                 on_progress(b - a)
 
-    seeds, env_index, layouts, poses, tasks, plans, boxes = [], [], [], [], [], [], []
+    seeds, env_index, layouts, poses, tasks, carrying, plans, boxes = [], [], [], [], [], [], [], []
     count = fallbacks = 0
     true_seeds = []
     skipped = dict.fromkeys(SKIP_REASONS, 0)
     for (env_id, _, _), result in zip(starts, results):
-        chunk_seeds, lay, pose, task, chunk_plans, chunk_boxes, chunk_fallbacks, chunk_true, chunk_skipped = result
+        chunk_seeds, lay, pose, task, held, chunk_plans, chunk_boxes, chunk_fallbacks, chunk_true, chunk_skipped = result
         fallbacks += chunk_fallbacks
         true_seeds += [[env_id, int(s)] for s in chunk_true]
         for reason, n in chunk_skipped.items():
@@ -268,14 +285,15 @@ def collect(
         layouts.append(lay)
         poses.append(pose)
         tasks.append(task)
+        carrying.append(held)
         plans.extend(chunk_plans)
         chunk_boxes = chunk_boxes.copy()  # results may be read-only (Ray returns zero-copy arrays)
         chunk_boxes[:, 0] += count
         boxes.append(chunk_boxes)
         count += len(chunk_seeds)
     if not count:
-        raise ExpertFailure(f"no on-policy start to label: no state every {every} steps into the agent's "
-                            "episodes had an empty hand (or none was reached)")
+        hand = "was reached" if holding else "had an empty hand (or none was reached)"
+        raise ExpertFailure(f"no on-policy start to label: no state every {every} steps into the agent's episodes {hand}")
     lengths = np.array([len(p) for p in plans], dtype=np.int64)
     meta = {
         "envs": list(env_ids),
@@ -284,7 +302,6 @@ def collect(
         "seed_range": [int(seed), int(seed + episodes)],
         "grid_size": int(size),
         "expert": "astar-box-guess" if box_guess else "astar",
-        "dataset_version": VERSION,
         "command": command,
     }
     if box_guess:
@@ -292,7 +309,9 @@ def collect(
         meta["true_expert_seeds"] = true_seeds
     if on_policy is not None:
         meta["on_policy"] = {"every": int(every), "max_steps": ON_POLICY_STEPS, "skipped": skipped}
-    return Episodes(
+        if holding:  # (absent otherwise, so 0.17's files come out byte-identical)
+            meta["on_policy"]["holding"] = True
+    collected = Episodes(
         seeds=np.concatenate(seeds),
         env_index=np.concatenate(env_index),
         layouts=np.concatenate(layouts),
@@ -300,6 +319,9 @@ def collect(
         offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         actions=np.concatenate(plans) if plans else np.zeros(0, dtype=np.uint8),
         tasks=np.concatenate(tasks),
+        carrying=np.concatenate(carrying),
         boxes=np.concatenate(boxes).astype(np.int16),
         meta=meta,
     )
+    meta["dataset_version"] = collected.format_version  # 2, or 3 where some start holds an object
+    return collected

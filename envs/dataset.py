@@ -7,9 +7,12 @@ File layout (all little-endian, no pickle, no timestamps, so equal inputs give e
 The JSON header names the format and version, the envs, the seed range, how the file was made,
 and each array's dtype, shape, offset and compressed size. One record per episode, keyed by its
 reset seed: the start layout (the ``G×G×3`` grid without the agent; ``meta["grid_size"]``), the
-start pose, the task vector, what closed boxes hold, and the expert actions. The per-step states
-are not stored; they are rebuilt from the start state and the actions with the world's rules
-(:func:`replay_states`). Version 1 files (navigation only, 19×19, no tasks or boxes) still load.
+start pose, the task vector, what closed boxes hold, and the expert actions; since version 3 also
+the object in hand at the start (on-policy starts can hold one). The per-step states are not
+stored; they are rebuilt from the start state and the actions with the world's rules
+(:func:`replay_states`). A file is written in the oldest version that holds it (version 2 unless
+some start holds an object), so files without such starts are byte-identical to 0.17's. Version 1
+files (navigation only, 19×19, no tasks or boxes) still load.
 """
 
 from __future__ import annotations
@@ -32,12 +35,13 @@ from envs.world import OBJECT_ACTIONS, WorldState, world_step
 
 MAGIC = b"MAZEMDLM-DATA\n"
 FORMAT = "maze-mdlm-dataset"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3  # the newest version (files are written in the oldest one that holds them)
+READABLE_VERSIONS = (1, 2, 3)
 END_TOKEN = 8  # the end-of-plan target of window positions after the plan has ended
 LEGACY_END_TOKEN = 6  # ... for models made before 0.5 (MiniGrid's `done`)
 VAL_SEED_MODULUS = 50  # validation episodes: reset seed % 50 == 49 (2%, the same in every env)
-ENV_WEIGHTINGS = ("windows", "envs")  # how a mixture is sampled (PlanDataset.weighted)
+ENV_WEIGHTINGS = ("windows", "envs")
+CARRIED_BOX = -1  # the x and y of a box row that gives the contents of the box in hand  # how a mixture is sampled (PlanDataset.weighted)
 
 
 class DatasetFormatError(ValueError):
@@ -57,7 +61,9 @@ class Episodes:
         actions: uint8 ``[sum of lengths]`` expert actions.
         meta: the JSON header's free-form part (envs, seeds, grid_size, command, ...).
         tasks: uint8 ``[N, 5]`` task vectors (:mod:`envs.tasks`); zeros (reach the goal) if absent.
-        boxes: int16 ``[M, 6]`` ``(episode, x, y, type, color, state)``: what each closed box holds.
+        boxes: int16 ``[M, 6]`` ``(episode, x, y, type, color, state)``: what each closed box holds
+            (``x = y =`` :data:`CARRIED_BOX`: the box in hand at the start).
+        carrying: uint8 ``[N, 3]`` the object in hand at the start (the empty cell: none; version 3).
     """
 
     seeds: np.ndarray
@@ -69,15 +75,23 @@ class Episodes:
     meta: dict[str, Any]
     tasks: np.ndarray | None = None
     boxes: np.ndarray | None = None
+    carrying: np.ndarray | None = None
 
-    ARRAYS = ("seeds", "env_index", "layouts", "start_pose", "offsets", "actions", "tasks", "boxes")
-    ARRAYS_V1 = ARRAYS[:6]
+    ARRAYS = ("seeds", "env_index", "layouts", "start_pose", "offsets", "actions", "tasks", "boxes", "carrying")
+    ARRAYS_OF_VERSION = {1: ARRAYS[:6], 2: ARRAYS[:8], 3: ARRAYS}
 
     def __post_init__(self) -> None:
         if self.tasks is None:
             self.tasks = np.zeros((len(self.seeds), 5), dtype=np.uint8)
         if self.boxes is None:
             self.boxes = np.zeros((0, 6), dtype=np.int16)
+        if self.carrying is None:
+            self.carrying = np.tile(EMPTY_CELL, (len(self.seeds), 1))
+
+    @property
+    def format_version(self) -> int:
+        """The file version :func:`save_episodes` writes: 3 if some start holds an object, else 2."""
+        return 3 if (self.carrying != EMPTY_CELL).any() else 2
 
     def __len__(self) -> int:
         return len(self.seeds)
@@ -106,13 +120,14 @@ class Episodes:
 def save_episodes(path: str | os.PathLike, episodes: Episodes) -> None:
     """Write ``episodes`` to ``path`` atomically (temp file in the same folder, then rename)."""
     blobs, table, offset = [], {}, 0
-    for name in Episodes.ARRAYS:
+    version = episodes.format_version
+    for name in Episodes.ARRAYS_OF_VERSION[version]:
         array = np.ascontiguousarray(getattr(episodes, name))
         blob = zlib.compress(array.tobytes(), 6)
         table[name] = {"dtype": array.dtype.str, "shape": list(array.shape), "offset": offset, "nbytes": len(blob)}
         blobs.append(blob)
         offset += len(blob)
-    header = {"format": FORMAT, "version": VERSION, "meta": episodes.meta, "arrays": table}
+    header = {"format": FORMAT, "version": version, "meta": episodes.meta, "arrays": table}
     header_bytes = json.dumps(header, sort_keys=True).encode()
     chunks = [MAGIC, struct.pack("<I", len(header_bytes)), header_bytes, *blobs]
     atomic_write(path, lambda f: f.writelines(chunks))
@@ -141,7 +156,7 @@ def load_episodes(path: str | os.PathLike) -> Episodes:
                 f"{READABLE_VERSIONS})"
             )
         arrays = {}
-        for name in Episodes.ARRAYS if header["version"] >= 2 else Episodes.ARRAYS_V1:
+        for name in Episodes.ARRAYS_OF_VERSION[header["version"]]:
             spec = header["arrays"][name]
             raw = zlib.decompress(data[body + spec["offset"] : body + spec["offset"] + spec["nbytes"]])
             arrays[name] = np.frombuffer(raw, dtype=np.dtype(spec["dtype"])).reshape(spec["shape"])
@@ -203,12 +218,15 @@ def replay_states(episodes: Episodes) -> StepStates:
     extra: list[np.ndarray] = []
     has_object = np.isin(episodes.actions, OBJECT_ACTIONS)
     episode_of = np.repeat(np.arange(len(episodes)), episodes.lengths)
+    holding = (episodes.carrying != EMPTY_CELL).any(axis=1)  # [N] starts with an object in hand
     box_rows: dict[int, list] = {}
     for row in episodes.boxes.tolist():
-        box_rows.setdefault(row[0], []).append(((row[1], row[2]), tuple(row[3:])))
-    for ep in np.unique(episode_of[has_object]).tolist():
+        where = "carried" if row[1] == CARRIED_BOX else (row[1], row[2])  # envs.world.WorldState.boxes
+        box_rows.setdefault(row[0], []).append((where, tuple(row[3:])))
+    for ep in np.union1d(episode_of[has_object], np.nonzero(holding)[0]).tolist():
         start, stop = int(episodes.offsets[ep]), int(episodes.offsets[ep + 1])
         state = WorldState(episodes.layouts[ep], tuple(int(v) for v in poses[start]),
+                           tuple(int(v) for v in episodes.carrying[ep]),
                            boxes=tuple(sorted(box_rows.get(ep, []), key=str)))
         current = ep
         for t in range(start, stop):
@@ -402,6 +420,7 @@ def concat_episodes(parts: list[Episodes]) -> Episodes:
         offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         actions=np.concatenate([p.actions for p in parts]),
         tasks=np.concatenate([p.tasks for p in parts]),
+        carrying=np.concatenate([p.carrying for p in parts]),
         boxes=np.concatenate([_shift_boxes(p.boxes, n) for p, n in zip(parts, np.cumsum([0] + [len(p) for p in parts]))]),
         meta={"envs": env_ids, "parts": [p.meta for p in parts], "grid_size": sizes.pop()},
     )

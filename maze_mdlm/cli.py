@@ -52,6 +52,8 @@ def cmd_collect_data(args: argparse.Namespace) -> int:
     on_policy = None
     if args.on_policy_every is not None and args.on_policy is None:
         raise UsageError("--on-policy-every applies with --on-policy only")
+    if args.on_policy_holding and args.on_policy is None:
+        raise UsageError("--on-policy-holding applies with --on-policy only")
     if args.on_policy is not None:
         from maze_mdlm.cli_on_policy import on_policy_actions
 
@@ -75,13 +77,15 @@ def cmd_collect_data(args: argparse.Namespace) -> int:
                     ["maze-mdlm collect-data", *(f"--env {e}" for e in args.env),
                      f"--episodes {args.episodes}", f"--seed {args.seed}", f"--grid-size {grid_size}",
                      *(["--box-guess"] if args.box_guess else []),
-                     *([f"--on-policy {args.on_policy}", f"--on-policy-every {every}"] if on_policy else [])]
+                     *([f"--on-policy {args.on_policy}", f"--on-policy-every {every}"] if on_policy else []),
+                     *(["--on-policy-holding"] if args.on_policy_holding else [])]
                 ),
                 grid_size=grid_size,
                 map_chunks=map_chunks,
                 box_guess=args.box_guess,
                 on_policy=on_policy,
                 every=every,
+                holding=args.on_policy_holding,
             )
         except ExpertFailure as err:
             raise UsageError(f"nothing written: {err}") from None
@@ -294,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "seed's reset (every K-th with an empty hand, first 128 steps), labelled by the expert")
     p.add_argument("--on-policy-every", type=positive_int, default=None, metavar="K",
                    help="with --on-policy: the stride K of the start states (default 8)")
+    p.add_argument("--on-policy-holding", action="store_true",
+                   help="with --on-policy: label the states with an object in hand too (dataset version 3)")
     p.add_argument("--out", required=True, metavar="FILE", help="dataset file to write (atomically)")
     p.set_defaults(func=cmd_collect_data)
 

@@ -156,6 +156,8 @@ BAD_INPUTS = {
     "excluded-memory": ["rollout", "--agent", "random", "--env", "MiniGrid-MemoryS7-v0", "--json", "r.json"],
     "on-policy-every-alone": ["collect-data", "--env", FOURROOMS_ID, "--episodes", "1", "--on-policy-every", "3",
                               "--out", "d.bin"],
+    "on-policy-holding-alone": ["collect-data", "--env", FOURROOMS_ID, "--episodes", "1", "--on-policy-holding",
+                                "--out", "d.bin"],
     "on-policy-missing-checkpoint": ["collect-data", "--env", FOURROOMS_ID, "--episodes", "1",
                                      "--on-policy", "no-such.pt", "--out", "d.bin"],
     "grid-size-too-small": ["collect-data", "--env", "MiniGrid-MultiRoom-N6-v0", "--grid-size", "19",

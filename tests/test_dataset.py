@@ -68,7 +68,7 @@ def test_collect_contents(episodes):
     assert meta["seed_range"] == [0, EPISODES]
     assert meta["episodes_per_env"] == EPISODES
     assert meta["grid_size"] == 19 and "unsolvable_skipped" not in meta  # unsolvable seeds now stop collect
-    assert meta["dataset_version"] == VERSION
+    assert meta["dataset_version"] == 2 == episodes.format_version  # no start holds an object: version 2
 
 
 def test_collect_matches_the_expert_in_the_real_env(episodes):
@@ -298,8 +298,7 @@ def test_version_1_files_still_load(tmp_path, episodes, monkeypatch):
     import envs.dataset as dataset
 
     with monkeypatch.context() as patch:
-        patch.setattr(dataset, "VERSION", 1)
-        patch.setattr(dataset.Episodes, "ARRAYS", dataset.Episodes.ARRAYS_V1)
+        patch.setattr(dataset.Episodes, "format_version", property(lambda self: 1))
         save_episodes(tmp_path / "v1", episodes)
     loaded = load_episodes(tmp_path / "v1")
     assert b'"version": 1' in (tmp_path / "v1").read_bytes()[:4096]

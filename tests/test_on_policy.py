@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from envs.collect import ExpertFailure, collect, make_env
-from envs.dataset import load_episodes
+from envs.dataset import load_episodes, save_episodes
 from envs.expert import solve_state
 from envs.tasks import parse_mission
 from envs.world import LEFT, NOTHING, RUNNING, SUCCESS, WorldState, state_from_env, world_step
@@ -106,6 +106,9 @@ def test_collect_data_on_policy_plays_the_checkpoints_greedy_policy(tmp_path, ca
         DOORKEY: agent_actions(MDLMAgent.from_checkpoint(ckpt), DOORKEY, [SEED, SEED + 1])})
     assert np.array_equal(data.start_pose, expected.start_pose) and np.array_equal(data.actions, expected.actions)
     assert data.meta["command"].endswith(f"--on-policy {ckpt} --on-policy-every 3")
+    assert main([*argv, "--on-policy-holding"]) == 0, capsys.readouterr().err
+    held = load_episodes(out)
+    assert held.meta["on_policy"]["holding"] is True and held.meta["command"].endswith("--on-policy-holding")
 
 
 def test_starts_the_expert_cannot_label_are_counted_not_hidden(monkeypatch):
@@ -126,3 +129,56 @@ def test_starts_the_expert_cannot_label_are_counted_not_hidden(monkeypatch):
     episodes = collect([DOORKEY], 1, SEED, on_policy={DOORKEY: [[LEFT] * 4]}, every=1)
     assert len(episodes) == 1 and int(episodes.start_pose[0, 2]) == states_after(DOORKEY, SEED, [LEFT] * 4)[-1].pose[2]
     assert episodes.meta["on_policy"]["skipped"] == {"budget": 1, "no_solution": 1, "step_limit": 1}
+
+
+def test_holding_starts_are_labelled_and_stored_in_a_version_3_file(tmp_path):
+    plan = expert_plan(DOORKEY, SEED)
+    episodes = collect([DOORKEY], 1, SEED, on_policy={DOORKEY: [plan]}, every=1, holding=True)
+    visited = states_after(DOORKEY, SEED, plan)
+    assert len(episodes) == len(plan) - 1  # every state before the last step, the key-in-hand ones too
+    held = [i for i in range(len(episodes)) if visited[i].carrying != NOTHING]
+    assert held and all(tuple(episodes.carrying[i]) == visited[i].carrying for i in range(len(episodes)))
+    assert [int(n) for n in episodes.lengths] == [len(plan) - t for t in range(1, len(plan))]
+    assert episodes.meta["on_policy"]["holding"] is True and episodes.meta["dataset_version"] == 3
+    save_episodes(tmp_path / "held.mdd", episodes)
+    assert b'"version": 3' in (tmp_path / "held.mdd").read_bytes()[:8192]
+    loaded = load_episodes(tmp_path / "held.mdd")
+    np.testing.assert_array_equal(loaded.carrying, episodes.carrying)
+    firsts = loaded.offsets[:-1]
+    np.testing.assert_array_equal(loaded.states.carrying[firsts], episodes.carrying)  # training sees the key
+    env = make_env(DOORKEY)
+    env.reset(seed=SEED)
+    task = parse_mission(env.unwrapped.mission).bind(state_from_env(env).layout)
+    for i in held:  # each label, replayed from its stored start (key in hand), solves the task
+        size = visited[i].layout.shape[0]
+        state = WorldState(loaded.layouts[i][:size, :size].copy(), tuple(int(v) for v in loaded.start_pose[i]),
+                           tuple(int(v) for v in loaded.carrying[i]))
+        for action in loaded.actions[loaded.offsets[i]: loaded.offsets[i + 1]].tolist():
+            state, status = world_step(state, action, task)
+        assert status == SUCCESS
+    plain = collect([DOORKEY], 1, SEED, on_policy={DOORKEY: [plan]}, every=1)
+    assert plain.format_version == 2 and "holding" not in plain.meta["on_policy"]  # 0.17's files, unchanged
+    with pytest.raises(ValueError, match="on-policy starts only"):
+        collect([DOORKEY], 1, SEED, holding=True)
+
+
+def test_a_box_in_hand_is_stored_and_replayed_with_its_contents(tmp_path):
+    from envs.collect import _box_rows
+    from envs.dataset import CARRIED_BOX, Episodes
+    from envs.world import BOX, DROP, EMPTY_IDX, KEY, TOGGLE, WALL_IDX
+
+    layout = np.zeros((19, 19, 3), dtype=np.uint8)
+    layout[..., 0] = WALL_IDX
+    layout[1:4, 1:4, 0] = EMPTY_IDX
+    box, key = (BOX, 2, 0), (KEY, 1, 0)
+    assert _box_rows(0, WorldState(layout, (1, 2, 0), box, (("carried", key),))) == [(0, CARRIED_BOX, CARRIED_BOX, *key)]
+    episodes = Episodes(seeds=np.array([5]), env_index=np.array([0], dtype=np.uint8), layouts=layout[None],
+                        start_pose=np.array([[1, 2, 0]], dtype=np.int16), offsets=np.array([0, 3]),
+                        actions=np.array([DROP, TOGGLE, LEFT], dtype=np.uint8), meta={"envs": [DOORKEY]},
+                        boxes=np.array([[0, CARRIED_BOX, CARRIED_BOX, *key]], dtype=np.int16),
+                        carrying=np.array([box], dtype=np.uint8))
+    save_episodes(tmp_path / "box.mdd", episodes)
+    states = load_episodes(tmp_path / "box.mdd").states
+    assert [tuple(c) for c in states.carrying] == [box, NOTHING, NOTHING]
+    assert tuple(states.layouts[states.layout_id[1]][2, 2]) == box  # dropped in front of the agent ...
+    assert tuple(states.layouts[states.layout_id[2]][2, 2]) == key  # ... and opened: what it held
