@@ -1,7 +1,7 @@
 #!/bin/bash
 # The shipped generalist (maze_mdlm/checkpoints/suite.pt, suite_ar.pt): data and training, exactly as
 # they were run (2-core CPU, one torch thread per training run, the MDLM and AR runs side by side).
-# Usage: bash docs/suite_recipe.sh OUT_DIR     (16 + 9 + 6 min of collection, then about 65 + 60 + 100 + 40 + 41 + 61 + 60 + 35 min of training here)
+# Usage: bash docs/suite_recipe.sh OUT_DIR     (16 + 9 + 6 + 10 + 19 min of collection, then about 65 + 60 + 100 + 40 + 41 + 61 + 60 + 35 + 28 + 30 min of training here)
 set -euo pipefail
 D=${1:?usage: suite_recipe.sh OUT_DIR}
 mkdir -p "$D"
@@ -116,5 +116,20 @@ maze-mdlm collect-data $ONPOLICY --episodes 400 --seed 0 --grid-size 25 --worker
   --on-policy "$D/suite_0.16.pt" --out "$D/on-policy-obstructed.mdd"
 OMP_NUM_THREADS=2 maze-mdlm train $DATA7 --data "$D/on-policy-obstructed.mdd" --init "$D/suite_ft6/checkpoint.pt" \
   --out "$D/suite_ft7" --steps 10000 --lr 5e-4 "${W5[@]}" $T
-maze-mdlm export --checkpoint "$D/suite_ft7/checkpoint.pt" --out maze_mdlm/checkpoints/suite.pt
+# 0.18 (mdlm only): a second DAgger round with 0.17's policy: the 8 ids again at new seeds (400-799),
+# and the 9 other rows where the greedy policy was weakest (seeds 0-399, the true expert: no boxes);
+# then 10000 more steps from the stage-8 weights, same flags, alone on 2 torch threads
+maze-mdlm export --checkpoint "$D/suite_ft7/checkpoint.pt" --out "$D/suite_0.17.pt"
+maze-mdlm collect-data $ONPOLICY --episodes 400 --seed 400 --grid-size 25 --workers 2 --box-guess \
+  --on-policy "$D/suite_0.17.pt" --out "$D/on-policy2-obstructed.mdd"
+maze-mdlm collect-data --env MazeMDLM/Maze-25x25-v0 --env MazeMDLM/BraidMaze-25x25-v0 --env MazeMDLM/LavaMaze-25x25-v0 \
+  --env MiniGrid-KeyCorridorS5R3-v0 --env MiniGrid-KeyCorridorS6R3-v0 --episodes 400 --seed 0 --grid-size 25 --workers 2 \
+  --on-policy "$D/suite_0.17.pt" --out "$D/on-policy-weak.mdd"
+maze-mdlm collect-data --env MazeMDLM/Maze-19x19-v0 --env MazeMDLM/LavaMaze-19x19-v0 --env MiniGrid-MultiRoom-N6-v0 \
+  --env MiniGrid-KeyCorridorS4R3-v0 --episodes 400 --seed 0 --grid-size 25 --workers 2 \
+  --on-policy "$D/suite_0.17.pt" --out "$D/on-policy-weak2.mdd"
+OMP_NUM_THREADS=2 maze-mdlm train $DATA7 --data "$D/on-policy-obstructed.mdd" --data "$D/on-policy2-obstructed.mdd" \
+  --data "$D/on-policy-weak.mdd" --data "$D/on-policy-weak2.mdd" --init "$D/suite_ft7/checkpoint.pt" \
+  --out "$D/suite_ft8" --steps 10000 --lr 5e-4 "${W5[@]}" $T
+maze-mdlm export --checkpoint "$D/suite_ft8/checkpoint.pt" --out maze_mdlm/checkpoints/suite.pt
 maze-mdlm export --checkpoint "$D/suite_ar_ft5/checkpoint.pt" --out maze_mdlm/checkpoints/suite_ar.pt
