@@ -40,8 +40,8 @@ READABLE_VERSIONS = (1, 2, 3)
 END_TOKEN = 8  # the end-of-plan target of window positions after the plan has ended
 LEGACY_END_TOKEN = 6  # ... for models made before 0.5 (MiniGrid's `done`)
 VAL_SEED_MODULUS = 50  # validation episodes: reset seed % 50 == 49 (2%, the same in every env)
-ENV_WEIGHTINGS = ("windows", "envs")
-CARRIED_BOX = -1  # the x and y of a box row that gives the contents of the box in hand  # how a mixture is sampled (PlanDataset.weighted)
+ENV_WEIGHTINGS = ("windows", "envs")  # how a mixture is sampled (PlanDataset.weighted)
+CARRIED_BOX = -1  # the x and y of a box row that gives the contents of the box in hand
 
 
 class DatasetFormatError(ValueError):
