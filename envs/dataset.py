@@ -89,9 +89,14 @@ class Episodes:
             self.carrying = np.tile(EMPTY_CELL, (len(self.seeds), 1))
 
     @property
+    def holding(self) -> np.ndarray:
+        """bool ``[N]``: the episodes that start with an object in hand."""
+        return (self.carrying != EMPTY_CELL).any(axis=1)
+
+    @property
     def format_version(self) -> int:
         """The file version :func:`save_episodes` writes: 3 if some start holds an object, else 2."""
-        return 3 if (self.carrying != EMPTY_CELL).any() else 2
+        return 3 if self.holding.any() else 2
 
     def __len__(self) -> int:
         return len(self.seeds)
@@ -218,12 +223,11 @@ def replay_states(episodes: Episodes) -> StepStates:
     extra: list[np.ndarray] = []
     has_object = np.isin(episodes.actions, OBJECT_ACTIONS)
     episode_of = np.repeat(np.arange(len(episodes)), episodes.lengths)
-    holding = (episodes.carrying != EMPTY_CELL).any(axis=1)  # [N] starts with an object in hand
     box_rows: dict[int, list] = {}
     for row in episodes.boxes.tolist():
         where = "carried" if row[1] == CARRIED_BOX else (row[1], row[2])  # envs.world.WorldState.boxes
         box_rows.setdefault(row[0], []).append((where, tuple(row[3:])))
-    for ep in np.union1d(episode_of[has_object], np.nonzero(holding)[0]).tolist():
+    for ep in np.union1d(episode_of[has_object], np.nonzero(episodes.holding)[0]).tolist():
         start, stop = int(episodes.offsets[ep]), int(episodes.offsets[ep + 1])
         state = WorldState(episodes.layouts[ep], tuple(int(v) for v in poses[start]),
                            tuple(int(v) for v in episodes.carrying[ep]),
