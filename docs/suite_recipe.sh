@@ -131,5 +131,22 @@ maze-mdlm collect-data --env MazeMDLM/Maze-19x19-v0 --env MazeMDLM/LavaMaze-19x1
 OMP_NUM_THREADS=2 maze-mdlm train $DATA7 --data "$D/on-policy-obstructed.mdd" --data "$D/on-policy2-obstructed.mdd" \
   --data "$D/on-policy-weak.mdd" --data "$D/on-policy-weak2.mdd" --init "$D/suite_ft7/checkpoint.pt" \
   --out "$D/suite_ft8" --steps 10000 --lr 5e-4 "${W5[@]}" $T
-maze-mdlm export --checkpoint "$D/suite_ft8/checkpoint.pt" --out maze_mdlm/checkpoints/suite.pt
+# 0.19 (mdlm only): a third DAgger round with 0.18's policy, now also labelling the states it reaches with an
+# object in hand (--on-policy-holding): the 8 ids at seeds 800-1199, and 10 weak rows (the 6 mazes incl. the
+# braid mazes, MultiRoom-N6, KeyCorridorS4R3-S6R3) at seeds 400-799; then 10000 more steps from the stage-9
+# weights, same flags, alone on 2 torch threads
+maze-mdlm export --checkpoint "$D/suite_ft8/checkpoint.pt" --out "$D/suite_0.18.pt"  # 0.18's suite.pt
+maze-mdlm collect-data $ONPOLICY --episodes 400 --seed 800 --grid-size 25 --workers 2 --box-guess \
+  --on-policy "$D/suite_0.18.pt" --on-policy-holding --out "$D/on-policy3-obstructed-holding.mdd"
+WEAK3=""
+for e in MazeMDLM/Maze-19x19-v0 MazeMDLM/BraidMaze-19x19-v0 MazeMDLM/LavaMaze-19x19-v0 MazeMDLM/Maze-25x25-v0 \
+  MazeMDLM/BraidMaze-25x25-v0 MazeMDLM/LavaMaze-25x25-v0 MiniGrid-MultiRoom-N6-v0 MiniGrid-KeyCorridorS4R3-v0 \
+  MiniGrid-KeyCorridorS5R3-v0 MiniGrid-KeyCorridorS6R3-v0; do WEAK3="$WEAK3 --env $e"; done
+maze-mdlm collect-data $WEAK3 --episodes 400 --seed 400 --grid-size 25 --workers 2 \
+  --on-policy "$D/suite_0.18.pt" --on-policy-holding --out "$D/on-policy3-weak-holding.mdd"
+OMP_NUM_THREADS=2 maze-mdlm train $DATA7 --data "$D/on-policy-obstructed.mdd" --data "$D/on-policy2-obstructed.mdd" \
+  --data "$D/on-policy-weak.mdd" --data "$D/on-policy-weak2.mdd" --data "$D/on-policy3-obstructed-holding.mdd" \
+  --data "$D/on-policy3-weak-holding.mdd" --init "$D/suite_ft8/checkpoint.pt" \
+  --out "$D/suite_ft9" --steps 10000 --lr 5e-4 "${W5[@]}" $T
+maze-mdlm export --checkpoint "$D/suite_ft9/checkpoint.pt" --out maze_mdlm/checkpoints/suite.pt
 maze-mdlm export --checkpoint "$D/suite_ar_ft5/checkpoint.pt" --out maze_mdlm/checkpoints/suite_ar.pt
