@@ -151,13 +151,16 @@ def zero_shot(path: str | None, env_id: str, held_out: Sequence[str] | None) -> 
 
 # ----------------------------------------------------------------------------- the run
 def mctd_options(fallback: str | None, escape: float | None, guess_boxes: bool = True,
-                 min_expansions: int | None = None) -> dict[str, Any] | None:
+                 min_expansions: int | None = None, cut_partial: bool = True) -> dict[str, Any] | None:
     """The mctd agent's keywords from ``--mctd-fallback`` / ``--mctd-escape`` /
-    ``--mctd-no-guess-boxes`` / ``--mctd-min-expansions`` (None: the defaults)."""
+    ``--mctd-no-guess-boxes`` / ``--mctd-min-expansions`` / ``--mctd-no-cut-partial`` (None: the
+    defaults)."""
     options = {key: value for key, value in (("fallback", fallback), ("rollout_escape", escape),
                                              ("min_expansions", min_expansions)) if value is not None}
     if not guess_boxes:
         options["guess_boxes"] = False
+    if not cut_partial:
+        options["cut_partial"] = False
     return options or None
 
 
@@ -287,6 +290,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="mctd's min_expansions: a search that reached the goal stops only once N expansions "
                              "are done, so more goal-reaching plans compete and the shortest wins (default: the "
                              "agent's, 11; its max_expansions, 24, still bounds a search)")
+    parser.add_argument("--mctd-no-cut-partial", action="store_true",
+                        help="mctd's cut_partial off: plans still running after their continuation keep their "
+                             "loops when scored and executed, as before 0.20 (default on, where only the agent moves)")
     parser.add_argument("--name", default="suite", help="results file name")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
@@ -295,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
                  batch_envs=args.batch_envs, max_steps=args.max_steps,
                  episodes_of=None if args.mctd_episodes is None else {"mctd": args.mctd_episodes},
                  mctd_options=mctd_options(args.mctd_fallback, args.mctd_escape, not args.mctd_no_guess_boxes,
-                                           args.mctd_min_expansions),
+                                           args.mctd_min_expansions, not args.mctd_no_cut_partial),
                  on_row=lambda name, row: print(f"{name} {row['env']}: success {row['success_rate']:.3f}",
                                                 flush=True))
     md = to_markdown(tables)

@@ -120,3 +120,10 @@ def test_mctd_no_guess_boxes_reaches_the_planner_config():
     agent = suite.build_timed("mctd", "MiniGrid-ObstructedMaze-1Q-v1", None, 0, guess_boxes=False)
     assert agent.inner.planner.config.guess_boxes is False
     assert suite.build_timed("mctd", "MiniGrid-ObstructedMaze-1Q-v1", None, 0).inner.planner.config.guess_boxes
+
+
+def test_mctd_no_cut_partial_reaches_the_planner_config():
+    assert suite.mctd_options(None, None, cut_partial=False) == {"cut_partial": False}
+    agent = suite.build_timed("mctd", "MazeMDLM/Maze-25x25-v0", None, 0, **suite.mctd_options(None, None, cut_partial=False))
+    assert agent.inner.planner.config.cut_partial is False
+    assert suite.build_timed("mctd", "MazeMDLM/Maze-25x25-v0", None, 0).inner.planner.config.cut_partial

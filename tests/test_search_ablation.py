@@ -14,7 +14,7 @@ import torch
 import agents.mctd.planner as planner_module
 from agents.mctd import MCTDAgent, MCTDConfig, MCTDPlanner
 from agents.mctd.scoring import plan_scores
-from envs.dynamics import FORWARD, RUNNING, SUCCESS, step
+from envs.dynamics import FORWARD, RUNNING, SUCCESS, simulate_plans, step
 from envs.observation import layout_of
 from maze_mdlm.config import ModelConfig
 from maze_mdlm.model import MDLMPolicy
@@ -59,6 +59,48 @@ def test_shortcut_off_never_shortens(monkeypatch):
     calls.clear()
     off = _search(perturbed, layout, (1, 1, 0), rollout_windows=4, shortcut=False)
     assert off.found_goal and not calls
+
+
+def test_shortcut_running_cuts_the_loops_of_plans_that_end_alive():
+    layout = make_layout(ROOM, goal=(7, 7))
+    pose = (1, 1, 0)
+    R, L, F = 1, 0, FORWARD
+    plans = np.array([[F, F, R, R, F, F, L, L, F, R],  # out two cells and back, then one step: a loop
+                      [R, F, F, F, F, F, L, F, F, F]])  # no loop
+    outcome = simulate_plans(layout, pose, plans)
+    assert (outcome.status == RUNNING).all()
+    cut = planner_module.shortcut_running(plans, outcome)
+    again = simulate_plans(layout, pose, cut)
+    assert np.array_equal(again.final_pose[:, :2], outcome.final_pose[:, :2])  # same end cell
+    first = [int(a) for a in cut[0] if a != planner_module.NOOP]
+    assert first.count(FORWARD) == 1  # only the step that stayed, not the excursion
+    assert np.array_equal(cut[1], plans[1])  # a loop-free plan is kept as it was
+    goal = simulate_plans(make_layout(ROOM, goal=(3, 1)), pose, plans[:1])
+    assert goal.status[0] == SUCCESS
+    assert np.array_equal(planner_module.shortcut_running(plans[:1], goal), plans[:1])  # only running rows
+
+
+def _cells_repeat(layout, pose, plan) -> bool:
+    """Whether the path of ``plan`` (stored tokens, NOOP = -1) comes back to a cell it left."""
+    actions = np.array([[int(a) for a in plan if 0 <= int(a) < 3]])
+    out = simulate_plans(layout, pose, actions)
+    cells = [tuple(p[:2]) for p in out.poses[0, : out.steps[0] + 1].tolist()]
+    moves = [c for i, c in enumerate(cells) if i == 0 or c != cells[i - 1]]
+    return len(set(moves)) < len(moves)
+
+
+def test_cut_partial_stores_loop_free_partial_plans():
+    perturbed = perturbed_policy(TINY, seed=6)  # one whose continuations walk back and forth here
+    corridor = [(x, 1) for x in range(1, 10)] + [(5, y) for y in range(2, 6)]  # a T: no goal in reach
+    layout = make_layout(corridor, goal=(17, 17))
+    pose = (5, 1, 0)
+    on = _search(perturbed, layout, pose, rollout_windows=4)
+    off = _search(perturbed, layout, pose, rollout_windows=4, cut_partial=False)
+    assert not on.found_goal and not off.found_goal
+    plans = lambda result: [n.plan for n in result.root.iter_nodes()
+                            if n.plan is not None and n.outcome[0] == RUNNING]
+    assert any(_cells_repeat(layout, pose, p) for p in plans(off))  # the policy walks back and forth
+    assert plans(on) and not any(_cells_repeat(layout, pose, p) for p in plans(on))
 
 
 def test_novelty_ranks_plans_into_new_cells_first():
@@ -247,7 +289,8 @@ def test_ablation_tiny(tmp_path):
                         rows=["bfs", "mctd tree only @1", "mctd full @1"])
     assert [r["row"] for r in rows] == ["bfs", "mctd tree only @1", "mctd full @1"]
     assert rows[0]["success"] == 1.0 and rows[0]["path_ratio"] == 1.0
-    assert rows[1]["options"] == {"rollout_windows": 0, "shortcut": False, "max_expansions": 1, "parallel": 1}
+    assert rows[1]["options"] == {"rollout_windows": 0, "shortcut": False, "cut_partial": False, "max_expansions": 1,
+                                  "parallel": 1}
     assert rows[2]["mean_expansions"] == 1.0 and rows[2]["decision_ms_p95"] >= rows[2]["decision_ms_p50"]
     md = ablation.to_markdown(rows)
     assert "## MazeMDLM/LavaMaze-19x19-v0" in md and "| bfs | 1.000 ± 0.000 | 1.000 ± 0.000 |" in md

@@ -111,6 +111,10 @@ class MCTDConfig(PlainConfig):
     # windows at T instead (GreedyContinuation's escape); searches that find the goal are unchanged
     shortcut: bool = True  # cut the excursions out of goal-reaching plans (envs.dynamics.shortcut), and
     # under the full rules the object actions they do not need (SearchWorld.shortcut, 0.15)
+    cut_partial: bool = True  # where only the agent moves (0.20): a plan still running after its
+    # continuation has its loops cut too before it is scored and stored, so its novelty counts the
+    # new cells it ends in, not a dead end it walked into and back out of, and the "plan" fallback
+    # executes the loop-free prefix (Maze-25x25: 0.74 -> 0.88 at 50 episodes; README, Results)
     partial_score: str = "novelty"  # how plans that neither reach the goal nor die rank (plan_scores):
     # "novelty" (cells the episode has not been in, which the agent passes; Manhattan nearness to the
     # goal breaks ties) or "manhattan" (0.3: the final cell's nearness to the goal only)
@@ -156,8 +160,19 @@ class MCTDConfig(PlainConfig):
 def shortcut_successes(plans: np.ndarray, outcome: Any) -> np.ndarray:
     """``plans`` ``[B, L]`` with each goal-reaching row replaced by its loop-free shortcut
     (:func:`envs.dynamics.shortcut` of its simulated poses), padded with NOOP."""
+    return _shortcut_rows(plans, outcome, outcome.status == SUCCESS)
+
+
+def shortcut_running(plans: np.ndarray, outcome: Any) -> np.ndarray:
+    """``plans`` ``[B, L]`` with each row still running at its end (neither at the goal nor dead)
+    replaced by its loop-free version, padded with NOOP: it ends in the same cell, and its path
+    holds only the cells it did not come back out of."""
+    return _shortcut_rows(plans, outcome, outcome.status == RUNNING)
+
+
+def _shortcut_rows(plans: np.ndarray, outcome: Any, rows: np.ndarray) -> np.ndarray:
     plans = plans.copy()
-    for row in np.nonzero(outcome.status == SUCCESS)[0]:
+    for row in np.nonzero(rows)[0]:
         actions = shortcut(outcome.poses[row, : outcome.steps[row] + 1])
         plans[row] = NOOP
         plans[row, : len(actions)] = actions
@@ -339,6 +354,9 @@ class MCTDPlanner:
             more = continuation.extend(starts, running)  # [K, n]
             tic = _lap(clock, "continue", tic)
             plans_np = np.concatenate([plans_np, more], axis=1)
+            scores, outcome = world.score(plans_np, max_steps, visited)
+        if cfg.cut_partial and world.navigation_only and (outcome.status == RUNNING).any():
+            plans_np = shortcut_running(plans_np, outcome)
             scores, outcome = world.score(plans_np, max_steps, visited)
         if cfg.shortcut and (outcome.status == SUCCESS).any():
             if world.navigation_only:
