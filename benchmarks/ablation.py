@@ -17,6 +17,8 @@ with a fresh agent. Rows (each switches components off and keeps everything else
 * ``mctd + shortcut``: tree and shortcut, no continuation.
 * ``mctd full, no partial cut``: every part but ``cut_partial`` (0.20: plans that end alive
   keep their loops when scored and executed).
+* ``mctd full, no commit``: every part but the agent's ``commit`` (0.20: each search that finds
+  no goal-reaching plan executes its own best partial plan).
 * ``mctd full @1``: every part, budget 1 (``max_expansions=1, parallel=1``).
 * ``mctd full``: every part, default budget.
 * ``mctd full, T ms``: every part, default budget and ``time_budget_ms=T`` (machine-dependent).
@@ -79,6 +81,7 @@ ROWS = (
     Row("mctd + continuation", "mctd", {"shortcut": False, "cut_partial": False}),
     Row("mctd + shortcut", "mctd", {"rollout_windows": 0}),
     Row("mctd full, no partial cut", "mctd", {"cut_partial": False}),
+    Row("mctd full, no commit", "mctd", {"commit": False}),
     Row("mctd full @1", "mctd", BUDGET_1),
     Row("mctd full", "mctd"),
     Row(f"mctd full, {TIME_BUDGET_MS:.0f} ms", "mctd", {"time_budget_ms": TIME_BUDGET_MS}),

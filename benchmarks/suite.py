@@ -151,16 +151,19 @@ def zero_shot(path: str | None, env_id: str, held_out: Sequence[str] | None) -> 
 
 # ----------------------------------------------------------------------------- the run
 def mctd_options(fallback: str | None, escape: float | None, guess_boxes: bool = True,
-                 min_expansions: int | None = None, cut_partial: bool = True) -> dict[str, Any] | None:
+                 min_expansions: int | None = None, cut_partial: bool = True,
+                 commit: bool = True) -> dict[str, Any] | None:
     """The mctd agent's keywords from ``--mctd-fallback`` / ``--mctd-escape`` /
-    ``--mctd-no-guess-boxes`` / ``--mctd-min-expansions`` / ``--mctd-no-cut-partial`` (None: the
-    defaults)."""
+    ``--mctd-no-guess-boxes`` / ``--mctd-min-expansions`` / ``--mctd-no-cut-partial`` /
+    ``--mctd-no-commit`` (None: the defaults)."""
     options = {key: value for key, value in (("fallback", fallback), ("rollout_escape", escape),
                                              ("min_expansions", min_expansions)) if value is not None}
     if not guess_boxes:
         options["guess_boxes"] = False
     if not cut_partial:
         options["cut_partial"] = False
+    if not commit:
+        options["commit"] = False
     return options or None
 
 
@@ -293,6 +296,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mctd-no-cut-partial", action="store_true",
                         help="mctd's cut_partial off: plans still running after their continuation keep their "
                              "loops when scored and executed, as before 0.20 (default on, where only the agent moves)")
+    parser.add_argument("--mctd-no-commit", action="store_true",
+                        help="mctd's commit off: a search without a goal-reaching plan executes its own best partial "
+                             "plan, as before 0.20 (default on: the partial plan chosen earlier is followed while it "
+                             "still leads to cells the episode has not been in)")
     parser.add_argument("--name", default="suite", help="results file name")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
@@ -301,7 +308,8 @@ def main(argv: list[str] | None = None) -> None:
                  batch_envs=args.batch_envs, max_steps=args.max_steps,
                  episodes_of=None if args.mctd_episodes is None else {"mctd": args.mctd_episodes},
                  mctd_options=mctd_options(args.mctd_fallback, args.mctd_escape, not args.mctd_no_guess_boxes,
-                                           args.mctd_min_expansions, not args.mctd_no_cut_partial),
+                                           args.mctd_min_expansions, not args.mctd_no_cut_partial,
+                                           not args.mctd_no_commit),
                  on_row=lambda name, row: print(f"{name} {row['env']}: success {row['success_rate']:.3f}",
                                                 flush=True))
     md = to_markdown(tables)

@@ -127,3 +127,9 @@ def test_mctd_no_cut_partial_reaches_the_planner_config():
     agent = suite.build_timed("mctd", "MazeMDLM/Maze-25x25-v0", None, 0, **suite.mctd_options(None, None, cut_partial=False))
     assert agent.inner.planner.config.cut_partial is False
     assert suite.build_timed("mctd", "MazeMDLM/Maze-25x25-v0", None, 0).inner.planner.config.cut_partial
+
+
+def test_mctd_no_commit_reaches_the_agent():
+    assert suite.mctd_options(None, None, commit=False) == {"commit": False}
+    assert suite.build_timed("mctd", "MazeMDLM/Maze-25x25-v0", None, 0, commit=False).inner.commit is False
+    assert suite.build_timed("mctd", "MazeMDLM/Maze-25x25-v0", None, 0).inner.commit

@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+import agents.mctd.agent as agent_module
 import agents.mctd.planner as planner_module
 from agents.mctd import MCTDAgent, MCTDConfig, MCTDPlanner
+from agents.mctd.agent import leads_somewhere_new
+from agents.mctd.world import SearchWorld
 from agents.mctd.scoring import plan_scores
 from envs.dynamics import FORWARD, RUNNING, SUCCESS, simulate_plans, step
 from envs.observation import layout_of
@@ -101,6 +104,64 @@ def test_cut_partial_stores_loop_free_partial_plans():
                             if n.plan is not None and n.outcome[0] == RUNNING]
     assert any(_cells_repeat(layout, pose, p) for p in plans(off))  # the policy walks back and forth
     assert plans(on) and not any(_cells_repeat(layout, pose, p) for p in plans(on))
+
+
+def test_cut_partial_keeps_the_loops_of_plans_that_show_nothing_new_without_them():
+    layout = make_layout(ROOM, goal=(7, 7))
+    pose = (1, 1, 0)
+    R, L, F = 1, 0, FORWARD
+    plans = np.array([[F, F, R, R, F, F, R, R, F, F]])  # out two cells, back, and out again: ends at (3, 1)
+    world = SearchWorld(layout, pose)
+    _, outcome = world.score(plans, 100, frozenset())
+    cut = planner_module.cut_partial_plans(plans, outcome, world, 100, frozenset())
+    assert [int(a) for a in cut[0] if a != planner_module.NOOP] == [F, F]  # new ground at its end: cut
+    known = frozenset({(1, 1), (2, 1), (3, 1)})  # the loop-free path is all known ground: kept whole
+    _, outcome = world.score(plans, 100, known)
+    assert np.array_equal(planner_module.cut_partial_plans(plans, outcome, world, 100, known), plans)
+    everything = planner_module.cut_partial_plans(plans, outcome, world, 100, None)  # no episode cells
+    assert np.array_equal(everything, cut)
+
+
+def test_leads_somewhere_new():
+    corridor = [(x, 1) for x in range(1, 10)]
+    layout = make_layout(corridor, goal=(17, 17))
+    visited = {(x, 1) for x in range(1, 6)}
+    assert leads_somewhere_new([FORWARD, FORWARD], layout, (4, 1, 0), visited)  # into (6, 1)
+    assert not leads_somewhere_new([FORWARD], layout, (4, 1, 0), visited)  # (5, 1) is known
+    assert not leads_somewhere_new([1, 1, FORWARD], layout, (4, 1, 0), visited)  # back west
+    assert not leads_somewhere_new([], layout, (4, 1, 0), visited)
+
+
+def test_commit_follows_the_chosen_partial_plan(monkeypatch):
+    perturbed = perturbed_policy(TINY, seed=6)  # one whose partial plans run on past their first sub-plan
+    corridor = [(x, 1) for x in range(1, 18)]
+    layout = make_layout(corridor, goal=(17, 17))  # unreachable: every search falls back
+    chosen = []
+    real = agent_module.partial_plan_whole
+    monkeypatch.setattr(agent_module, "partial_plan_whole", lambda *a: chosen.append(1) or real(*a))
+    for commit in (True, False):
+        agent = MCTDAgent(perturbed, seed=0, horizon=8, num_subplans=2, max_expansions=6, parallel=3,
+                          rollout_windows=4, fallback="plan", commit=commit)
+        pose = (1, 1, 0)
+        agent.reset(observe(layout, pose))
+        chosen.clear()
+        searches, followed = 0, 0
+        for _ in range(30):
+            before = list(agent._state.committed)
+            obs = observe(layout, pose)
+            planning = not agent._state.queue
+            action = agent.act(obs)
+            if planning:
+                searches += 1
+                if commit and before and leads_somewhere_new(before, layout, pose, agent._state.visited):
+                    assert [action] + agent._state.queue == before[: len(agent._state.queue) + 1]
+                    followed += 1
+            pose = step(layout, pose, action)[0]
+        assert not agent._state.last_search.found_goal
+        if commit:
+            assert followed >= 1 and len(chosen) < searches  # some searches kept the earlier plan
+        else:
+            assert not chosen and not agent._state.committed
 
 
 def test_novelty_ranks_plans_into_new_cells_first():

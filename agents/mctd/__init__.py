@@ -41,13 +41,15 @@ checkpoints, one thread of the 2-core dev CPU):
   takes tree-only MCTD from the MDLM's behaviour to fewer failures and far shorter paths, and
   makes the tree's budget matter (``benchmarks.ablation``; README).
 * ``cut_partial=True`` (0.20): where only the agent moves, a plan still running after its
-  continuation has its loops cut as well, before it is scored and stored. Its novelty is then the
-  new cells it ends up in, not a dead end the continuation walked into and back out of, and the
-  partial-plan fallback executes its loop-free prefix. On the generalist's Maze-25x25 (128-step
-  cap) success goes 0.86 -> 0.925 at 200 episodes; the other navigation envs keep their success
-  (``benchmarks.suite --mctd-no-cut-partial``; README Results). Under the full rules the
-  fallback is the policy, and cutting there changed nothing measurable, so it applies only to
-  navigation worlds.
+  continuation has its loops cut as well, before it is scored and stored, unless its loop-free
+  path shows no cell the episode has not been in. Its novelty is then the new ground it ends on,
+  not a dead end the continuation walked into and back out of, and the partial-plan fallback
+  executes its loop-free prefix. With ``MCTDAgent(commit=True)`` (0.20) the agent follows the
+  partial plan it chose, a sub-plan per decision, while the rest of it still leads to new cells,
+  so it no longer switches back and forth between two directions for good. Measured on the
+  generalist's mazes (``benchmarks.suite --mctd-no-cut-partial / --mctd-no-commit``; README
+  Results, "Partial plans"). Under the full rules the fallback is a policy step, and cutting the
+  running plans there changed no success at 50 episodes, so both apply to navigation worlds only.
 * ``fallback="auto"`` (0.6): that partial-plan fallback only where nothing but the agent can
   change (the worlds above); where doors, keys, balls or boxes are in play, a search without a
   goal-reaching plan hands the step to the greedy MDLM policy: on 12 long object worlds (0.8, 20

@@ -12,10 +12,18 @@ import torch
 
 from agents.base import parse_observation, torch_threads
 from agents.mdlm_agent import EpisodeState, MDLMAgent
-from agents.mctd.planner import MCTDConfig, MCTDPlanner, SearchResult, choose_actions, partial_plan_actions
+from agents.mctd.planner import (
+    MCTDConfig,
+    MCTDPlanner,
+    SearchResult,
+    choose_actions,
+    partial_plan_actions,
+    partial_plan_whole,
+)
+from agents.mctd.tree import subplan_bounds
 from agents.mctd.rollout import ContinuationMemo
 from agents.mctd.tree import Node
-from envs.dynamics import FAILURE, SUCCESS, WorldState, world_step
+from envs.dynamics import FAILURE, SUCCESS, WorldState, simulate_plans, world_step
 from envs.observation import observation_carrying, observation_task
 from envs.tasks import BoundTask, Task
 from envs.world import NOTHING
@@ -60,6 +68,8 @@ class MCTDEpisode:
         memo: the greedy continuation windows decoded by this episode's searches, replayed by
             the later ones (:class:`agents.mctd.rollout.ContinuationMemo`); None: every search
             decodes its own.
+        committed: what is left of the partial plan the "plan" fallback is following
+            (``MCTDAgent(commit=True)``), navigation actions from the pose after the queue.
     """
 
     task: BoundTask | None = None
@@ -77,6 +87,7 @@ class MCTDEpisode:
     fell_back: bool = False  # the latest plan is the policy's step
     chosen: tuple[int, ...] = ()  # the actions the latest search queued
     memo: ContinuationMemo | None = field(default_factory=ContinuationMemo)
+    committed: list[int] = field(default_factory=list)
 
     @property
     def last_candidates(self) -> list[list[int]]:
@@ -132,6 +143,12 @@ class MCTDAgent:
             a keyword and overrides it.
         fallback: "auto" (default), "plan", "policy" or "heuristic" (0.3's): what to execute
             when no plan reaches the goal.
+        commit: with the "plan" fallback (0.20), keep executing the partial plan chosen by an
+            earlier search, a sub-plan per decision, while what is left of it still enters a
+            cell the episode has not been in; a search that reaches the goal always takes over,
+            and a new partial plan is chosen only once the old one leads nowhere new. False:
+            each search's own best partial plan (0.4–0.19), which can switch back and forth
+            between two directions for good.
         num_threads: torch intra-op threads while planning, restored afterwards (None: leave
             torch's setting alone). Default 1: the batches are small (at most 2K rows of H
             tokens), and with torch's default of 2 threads on a 2-core CPU shared with other
@@ -142,7 +159,7 @@ class MCTDAgent:
 
     def __init__(self, model: MDLMPolicy, max_steps: int = FOURROOMS_MAX_STEPS, seed: int = 0,
                  config: MCTDConfig | None = None, num_threads: int | None = 1, fallback: str = "auto",
-                 **overrides: Any):
+                 commit: bool = True, **overrides: Any):
         config = dataclasses.replace(config or MCTDConfig(), **overrides)
         if fallback not in FALLBACKS:
             raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
@@ -154,7 +171,7 @@ class MCTDAgent:
         self.config, self.max_steps, self.seed, self.num_threads = config, int(max_steps), seed, num_threads
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.planner = MCTDPlanner(self.model, config, self.generator)
-        self.fallback = fallback
+        self.fallback, self.commit = fallback, commit
         self.policy = MDLMAgent(self.model, horizon=config.horizon, seed=seed, num_threads=num_threads)
         self._state = MCTDEpisode()  # the episode that reset / act play
         self._episode_seed: int | None = None  # set by seed_episode, used by the next new_episode
@@ -270,15 +287,29 @@ class MCTDAgent:
         planned = None
         fallback = self.fallback_for(result)
         if not result.found_goal and fallback == "plan":
-            planned = partial_plan_actions(result, self.config.horizon, self.config.num_subplans)
+            planned = self._partial(episode, result, layout, pose)
         elif result.found_goal or fallback != "policy":
             planned = choose_actions(result, self.config.horizon, self.config.num_subplans)
+        if result.found_goal or not planned:
+            episode.committed = []
         episode.fell_back = not planned  # "policy", or every plan died: one safe policy step
         if not planned:
             episode.policy.carrying, episode.policy.last = carrying, None  # what this agent tracked
         actions = list(planned) if planned else [self.policy.act_batch([episode.policy], [obs])[0]]
         episode.chosen = tuple(actions)
         return actions
+
+    def _partial(self, episode: MCTDEpisode, result: SearchResult, layout: np.ndarray, pose: Pose) -> list[int] | None:
+        """The "plan" fallback's actions: the first sub-plan of the best partial plan, or with
+        ``commit`` the next sub-plan of the partial plan chosen earlier while what is left of it
+        still enters a cell the episode has not been in (None: nothing to execute)."""
+        if not self.commit or not result.navigation_only:
+            return partial_plan_actions(result, self.config.horizon, self.config.num_subplans)
+        if not leads_somewhere_new(episode.committed, layout, pose, episode.visited):
+            episode.committed = partial_plan_whole(result) or []
+        first = subplan_bounds(self.config.horizon, self.config.num_subplans, 0)[1]
+        planned, episode.committed = episode.committed[:first], episode.committed[first:]
+        return planned or None
 
     def fallback_for(self, result: SearchResult) -> str:
         """The fallback that applies after ``result``: ``self.fallback``, with "auto" resolved
@@ -305,6 +336,8 @@ class MCTDAgent:
         episode.carrying, episode.world = carrying, (layout, pose, carrying)
         episode.visited.add(pose[:2])
         if not episode.queue or not matches(episode.expected, layout, pose, carrying):
+            if episode.queue:  # surprised: what is left of a committed partial plan is stale too
+                episode.committed = []
             episode.queue = self._plan(episode, image, layout, pose, carrying, obs)
         episode.last_plan = list(episode.policy.last_plan) if episode.fell_back else list(episode.queue)
         action = episode.queue.pop(0)
@@ -410,3 +443,14 @@ def world_changed(previous: tuple, current: tuple) -> bool:
     differ = (old != new).any(axis=2)
     differ[old_pose[0], old_pose[1]] = differ[new_pose[0], new_pose[1]] = False
     return bool(differ.any())
+
+
+def leads_somewhere_new(actions: Sequence[int], layout: np.ndarray, pose: Pose,
+                        visited: set[tuple[int, int]]) -> bool:
+    """Whether navigation ``actions`` (left / right / forward) from ``pose`` enter a cell not in
+    ``visited``."""
+    if not actions:
+        return False
+    out = simulate_plans(layout, pose, np.asarray([actions], dtype=np.int64))
+    cells = {(int(x), int(y)) for x, y, _ in out.poses[0, : out.steps[0] + 1].tolist()}
+    return bool(cells - set(visited))

@@ -66,6 +66,7 @@ from agents.mctd.tree import (
     tree_stats,
 )
 from agents.mctd.rollout import ContinuationMemo, GreedyContinuation, WorldContinuation
+from agents.mctd.scoring import novel_cells
 from agents.mctd.world import NOOP, SearchWorld, task_vector
 from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, RUNNING, SUCCESS, shortcut
 from envs.observation import to_model_input
@@ -112,9 +113,10 @@ class MCTDConfig(PlainConfig):
     shortcut: bool = True  # cut the excursions out of goal-reaching plans (envs.dynamics.shortcut), and
     # under the full rules the object actions they do not need (SearchWorld.shortcut, 0.15)
     cut_partial: bool = True  # where only the agent moves (0.20): a plan still running after its
-    # continuation has its loops cut too before it is scored and stored, so its novelty counts the
-    # new cells it ends in, not a dead end it walked into and back out of, and the "plan" fallback
-    # executes the loop-free prefix (Maze-25x25: 0.74 -> 0.88 at 50 episodes; README, Results)
+    # continuation has its loops cut too before it is scored and stored (cut_partial_plans), so its
+    # novelty counts the new cells it ends on, not a dead end it walked into and back out of, and
+    # the "plan" fallback executes the loop-free prefix; a plan whose loop-free path shows no new
+    # cell keeps its loops (README, Results: "Partial plans")
     partial_score: str = "novelty"  # how plans that neither reach the goal nor die rank (plan_scores):
     # "novelty" (cells the episode has not been in, which the agent passes; Manhattan nearness to the
     # goal breaks ties) or "manhattan" (0.3: the final cell's nearness to the goal only)
@@ -168,6 +170,21 @@ def shortcut_running(plans: np.ndarray, outcome: Any) -> np.ndarray:
     replaced by its loop-free version, padded with NOOP: it ends in the same cell, and its path
     holds only the cells it did not come back out of."""
     return _shortcut_rows(plans, outcome, outcome.status == RUNNING)
+
+
+def cut_partial_plans(plans: np.ndarray, outcome: Any, world: SearchWorld, max_steps: int,
+                      visited: Collection[tuple[int, int]] | None) -> np.ndarray:
+    """``plans`` ``[B, L]`` with the loops of each row still running cut
+    (:func:`shortcut_running`) where its loop-free path still enters a cell not in ``visited``
+    (with ``visited`` None: every running row). A row whose loop-free path stays on known
+    cells (a continuation that explored a dead end and came back) keeps its loops: they are
+    the only new ground it shows, and with every such row cut the search would show none."""
+    cut = shortcut_running(plans, outcome)
+    keep = outcome.status == RUNNING
+    if visited is not None and keep.any():
+        _, again = world.score(cut, max_steps, visited, partial=False)
+        keep &= novel_cells(again.poses, again.steps, visited) > 0
+    return np.where(keep[:, None], cut, plans)
 
 
 def _shortcut_rows(plans: np.ndarray, outcome: Any, rows: np.ndarray) -> np.ndarray:
@@ -356,7 +373,7 @@ class MCTDPlanner:
             plans_np = np.concatenate([plans_np, more], axis=1)
             scores, outcome = world.score(plans_np, max_steps, visited)
         if cfg.cut_partial and world.navigation_only and (outcome.status == RUNNING).any():
-            plans_np = shortcut_running(plans_np, outcome)
+            plans_np = cut_partial_plans(plans_np, outcome, world, max_steps, visited)
             scores, outcome = world.score(plans_np, max_steps, visited)
         if cfg.shortcut and (outcome.status == SUCCESS).any():
             if world.navigation_only:
@@ -414,6 +431,18 @@ def choose_actions(result: SearchResult, horizon: int, num_subplans: int) -> lis
             return actions
     return [FORWARD]
 
+
+
+def partial_plan_whole(result: SearchResult) -> list[int] | None:
+    """All executable actions of the best plan that ends alive without reaching the goal."""
+    alive = sorted((n for n in result.root.iter_nodes()
+                    if n.own_value is not None and n.outcome is not None and n.outcome[0] == RUNNING),
+                   key=lambda n: -n.own_value)
+    for node in alive:
+        actions = executable_prefix(node, len(node.plan))
+        if actions:
+            return actions
+    return None
 
 
 def partial_plan_actions(result: SearchResult, horizon: int, num_subplans: int) -> list[int] | None:
