@@ -20,9 +20,8 @@ from agents.mctd.planner import (
     partial_plan_actions,
     partial_plan_whole,
 )
-from agents.mctd.tree import subplan_bounds
 from agents.mctd.rollout import ContinuationMemo
-from agents.mctd.tree import Node
+from agents.mctd.tree import Node, subplan_bounds
 from envs.dynamics import FAILURE, SUCCESS, WorldState, simulate_plans, world_step
 from envs.observation import observation_carrying, observation_task
 from envs.tasks import BoundTask, Task

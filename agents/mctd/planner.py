@@ -432,13 +432,18 @@ def choose_actions(result: SearchResult, horizon: int, num_subplans: int) -> lis
     return [FORWARD]
 
 
+def _alive_best_first(result: SearchResult) -> list[Node]:
+    """The nodes whose plan ends alive without reaching the goal (RUNNING), highest score first
+    (stable: the first found wins ties)."""
+    return sorted((n for n in result.root.iter_nodes()
+                   if n.own_value is not None and n.outcome is not None and n.outcome[0] == RUNNING),
+                  key=lambda n: -n.own_value)
+
 
 def partial_plan_whole(result: SearchResult) -> list[int] | None:
-    """All executable actions of the best plan that ends alive without reaching the goal."""
-    alive = sorted((n for n in result.root.iter_nodes()
-                    if n.own_value is not None and n.outcome is not None and n.outcome[0] == RUNNING),
-                   key=lambda n: -n.own_value)
-    for node in alive:
+    """All executable actions of the best plan that ends alive without reaching the goal (RUNNING,
+    highest score, something to execute), or None when there is none."""
+    for node in _alive_best_first(result):
         actions = executable_prefix(node, len(node.plan))
         if actions:
             return actions
@@ -450,10 +455,7 @@ def partial_plan_actions(result: SearchResult, horizon: int, num_subplans: int) 
     highest score, a non-empty executable prefix), or None when no such plan exists (every plan
     died or has nothing to execute)."""
     first = subplan_bounds(horizon, num_subplans, 0)[1]
-    alive = sorted((n for n in result.root.iter_nodes()
-                    if n.own_value is not None and n.outcome is not None and n.outcome[0] == RUNNING),
-                   key=lambda n: -n.own_value)  # stable: first found wins ties
-    for node in alive:
+    for node in _alive_best_first(result):
         actions = executable_prefix(node, first)
         if actions:
             return actions
