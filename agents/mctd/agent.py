@@ -21,6 +21,7 @@ from agents.mctd.planner import (
     partial_plan_whole,
 )
 from agents.mctd.rollout import ContinuationMemo
+from agents.mctd.scoring import novel_cells
 from agents.mctd.tree import Node, subplan_bounds
 from envs.dynamics import FAILURE, SUCCESS, WorldState, simulate_plans, world_step
 from envs.observation import observation_carrying, observation_task
@@ -451,5 +452,4 @@ def leads_somewhere_new(actions: Sequence[int], layout: np.ndarray, pose: Pose,
     if not actions:
         return False
     out = simulate_plans(layout, pose, np.asarray([actions], dtype=np.int64))
-    cells = {(int(x), int(y)) for x, y, _ in out.poses[0, : out.steps[0] + 1].tolist()}
-    return bool(cells - set(visited))
+    return bool(novel_cells(out.poses, out.steps, visited)[0] > 0)
