@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from envs.files import atomic_write
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -49,7 +51,8 @@ def command_line(module: str) -> str:
 
 def write_results(name: str, results: dict[str, Any], markdown: str, out_dir: Path | None = None,
                   module: str | None = None) -> Path:
-    """Write ``<name>.json`` and ``<name>.md`` (with machine info and the command) to ``out_dir``.
+    """Write ``<name>.json`` and ``<name>.md`` (with machine info and the command) to ``out_dir``,
+    each atomically (:func:`envs.files.atomic_write`).
 
     ``module`` is the benchmark module that ran (default ``name``; they differ when a run is
     saved under another name, as ``benchmarks.success --name``)."""
@@ -57,8 +60,9 @@ def write_results(name: str, results: dict[str, Any], markdown: str, out_dir: Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     info = machine_info()
     payload = {"benchmark": name, "command": command_line(module or name), "machine": info, "results": results}
-    (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    text = json.dumps(payload, indent=2) + "\n"
+    atomic_write(out_dir / f"{name}.json", lambda f: f.write(text.encode()))
     lines = [f"# {name}", "", f"Command: `{payload['command']}`", "",
              "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "", markdown.rstrip(), ""]
-    (out_dir / f"{name}.md").write_text("\n".join(lines))
+    atomic_write(out_dir / f"{name}.md", lambda f: f.write("\n".join(lines).encode()))
     return out_dir / f"{name}.md"

@@ -1,7 +1,8 @@
 """Environments for maze-mdlm: full-grid observations, our maze, dynamics, expert, datasets.
 
-Importing this package registers ``MazeMDLM/Maze-19x19-v0``, ``MazeMDLM/BraidMaze-19x19-v0`` and
-``MazeMDLM/LavaMaze-19x19-v0`` with gymnasium.
+Importing this package registers our six maze envs with gymnasium: ``MazeMDLM/Maze-19x19-v0``,
+``MazeMDLM/BraidMaze-19x19-v0`` and ``MazeMDLM/LavaMaze-19x19-v0``, and the same three at 25x25
+(``MazeMDLM/Maze-25x25-v0``, ...).
 """
 
 from __future__ import annotations

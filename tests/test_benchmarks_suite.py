@@ -133,3 +133,57 @@ def test_mctd_no_commit_reaches_the_agent():
     assert suite.mctd_options(None, None, commit=False) == {"commit": False}
     assert suite.build_timed("mctd", "MazeMDLM/Maze-25x25-v0", None, 0, commit=False).inner.commit is False
     assert suite.build_timed("mctd", "MazeMDLM/Maze-25x25-v0", None, 0).inner.commit
+
+
+def _page(tmp_path, name, tables):
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"benchmark": name, "command": f"python -m benchmarks.suite --name {name}",
+                                "machine": {"git_commit": "abc1234"}, "results": {"tables": tables}}))
+    return str(path)
+
+
+def _row(env, success, path, zero_shot=False, p50=50.0, p95=120.0):
+    return {"env": env, "task": "goal", "zero_shot": zero_shot, "checkpoint": "suite.pt", "episodes": 500,
+            "success_rate": success, "path_ratio": path, "mean_steps": 10.0, "capped": 0,
+            "plan_ms_p50": p50, "plan_ms_p95": p95}
+
+
+def test_suite_targets_merges_pages_and_lists_every_miss(tmp_path):
+    from benchmarks import suite_targets
+    a = _page(tmp_path, "part_a", {"mctd": [_row("A-v0", 1.0, 1.02), _row("B-v0", 0.98, 1.05)],
+                                   "mdlm": [_row("A-v0", 0.96, 1.1), _row("B-v0", 0.9, 1.3)]})
+    b = _page(tmp_path, "part_b", {"mctd": [_row("C-v0", 1.0, 1.2, p95=300.0), _row("Z-v0", 0.88, 1.0, True),
+                                            {"env": "S-v0", "task": "goal", "zero_shot": None,
+                                             "skipped": "checkpoint not found"}]})
+    suite_targets.main([a, b, "--name", "targets", "--out-dir", str(tmp_path)])
+    payload = json.loads((tmp_path / "targets.json").read_text())
+    checks = {(c["agent"], c["target"]): c for c in payload["results"]["targets"]}
+    success = checks[("mctd", "success >= 0.99 (trained)")]
+    assert (success["met"], success["rows"]) == (2, 4)  # B below, the skipped row a miss too
+    assert [env for env, _ in success["missed"]] == ["B-v0", "S-v0"]
+    assert checks[("mctd", "path ratio <= 1.10 (trained)")]["missed"][0] == ["C-v0", 1.2]
+    assert checks[("mctd", "success >= 0.90 (zero-shot)")]["missed"] == [["Z-v0", 0.88]]
+    assert [env for env, _ in checks[("mctd", "search ms p95 <= 250")]["missed"]] == ["C-v0", "S-v0"]
+    assert checks[("mdlm", "success >= 0.95 (trained)")]["missed"] == [["B-v0", 0.9]]
+    assert [r["page"] for r in payload["results"]["tables"]["mctd"]] == ["part_a"] * 2 + ["part_b"] * 3
+    md = (tmp_path / "targets.md").read_text()
+    assert "| mctd | success >= 0.99 (trained) | 2 of 4 | B-v0 (0.980), S-v0 (-) |" in md
+    assert "`part_b` (commit abc1234)" in md
+
+
+def test_suite_targets_refuses_a_duplicate_env_and_a_bad_file(tmp_path, capsys):
+    import pytest
+
+    from benchmarks import suite_targets
+    a = _page(tmp_path, "a", {"mctd": [_row("A-v0", 1.0, 1.0)]})
+    b = _page(tmp_path, "b", {"mctd": [_row("A-v0", 0.5, 1.0)]})
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    for pages, message in (([a, b], "mctd A-v0 is in both a and b"), ([str(bad)], "not a benchmarks.suite JSON page"),
+                           ([str(tmp_path / "missing.json")], "not a benchmarks.suite JSON page")):
+        with pytest.raises(SystemExit) as exc:
+            suite_targets.main([*pages, "--name", "t", "--out-dir", str(tmp_path)])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "t.json").exists()

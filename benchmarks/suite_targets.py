@@ -1,0 +1,168 @@
+"""Issue 11's targets, checked on ``benchmarks.suite`` pages: their rows merged, one table per agent.
+
+    python -m benchmarks.suite_targets benchmarks/results/suite_mctd500_nav.json \\
+        benchmarks/results/suite_mctd500_doors.json ... --name suite500_targets
+
+At the issue's 500 episodes per env the suite runs in parts on two cores (``benchmarks.suite
+--envs ...``, one page each). This reads their JSON files, merges the rows of each agent (an env
+may appear once per agent: a second row is an error, not a silent pick) and checks every row
+against the targets:
+
+* mctd: success >= 0.99 and path ratio <= 1.10 on every trained env, success >= 0.90 on every
+  zero-shot env, search time (the decisions that searched) median <= 100 ms and p95 <= 250 ms;
+* mdlm: success >= 0.95 on every trained env;
+* ar and bfs are reported beside them, with no target.
+
+The page lists, per target, how many rows meet it and every row that does not, with its value;
+rows of skipped envs (no checkpoint) count as misses. It names each source page with its command
+and git commit, so every number stays traceable to the run that made it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
+from benchmarks.common import write_results
+
+
+class Target(NamedTuple):
+    """One target: the rows it applies to, the value it reads and the bound that value must meet."""
+
+    agent: str
+    label: str
+    applies: Callable[[dict[str, Any]], bool]  # row -> is the target about this row?
+    value: Callable[[dict[str, Any]], float | None]  # row -> the value checked (None: missing)
+    ok: Callable[[float], bool]
+
+
+def _trained(row: dict[str, Any]) -> bool:
+    return row.get("zero_shot") is not True
+
+
+def _zero_shot(row: dict[str, Any]) -> bool:
+    return row.get("zero_shot") is True
+
+
+TARGETS = (
+    Target("mctd", "success >= 0.99 (trained)", _trained, lambda r: r.get("success_rate"), lambda v: v >= 0.99),
+    Target("mctd", "path ratio <= 1.10 (trained)", _trained, lambda r: r.get("path_ratio"), lambda v: v <= 1.10),
+    Target("mctd", "success >= 0.90 (zero-shot)", _zero_shot, lambda r: r.get("success_rate"), lambda v: v >= 0.90),
+    Target("mctd", "search ms median <= 100", lambda r: True, lambda r: r.get("plan_ms_p50"), lambda v: v <= 100),
+    Target("mctd", "search ms p95 <= 250", lambda r: True, lambda r: r.get("plan_ms_p95"), lambda v: v <= 250),
+    Target("mdlm", "success >= 0.95 (trained)", _trained, lambda r: r.get("success_rate"), lambda v: v >= 0.95),
+)
+
+
+class PageError(ValueError):
+    """A source page that cannot be read, or rows that cannot be merged."""
+
+
+def load_pages(paths: Sequence[str | Path]) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Read suite JSON pages and merge their tables.
+
+    Returns:
+        (tables: agent -> rows in page order, each row with ``page`` (its page's name) added;
+        sources: one ``{"page", "command", "git_commit"}`` per page).
+
+    Raises:
+        PageError: a missing or malformed file, a page with no suite tables, or one env twice for
+            one agent.
+    """
+    tables: dict[str, list[dict[str, Any]]] = {}
+    seen: dict[tuple[str, str], str] = {}
+    sources = []
+    for path in paths:
+        try:
+            payload = json.loads(Path(path).read_text())
+            page_tables = payload["results"]["tables"]
+            name = payload.get("benchmark", Path(path).stem)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise PageError(f"{path}: not a benchmarks.suite JSON page ({type(exc).__name__}: {exc})") from None
+        if not isinstance(page_tables, dict) or not page_tables:
+            raise PageError(f"{path}: the page has no suite tables")
+        sources.append({"page": name, "command": payload.get("command"),
+                        "git_commit": (payload.get("machine") or {}).get("git_commit")})
+        for agent, rows in page_tables.items():
+            for row in rows:
+                key = (agent, row["env"])
+                if key in seen:
+                    raise PageError(f"{agent} {row['env']} is in both {seen[key]} and {name}")
+                seen[key] = name
+                tables.setdefault(agent, []).append({**row, "page": name})
+    return tables, sources
+
+
+def check(tables: Mapping[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Check every target whose agent has a table.
+
+    Returns one ``{"agent", "target", "rows", "met", "missed": [(env, value or None)]}`` per target;
+    a skipped row or a row without the value (a path ratio with no success) is a miss.
+    """
+    out = []
+    for target in TARGETS:
+        rows = [r for r in tables.get(target.agent, []) if target.applies(r)]
+        missed = []
+        for r in rows:
+            value = None if "skipped" in r else target.value(r)
+            if value is None or not target.ok(value):
+                missed.append((r["env"], value))
+        if rows:
+            out.append({"agent": target.agent, "target": target.label, "rows": len(rows),
+                        "met": len(rows) - len(missed), "missed": missed})
+    return out
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def to_markdown(tables: Mapping[str, list[dict[str, Any]]], checks: Sequence[dict[str, Any]],
+                sources: Sequence[dict[str, Any]]) -> str:
+    """Targets first (met / rows, then each miss), then the merged tables, then the source pages."""
+    out = ["## Targets", "", "| agent | target | met | missed (value) |", "|---|---|---|---|"]
+    for c in checks:
+        missed = ", ".join(f"{env} ({_number(v, 3)})" for env, v in c["missed"]) or "none"
+        out.append(f"| {c['agent']} | {c['target']} | {c['met']} of {c['rows']} | {missed} |")
+    if not checks:
+        out.append("| - | no mctd or mdlm rows | | |")
+    for agent, rows in tables.items():
+        out += ["", f"## {agent}", "",
+                "| env | zero-shot | checkpoint | episodes | success | path ratio | capped | search ms p50 / p95 | page |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            mark = {True: "**yes**", False: "no", None: "-"}[r.get("zero_shot")]
+            if "skipped" in r:
+                out.append(f"| {r['env']} | {mark} | | | skipped: {r['skipped']} | | | | {r['page']} |")
+                continue
+            out.append(f"| {r['env']} | {mark} | {r.get('checkpoint', '-')} | {r['episodes']} | "
+                       f"{r['success_rate']:.3f} | {_number(r['path_ratio'], 3)} | {r.get('capped', 0)} | "
+                       f"{_number(r.get('plan_ms_p50'), 0)} / {_number(r.get('plan_ms_p95'), 0)} | {r['page']} |")
+    out += ["", "## Source pages", ""]
+    out += [f"- `{s['page']}` (commit {s['git_commit']}): `{s['command']}`" for s in sources]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pages", nargs="+", help="benchmarks.suite JSON pages to merge")
+    parser.add_argument("--name", default="suite_targets", help="results file name")
+    parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
+    args = parser.parse_args(argv)
+    try:
+        tables, sources = load_pages(args.pages)
+    except PageError as exc:
+        print(f"suite_targets: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    checks = check(tables)
+    md = to_markdown(tables, checks, sources)
+    print(md)
+    write_results(args.name, {"tables": tables, "targets": checks, "sources": sources}, md,
+                  out_dir=args.out_dir, module="suite_targets")
+
+
+if __name__ == "__main__":
+    main()
