@@ -5,8 +5,10 @@
 
 At the issue's 500 episodes per env the suite runs in parts on two cores (``benchmarks.suite
 --envs ...``, one page each). This reads their JSON files, merges the rows of each agent (an env
-may appear once per agent: a second row is an error, not a silent pick) and checks every row
-against the targets:
+may appear once per agent: a second row is an error, not a silent pick, unless ``--override``,
+where a later page's row replaces the earlier one and the page lists every replacement, as for
+the envs whose shipped default is a per-env model rather than the generalist) and checks every
+row against the targets:
 
 * mctd: success >= 0.99 and path ratio <= 1.10 on every trained env, success >= 0.90 on every
   zero-shot env, search time (the decisions that searched) median <= 100 ms and p95 <= 250 ms;
@@ -61,20 +63,24 @@ class PageError(ValueError):
     """A source page that cannot be read, or rows that cannot be merged."""
 
 
-def load_pages(paths: Sequence[str | Path]) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+def load_pages(paths: Sequence[str | Path], override: bool = False
+               ) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]], list[str]]:
     """Read suite JSON pages and merge their tables.
+
+    With ``override`` a later page's row for an agent and env replaces the earlier one in place.
 
     Returns:
         (tables: agent -> rows in page order, each row with ``page`` (its page's name) added;
-        sources: one ``{"page", "command", "git_commit"}`` per page).
+        sources: one ``{"page", "command", "git_commit"}`` per page;
+        replaced: one ``"agent env: old page -> new page"`` per replacement).
 
     Raises:
-        PageError: a missing or malformed file, a page with no suite tables, or one env twice for
-            one agent.
+        PageError: a missing or malformed file, a page with no suite tables, or (without
+            ``override``) one env twice for one agent.
     """
     tables: dict[str, list[dict[str, Any]]] = {}
     seen: dict[tuple[str, str], str] = {}
-    sources = []
+    sources, replaced = [], []
     for path in paths:
         try:
             payload = json.loads(Path(path).read_text())
@@ -89,11 +95,18 @@ def load_pages(paths: Sequence[str | Path]) -> tuple[dict[str, list[dict[str, An
         for agent, rows in page_tables.items():
             for row in rows:
                 key = (agent, row["env"])
+                rows_of = tables.setdefault(agent, [])
+                if key in seen and not override:
+                    raise PageError(f"{agent} {row['env']} is in both {seen[key]} and {name} "
+                                    "(--override: the later wins)")
                 if key in seen:
-                    raise PageError(f"{agent} {row['env']} is in both {seen[key]} and {name}")
+                    index = next(i for i, r in enumerate(rows_of) if r["env"] == row["env"])
+                    rows_of[index] = {**row, "page": name}
+                    replaced.append(f"{agent} {row['env']}: {seen[key]} -> {name}")
+                else:
+                    rows_of.append({**row, "page": name})
                 seen[key] = name
-                tables.setdefault(agent, []).append({**row, "page": name})
-    return tables, sources
+    return tables, sources, replaced
 
 
 def check(tables: Mapping[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -121,8 +134,9 @@ def _number(value: float | None, digits: int) -> str:
 
 
 def to_markdown(tables: Mapping[str, list[dict[str, Any]]], checks: Sequence[dict[str, Any]],
-                sources: Sequence[dict[str, Any]]) -> str:
-    """Targets first (met / rows, then each miss), then the merged tables, then the source pages."""
+                sources: Sequence[dict[str, Any]], replaced: Sequence[str] = ()) -> str:
+    """Targets first (met / rows, then each miss), then the merged tables, then the source pages
+    and the rows a later page replaced."""
     out = ["## Targets", "", "| agent | target | met | missed (value) |", "|---|---|---|---|"]
     for c in checks:
         missed = ", ".join(f"{env} ({_number(v, 3)})" for env, v in c["missed"]) or "none"
@@ -131,7 +145,8 @@ def to_markdown(tables: Mapping[str, list[dict[str, Any]]], checks: Sequence[dic
         out.append("| - | no mctd or mdlm rows | | |")
     for agent, rows in tables.items():
         out += ["", f"## {agent}", "",
-                "| env | zero-shot | checkpoint | episodes | success | path ratio | capped | search ms p50 / p95 | page |",
+                "| env | zero-shot | checkpoint | episodes | success | path ratio | capped "
+                "| search ms p50 / p95 | page |",
                 "|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             mark = {True: "**yes**", False: "no", None: "-"}[r.get("zero_shot")]
@@ -143,24 +158,29 @@ def to_markdown(tables: Mapping[str, list[dict[str, Any]]], checks: Sequence[dic
                        f"{_number(r.get('plan_ms_p50'), 0)} / {_number(r.get('plan_ms_p95'), 0)} | {r['page']} |")
     out += ["", "## Source pages", ""]
     out += [f"- `{s['page']}` (commit {s['git_commit']}): `{s['command']}`" for s in sources]
+    if replaced:
+        out += ["", "Rows replaced by a later page (`--override`): " + "; ".join(replaced) + "."]
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pages", nargs="+", help="benchmarks.suite JSON pages to merge")
+    parser.add_argument("--override", action="store_true",
+                        help="a later page's row for the same agent and env replaces the earlier one (listed on "
+                             "the page); without it a repeated env is an error")
     parser.add_argument("--name", default="suite_targets", help="results file name")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
     try:
-        tables, sources = load_pages(args.pages)
+        tables, sources, replaced = load_pages(args.pages, args.override)
     except PageError as exc:
         print(f"suite_targets: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     checks = check(tables)
-    md = to_markdown(tables, checks, sources)
+    md = to_markdown(tables, checks, sources, replaced)
     print(md)
-    write_results(args.name, {"tables": tables, "targets": checks, "sources": sources}, md,
+    write_results(args.name, {"tables": tables, "targets": checks, "sources": sources, "replaced": replaced}, md,
                   out_dir=args.out_dir, module="suite_targets")
 
 

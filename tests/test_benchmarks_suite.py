@@ -187,3 +187,9 @@ def test_suite_targets_refuses_a_duplicate_env_and_a_bad_file(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
     assert not (tmp_path / "t.json").exists()
+    suite_targets.main([a, b, "--override", "--name", "t", "--out-dir", str(tmp_path)])  # the later wins
+    payload = json.loads((tmp_path / "t.json").read_text())
+    (row,) = payload["results"]["tables"]["mctd"]
+    assert (row["success_rate"], row["page"]) == (0.5, "b")
+    assert payload["results"]["replaced"] == ["mctd A-v0: a -> b"]
+    assert "Rows replaced by a later page (`--override`): mctd A-v0: a -> b." in (tmp_path / "t.md").read_text()
