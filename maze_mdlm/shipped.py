@@ -2,14 +2,15 @@
 
 The generalist (``suite.pt``, ``suite_ar.pt``: one model trained on the MiniGrid suite, grid size
 25) is the default for every env in :data:`envs.registry.SUPPORTED`. The per-env FourRooms and
-maze checkpoints (grid size 19) stay the default of their own envs (:data:`SHIPPED`).
+maze checkpoints (grid size 19) stay the default of their own envs, and ``maze25.pt`` (the
+generalist fine-tuned on the three 25x25 mazes, 0.21) is the MDLM of those three (:data:`SHIPPED`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from envs import BRAID_MAZE_ID, FOURROOMS_ID, LAVA_MAZE_ID, MAZE_ID
+from envs import BRAID_MAZE_ID, FOURROOMS_ID, LAVA_MAZE_ID, MAZE_25_IDS, MAZE_ID
 from envs.registry import SUPPORTED
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
@@ -24,6 +25,8 @@ SHIPPED = {  # per-env checkpoints that take precedence over the generalist for 
     ("mdlm", LAVA_MAZE_ID): "maze.pt",
     ("ar", BRAID_MAZE_ID): "maze_ar.pt",
     ("ar", LAVA_MAZE_ID): "maze_ar.pt",
+    # the 25x25 mazes: the generalist fine-tuned on them (mdlm and mctd; their ar stays suite_ar.pt)
+    **{("mdlm", env_id): "maze25.pt" for env_id in MAZE_25_IDS},
 }
 
 

@@ -225,6 +225,24 @@ def test_the_shipped_generalist_plays_a_small_suite_env(kind):
     assert metrics["episodes"] == 2 and len(metrics["per_episode"]) == 2
 
 
+@pytest.mark.skipif(not (CHECKPOINT_DIR / "maze25.pt").is_file(), reason="maze25.pt is not in this checkout")
+def test_the_25x25_mazes_default_to_their_fine_tuned_generalist():
+    """maze25.pt (0.21): the generalist's architecture and 25x25 canvas, trained on exactly the three
+    25x25 mazes, the mdlm / mctd default there; their ar stays the generalist's."""
+    from envs import MAZE_25_IDS
+    from maze_mdlm import shipped
+    from maze_mdlm.checkpoint import read_checkpoint
+
+    assert all(shipped.shipped_name(e) == "maze25.pt" and shipped.shipped_name(e, "ar") == SUITE["ar"]
+               for e in MAZE_25_IDS)
+    path = CHECKPOINT_DIR / "maze25.pt"
+    assert path.stat().st_size <= 25 * 2**20
+    ckpt = read_checkpoint(path)
+    assert sorted(ckpt["dataset"]["envs"]) == sorted(MAZE_25_IDS)
+    assert ckpt["model_config"]["grid_size"] == 25 and ckpt["model_config"]["task_inputs"]
+    assert MDLMAgent.from_checkpoint(env_id=MAZE_25_IDS[0]).grid_size == 25
+
+
 def test_visited_poses_are_forgotten_when_the_world_changes():
     """A shortest path never revisits a state; after a pickup the same pose is a new state, so
     the revisit rule must not forbid going back (e.g. out of a dead end with the key)."""
