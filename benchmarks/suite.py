@@ -218,8 +218,14 @@ def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int 
     return tables
 
 
-def _number(value: float | None, digits: int) -> str:
+def number_cell(value: float | None, digits: int) -> str:
+    """A table cell: ``value`` with ``digits`` decimals, "-" for None."""
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def zero_shot_cell(zero_shot: bool | None) -> str:
+    """A table cell for a row's zero-shot flag (None: the agent has no checkpoint)."""
+    return {True: "**yes**", False: "no", None: "-"}[zero_shot]
 
 
 def to_markdown(tables: Mapping[str, list[dict[str, Any]]]) -> str:
@@ -239,11 +245,12 @@ def to_markdown(tables: Mapping[str, list[dict[str, Any]]]) -> str:
             if "skipped" in r:
                 out.append(f"| {r['env']} | {r['task']} | | | skipped: {r['skipped']} | | | | | | |")
                 continue
-            mark = {True: "**yes**", False: "no", None: "-"}[r["zero_shot"]]
+            mark = zero_shot_cell(r["zero_shot"])
             out.append(f"| {r['env']} | {r['task']} | {mark} | {r['episodes']} | {r['success_rate']:.3f} | "
-                       f"{_number(r['path_ratio'], 3)} | {r['mean_steps']:.1f} | "
-                       f"{_number(r['median_ms_per_decision'], 2)} | {_number(r['p95_ms_per_decision'], 2)} | "
-                       f"{r.get('capped', 0)} | {_number(r.get('plan_ms_p50'), 0)} / {_number(r.get('plan_ms_p95'), 0)} |")
+                       f"{number_cell(r['path_ratio'], 3)} | {r['mean_steps']:.1f} | "
+                       f"{number_cell(r['median_ms_per_decision'], 2)} | "
+                       f"{number_cell(r['p95_ms_per_decision'], 2)} | {r.get('capped', 0)} | "
+                       f"{number_cell(r.get('plan_ms_p50'), 0)} / {number_cell(r.get('plan_ms_p95'), 0)} |")
         out += ["", summary_line(rows), ""]
     return "\n".join(out)
 

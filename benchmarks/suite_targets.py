@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from benchmarks.common import write_results
+from benchmarks.suite import number_cell, zero_shot_cell
 
 
 class Target(NamedTuple):
@@ -78,8 +79,7 @@ def load_pages(paths: Sequence[str | Path], override: bool = False
         PageError: a missing or malformed file, a page with no suite tables, or (without
             ``override``) one env twice for one agent.
     """
-    tables: dict[str, list[dict[str, Any]]] = {}
-    seen: dict[tuple[str, str], str] = {}
+    tables: dict[str, dict[str, dict[str, Any]]] = {}  # agent -> env -> row (insertion order kept)
     sources, replaced = [], []
     for path in paths:
         try:
@@ -93,20 +93,16 @@ def load_pages(paths: Sequence[str | Path], override: bool = False
         sources.append({"page": name, "command": payload.get("command"),
                         "git_commit": (payload.get("machine") or {}).get("git_commit")})
         for agent, rows in page_tables.items():
+            rows_of = tables.setdefault(agent, {})
             for row in rows:
-                key = (agent, row["env"])
-                rows_of = tables.setdefault(agent, [])
-                if key in seen and not override:
-                    raise PageError(f"{agent} {row['env']} is in both {seen[key]} and {name} "
+                earlier = rows_of.get(row["env"])
+                if earlier is not None and not override:
+                    raise PageError(f"{agent} {row['env']} is in both {earlier['page']} and {name} "
                                     "(--override: the later wins)")
-                if key in seen:
-                    index = next(i for i, r in enumerate(rows_of) if r["env"] == row["env"])
-                    rows_of[index] = {**row, "page": name}
-                    replaced.append(f"{agent} {row['env']}: {seen[key]} -> {name}")
-                else:
-                    rows_of.append({**row, "page": name})
-                seen[key] = name
-    return tables, sources, replaced
+                if earlier is not None:
+                    replaced.append(f"{agent} {row['env']}: {earlier['page']} -> {name}")
+                rows_of[row["env"]] = {**row, "page": name}  # a replaced row keeps its place
+    return {agent: list(rows.values()) for agent, rows in tables.items()}, sources, replaced
 
 
 def check(tables: Mapping[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -129,17 +125,13 @@ def check(tables: Mapping[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return out
 
 
-def _number(value: float | None, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def to_markdown(tables: Mapping[str, list[dict[str, Any]]], checks: Sequence[dict[str, Any]],
                 sources: Sequence[dict[str, Any]], replaced: Sequence[str] = ()) -> str:
     """Targets first (met / rows, then each miss), then the merged tables, then the source pages
     and the rows a later page replaced."""
     out = ["## Targets", "", "| agent | target | met | missed (value) |", "|---|---|---|---|"]
     for c in checks:
-        missed = ", ".join(f"{env} ({_number(v, 3)})" for env, v in c["missed"]) or "none"
+        missed = ", ".join(f"{env} ({number_cell(v, 3)})" for env, v in c["missed"]) or "none"
         out.append(f"| {c['agent']} | {c['target']} | {c['met']} of {c['rows']} | {missed} |")
     if not checks:
         out.append("| - | no mctd or mdlm rows | | |")
@@ -149,13 +141,14 @@ def to_markdown(tables: Mapping[str, list[dict[str, Any]]], checks: Sequence[dic
                 "| search ms p50 / p95 | page |",
                 "|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
-            mark = {True: "**yes**", False: "no", None: "-"}[r.get("zero_shot")]
+            mark = zero_shot_cell(r.get("zero_shot"))
             if "skipped" in r:
                 out.append(f"| {r['env']} | {mark} | | | skipped: {r['skipped']} | | | | {r['page']} |")
                 continue
             out.append(f"| {r['env']} | {mark} | {r.get('checkpoint', '-')} | {r['episodes']} | "
-                       f"{r['success_rate']:.3f} | {_number(r['path_ratio'], 3)} | {r.get('capped', 0)} | "
-                       f"{_number(r.get('plan_ms_p50'), 0)} / {_number(r.get('plan_ms_p95'), 0)} | {r['page']} |")
+                       f"{r['success_rate']:.3f} | {number_cell(r['path_ratio'], 3)} | {r.get('capped', 0)} | "
+                       f"{number_cell(r.get('plan_ms_p50'), 0)} / {number_cell(r.get('plan_ms_p95'), 0)} | "
+                       f"{r['page']} |")
     out += ["", "## Source pages", ""]
     out += [f"- `{s['page']}` (commit {s['git_commit']}): `{s['command']}`" for s in sources]
     if replaced:
