@@ -255,7 +255,7 @@ class MDLMAgent:
         self.plans += len(rows)
         return [plan_actions(plan, self.end_token) for plan in tokens.tolist()]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample_plans(self, grid: Tensor, direction: Tensor, forbid: Tensor | None,
                      carrying: Tensor | None = None, task: Tensor | None = None) -> Tensor:
         """The model call. grid [B,3,G,G] long, direction [B] long, forbid [B,H,V] bool, carrying

@@ -60,7 +60,7 @@ class ARPolicy(nn.Module):
         return self.final(x, state_emb)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate(
     model: ARPolicy,
     grid: Tensor,

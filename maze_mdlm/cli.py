@@ -23,6 +23,7 @@ from maze_mdlm.cli_common import (  # noqa: F401  (also the public names of this
     _Parser,
     check_env_id,
     check_writable,
+    file_digest,
     nonnegative_int,
     positive_float,
     positive_int,
@@ -97,6 +98,15 @@ def cmd_collect_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def checkpoint_record(checkpoint: str | None, env_id: str, agent: str) -> dict[str, str]:
+    """``checkpoint`` (the path given, else the one shipped for ``env_id`` and the ``agent``) and its
+    ``checkpoint_sha256_16``: which weights a rollout's numbers come from."""
+    from maze_mdlm.shipped import default_checkpoint
+
+    path = Path(checkpoint) if checkpoint else default_checkpoint(env_id, "ar" if agent == "ar" else "mdlm")
+    return {"checkpoint": str(path), "checkpoint_sha256_16": file_digest(path)}
+
+
 def cmd_rollout(args: argparse.Namespace) -> int:
     import functools
 
@@ -104,7 +114,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
-    from agents.registry import make_agent
+    from agents.registry import MODEL_AGENTS, make_agent
     from maze_mdlm.parallel import evaluate_parallel
     from maze_mdlm.ray_tools import RayUnavailableError
 
@@ -142,7 +152,10 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         except RayUnavailableError as err:
             raise UsageError(f"--ray: {err}") from None
     metrics["agent"], metrics["device"] = args.agent, str(device)
-    table = Table(title=f"{args.agent} on {args.env}, seeds {args.seed}..{args.seed + args.episodes - 1}")
+    if args.agent in MODEL_AGENTS:  # which weights made these numbers
+        metrics.update(checkpoint_record(checkpoint, args.env, args.agent))
+    table = Table(title=f"{args.agent} on {args.env}, seeds {args.seed}..{args.seed + args.episodes - 1}",
+                  caption=f"checkpoint {metrics['checkpoint']}" if "checkpoint" in metrics else None)
     for column in ("success rate", "mean steps", "optimal steps", "path ratio", "mean return", "seconds"):
         table.add_column(column, justify="right")
     ratio = metrics["path_ratio"]

@@ -7,6 +7,7 @@ and exits with code 2.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -85,3 +86,8 @@ def check_writable(path: str | os.PathLike, flag: str) -> Path:
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write ``obj`` as JSON to ``path`` atomically."""
     atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+
+
+def file_digest(path: Path) -> str:
+    """The first 16 hex digits of a file's SHA-256 (names a dataset or checkpoint in a record)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]

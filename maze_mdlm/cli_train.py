@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from envs.dataset import ENV_WEIGHTINGS, Episodes, PlanDataset, concat_episodes,
 from envs.seeds import VAL_SEED_START
 from maze_mdlm import distributed
 from maze_mdlm.checkpoint import MODEL_TYPES, read_checkpoint, save_checkpoint
-from maze_mdlm.cli_common import UsageError, check_env_id, check_writable, nonnegative_int, positive_int
+from maze_mdlm.cli_common import UsageError, check_env_id, check_writable, file_digest, nonnegative_int, positive_int
 from maze_mdlm.config import ModelConfig
 from maze_mdlm.trainer import PRECISIONS, ARTrainer, Trainer, TrainConfig
 
@@ -92,10 +91,6 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write TensorBoard events into DIR (needs the tensorboard extra)")
 
 
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -131,7 +126,7 @@ def load_sources(sources: list[str]) -> tuple[Episodes, list[dict[str, Any]]]:
             if not path.is_file():
                 raise UsageError(f"--data {path}: no such file")
             parts.append(load_episodes(path))
-            described.append({"name": path.name, "sha256_16": _file_digest(path)})
+            described.append({"name": path.name, "sha256_16": file_digest(path)})
     return concat_episodes(parts), described
 
 

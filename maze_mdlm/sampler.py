@@ -174,7 +174,7 @@ def guided_logits(model: torch.nn.Module, tokens: Tensor, state_emb: Tensor, nul
     return torch.where(guided.view(-1, 1, 1), uncond + w * (cond - uncond), cond)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def unmask(
     model: torch.nn.Module,
     state_emb: Tensor,
@@ -247,7 +247,7 @@ def unmask(
     return tokens
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample(
     model: torch.nn.Module,
     grid: Tensor,

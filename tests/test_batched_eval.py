@@ -199,3 +199,19 @@ def test_rollout_records_batch_envs(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     metrics = json.loads(report.read_text())
     assert metrics["batch_envs"] == 2 and len(metrics["per_episode"]) == 3
+
+
+def test_rollout_records_which_checkpoint_it_used(tmp_path, capsys):
+    from maze_mdlm.cli_common import file_digest
+    from maze_mdlm.shipped import default_checkpoint
+
+    shipped, given = tmp_path / "shipped.json", tmp_path / "given.json"
+    assert main(["rollout", "--agent", "mdlm", "--episodes", "1", "--json", str(shipped)]) == 0
+    metrics = json.loads(shipped.read_text())
+    assert metrics["checkpoint"] == str(default_checkpoint(envs.FOURROOMS_ID))  # no --checkpoint: the shipped one
+    assert metrics["checkpoint_sha256_16"] == file_digest(default_checkpoint(envs.FOURROOMS_ID))
+    suite = default_checkpoint("MiniGrid-DoorKey-5x5-v0")
+    assert main(["rollout", "--agent", "mdlm", "--episodes", "1", "--checkpoint", str(suite), "--json", str(given)]) == 0
+    metrics = json.loads(given.read_text())
+    assert metrics["checkpoint"] == str(suite) and metrics["checkpoint_sha256_16"] == file_digest(suite)
+    assert "checkpoint" in capsys.readouterr().out  # named under the table too

@@ -258,7 +258,7 @@ class MCTDPlanner:
             start, stop = subplan_bounds(h, s, i)
             self._subplan_mask[i, start:stop] = True
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def search(self, image: np.ndarray, layout: np.ndarray, pose: tuple[int, int, int],
                max_steps: int, max_expansions: int | None = None,
                visited: Collection[tuple[int, int]] | None = None, carrying: tuple[int, int, int] = NOTHING,
