@@ -2,8 +2,10 @@
 
 The generalist (``suite.pt``, ``suite_ar.pt``: one model trained on the MiniGrid suite, grid size
 25) is the default for every env in :data:`envs.registry.SUPPORTED`. The per-env FourRooms and
-maze checkpoints (grid size 19) stay the default of their own envs, and ``maze25.pt`` (the
-generalist fine-tuned on the three 25x25 mazes, 0.21) is the MDLM of those three (:data:`SHIPPED`).
+maze checkpoints (grid size 19) stay the default of their own envs, ``maze25.pt`` (the
+generalist fine-tuned on the three 25x25 mazes, 0.21) is the MDLM of those three, and
+``long_worlds.pt`` (the generalist fine-tuned on :data:`LONG_WORLD_IDS`, 0.22) the MDLM of those
+four (:data:`SHIPPED`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from envs import BRAID_MAZE_ID, FOURROOMS_ID, LAVA_MAZE_ID, MAZE_25_IDS, MAZE_ID
 from envs.registry import SUPPORTED
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-SUITE = {"mdlm": "suite.pt", "ar": "suite_ar.pt"}  # the generalist: every supported env
+SUITE = {"mdlm": "suite.pt", "ar": "suite_ar.pt"}
+# the suite's longest key and room worlds, where the generalist's own policy was weakest (0.22)
+LONG_WORLD_IDS = ("MiniGrid-MultiRoom-N6-v0", "MiniGrid-KeyCorridorS4R3-v0", "MiniGrid-KeyCorridorS5R3-v0",
+                  "MiniGrid-KeyCorridorS6R3-v0")  # the generalist: every supported env
 SHIPPED = {  # per-env checkpoints that take precedence over the generalist for their env
     ("mdlm", FOURROOMS_ID): "fourrooms.pt",
     ("mdlm", MAZE_ID): "maze.pt",
@@ -27,6 +32,8 @@ SHIPPED = {  # per-env checkpoints that take precedence over the generalist for 
     ("ar", LAVA_MAZE_ID): "maze_ar.pt",
     # the 25x25 mazes: the generalist fine-tuned on them (mdlm and mctd; their ar stays suite_ar.pt)
     **{("mdlm", env_id): "maze25.pt" for env_id in MAZE_25_IDS},
+    # the long key and room worlds: the generalist fine-tuned on them (mdlm and mctd; ar: suite_ar.pt)
+    **{("mdlm", env_id): "long_worlds.pt" for env_id in LONG_WORLD_IDS},
 }
 
 

@@ -243,6 +243,31 @@ def test_the_25x25_mazes_default_to_their_fine_tuned_generalist():
     assert MDLMAgent.from_checkpoint(env_id=MAZE_25_IDS[0]).grid_size == 25
 
 
+@pytest.mark.skipif(not (CHECKPOINT_DIR / "long_worlds.pt").is_file(), reason="long_worlds.pt is not in this checkout")
+@pytest.mark.parametrize("env_id", ["MiniGrid-MultiRoom-N6-v0", "MiniGrid-KeyCorridorS4R3-v0",
+                                    "MiniGrid-KeyCorridorS5R3-v0", "MiniGrid-KeyCorridorS6R3-v0"])
+def test_the_long_worlds_default_to_their_fine_tuned_generalist(env_id):
+    """long_worlds.pt (0.22): the generalist's architecture and canvas, trained on exactly
+    MultiRoom-N6 and KeyCorridorS4R3-S6R3, the mdlm / mctd default there; their ar stays the
+    generalist's, and every other suite env keeps suite.pt."""
+    from maze_mdlm import shipped
+    from maze_mdlm.checkpoint import read_checkpoint
+
+    assert shipped.shipped_name(env_id) == "long_worlds.pt" and shipped.shipped_name(env_id, "ar") == SUITE["ar"]
+    assert shipped.shipped_name("MiniGrid-KeyCorridorS3R3-v0") == SUITE["mdlm"]  # the short ones: the generalist
+    path = CHECKPOINT_DIR / "long_worlds.pt"
+    assert path.stat().st_size <= 25 * 2**20
+    ckpt = read_checkpoint(path)
+    assert sorted(ckpt["dataset"]["envs"]) == sorted(shipped.LONG_WORLD_IDS)
+    assert ckpt["model_config"]["grid_size"] == 25 and ckpt["model_config"]["task_inputs"]
+    from agents.mctd.agent import MCTDAgent, env_max_steps
+    from maze_mdlm.checkpoint import load_checkpoint
+
+    agent, (model, _) = MCTDAgent.from_checkpoint(env_id=env_id), load_checkpoint(path)
+    assert agent.max_steps == env_max_steps(env_id)
+    assert all(torch.equal(a, b) for a, b in zip(agent.model.state_dict().values(), model.state_dict().values()))
+
+
 def test_visited_poses_are_forgotten_when_the_world_changes():
     """A shortest path never revisits a state; after a pickup the same pose is a new state, so
     the revisit rule must not forbid going back (e.g. out of a dead end with the key)."""
