@@ -16,10 +16,10 @@ from envs import BRAID_MAZE_ID, FOURROOMS_ID, LAVA_MAZE_ID, MAZE_25_IDS, MAZE_ID
 from envs.registry import SUPPORTED
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-SUITE = {"mdlm": "suite.pt", "ar": "suite_ar.pt"}
+SUITE = {"mdlm": "suite.pt", "ar": "suite_ar.pt"}  # the generalist: every supported env
 # the suite's longest key and room worlds, where the generalist's own policy was weakest (0.22)
 LONG_WORLD_IDS = ("MiniGrid-MultiRoom-N6-v0", "MiniGrid-KeyCorridorS4R3-v0", "MiniGrid-KeyCorridorS5R3-v0",
-                  "MiniGrid-KeyCorridorS6R3-v0")  # the generalist: every supported env
+                  "MiniGrid-KeyCorridorS6R3-v0")
 SHIPPED = {  # per-env checkpoints that take precedence over the generalist for their env
     ("mdlm", FOURROOMS_ID): "fourrooms.pt",
     ("mdlm", MAZE_ID): "maze.pt",

@@ -225,47 +225,37 @@ def test_the_shipped_generalist_plays_a_small_suite_env(kind):
     assert metrics["episodes"] == 2 and len(metrics["per_episode"]) == 2
 
 
-@pytest.mark.skipif(not (CHECKPOINT_DIR / "maze25.pt").is_file(), reason="maze25.pt is not in this checkout")
-def test_the_25x25_mazes_default_to_their_fine_tuned_generalist():
-    """maze25.pt (0.21): the generalist's architecture and 25x25 canvas, trained on exactly the three
-    25x25 mazes, the mdlm / mctd default there; their ar stays the generalist's."""
-    from envs import MAZE_25_IDS
-    from maze_mdlm import shipped
-    from maze_mdlm.checkpoint import read_checkpoint
-
-    assert all(shipped.shipped_name(e) == "maze25.pt" and shipped.shipped_name(e, "ar") == SUITE["ar"]
-               for e in MAZE_25_IDS)
-    path = CHECKPOINT_DIR / "maze25.pt"
-    assert path.stat().st_size <= 25 * 2**20
-    ckpt = read_checkpoint(path)
-    assert sorted(ckpt["dataset"]["envs"]) == sorted(MAZE_25_IDS)
-    assert ckpt["model_config"]["grid_size"] == 25 and ckpt["model_config"]["task_inputs"]
-    assert MDLMAgent.from_checkpoint(env_id=MAZE_25_IDS[0]).grid_size == 25
+FINE_TUNED = {  # per-family fine-tunes of the generalist (file -> the envs it is the mdlm / mctd default of)
+    "maze25.pt": ("MazeMDLM/Maze-25x25-v0", "MazeMDLM/BraidMaze-25x25-v0", "MazeMDLM/LavaMaze-25x25-v0"),  # 0.21
+    "long_worlds.pt": ("MiniGrid-MultiRoom-N6-v0", "MiniGrid-KeyCorridorS4R3-v0",  # 0.22
+                       "MiniGrid-KeyCorridorS5R3-v0", "MiniGrid-KeyCorridorS6R3-v0"),
+}
 
 
-@pytest.mark.skipif(not (CHECKPOINT_DIR / "long_worlds.pt").is_file(), reason="long_worlds.pt is not in this checkout")
-@pytest.mark.parametrize("env_id", ["MiniGrid-MultiRoom-N6-v0", "MiniGrid-KeyCorridorS4R3-v0",
-                                    "MiniGrid-KeyCorridorS5R3-v0", "MiniGrid-KeyCorridorS6R3-v0"])
-def test_the_long_worlds_default_to_their_fine_tuned_generalist(env_id):
-    """long_worlds.pt (0.22): the generalist's architecture and canvas, trained on exactly
-    MultiRoom-N6 and KeyCorridorS4R3-S6R3, the mdlm / mctd default there; their ar stays the
-    generalist's, and every other suite env keeps suite.pt."""
-    from maze_mdlm import shipped
-    from maze_mdlm.checkpoint import read_checkpoint
-
-    assert shipped.shipped_name(env_id) == "long_worlds.pt" and shipped.shipped_name(env_id, "ar") == SUITE["ar"]
-    assert shipped.shipped_name("MiniGrid-KeyCorridorS3R3-v0") == SUITE["mdlm"]  # the short ones: the generalist
-    path = CHECKPOINT_DIR / "long_worlds.pt"
-    assert path.stat().st_size <= 25 * 2**20
-    ckpt = read_checkpoint(path)
-    assert sorted(ckpt["dataset"]["envs"]) == sorted(shipped.LONG_WORLD_IDS)
-    assert ckpt["model_config"]["grid_size"] == 25 and ckpt["model_config"]["task_inputs"]
+@pytest.mark.parametrize("name, env_ids", list(FINE_TUNED.items()))
+def test_fine_tuned_families_default_to_their_own_checkpoint(name, env_ids):
+    """maze25.pt (0.21) and long_worlds.pt (0.22): the generalist's architecture and 25x25 canvas,
+    trained on exactly their envs, the mdlm / mctd default there; their ar stays the generalist's,
+    and the other suite envs keep suite.pt."""
+    path = CHECKPOINT_DIR / name
+    if not path.is_file():
+        pytest.skip(f"{name} is not in this checkout")
     from agents.mctd.agent import MCTDAgent, env_max_steps
-    from maze_mdlm.checkpoint import load_checkpoint
+    from maze_mdlm import shipped
+    from maze_mdlm.checkpoint import load_checkpoint, read_checkpoint
 
-    agent, (model, _) = MCTDAgent.from_checkpoint(env_id=env_id), load_checkpoint(path)
-    assert agent.max_steps == env_max_steps(env_id)
-    assert all(torch.equal(a, b) for a, b in zip(agent.model.state_dict().values(), model.state_dict().values()))
+    assert all(shipped.shipped_name(e) == name and shipped.shipped_name(e, "ar") == SUITE["ar"] for e in env_ids)
+    assert shipped.shipped_name("MiniGrid-KeyCorridorS3R3-v0") == SUITE["mdlm"]  # the short ones: the generalist
+    assert path.stat().st_size <= 25 * 2**20
+    ckpt = read_checkpoint(path)
+    assert sorted(ckpt["dataset"]["envs"]) == sorted(env_ids)
+    assert ckpt["model_config"]["grid_size"] == 25 and ckpt["model_config"]["task_inputs"]
+    assert MDLMAgent.from_checkpoint(env_id=env_ids[0]).grid_size == 25
+    model, _ = load_checkpoint(path)
+    for env_id in env_ids:  # mctd loads exactly those weights, with the env's own step limit
+        agent = MCTDAgent.from_checkpoint(env_id=env_id)
+        assert agent.max_steps == env_max_steps(env_id)
+        assert all(torch.equal(a, b) for a, b in zip(agent.model.state_dict().values(), model.state_dict().values()))
 
 
 def test_visited_poses_are_forgotten_when_the_world_changes():
