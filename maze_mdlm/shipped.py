@@ -5,7 +5,8 @@ The generalist (``suite.pt``, ``suite_ar.pt``: one model trained on the MiniGrid
 maze checkpoints (grid size 19) stay the default of their own envs, ``maze25.pt`` (the
 generalist fine-tuned on the three 25x25 mazes, 0.21) is the MDLM of those three, and
 ``long_worlds.pt`` (the generalist fine-tuned on :data:`LONG_WORLD_IDS`, 0.22) the MDLM of those
-four (:data:`SHIPPED`).
+four, and ``obstructed.pt`` (fine-tuned on :data:`OBSTRUCTED_IDS`, 0.23) the MDLM of those six
+(:data:`SHIPPED`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ SUITE = {"mdlm": "suite.pt", "ar": "suite_ar.pt"}  # the generalist: every suppo
 # the suite's longest key and room worlds, where the generalist's own policy was weakest (0.22)
 LONG_WORLD_IDS = ("MiniGrid-MultiRoom-N6-v0", "MiniGrid-KeyCorridorS4R3-v0", "MiniGrid-KeyCorridorS5R3-v0",
                   "MiniGrid-KeyCorridorS6R3-v0")
+# the trained ObstructedMaze ids with hidden keys where the generalist missed a target (0.23); the
+# zero-shot v0 ids (2Dlhb, 1Q, 2Q) stay out of its data and on suite.pt
+OBSTRUCTED_IDS = tuple(f"MiniGrid-ObstructedMaze-{v}" for v in ("2Dlh-v0", "2Dlhb-v1", "1Q-v1", "2Q-v1", "Full-v0",
+                                                                 "Full-v1"))
 SHIPPED = {  # per-env checkpoints that take precedence over the generalist for their env
     ("mdlm", FOURROOMS_ID): "fourrooms.pt",
     ("mdlm", MAZE_ID): "maze.pt",
@@ -34,6 +39,8 @@ SHIPPED = {  # per-env checkpoints that take precedence over the generalist for 
     **{("mdlm", env_id): "maze25.pt" for env_id in MAZE_25_IDS},
     # the long key and room worlds: the generalist fine-tuned on them (mdlm and mctd; ar: suite_ar.pt)
     **{("mdlm", env_id): "long_worlds.pt" for env_id in LONG_WORLD_IDS},
+    # the hidden-key ObstructedMaze ids: the generalist fine-tuned on them (mdlm and mctd; ar: suite_ar.pt)
+    **{("mdlm", env_id): "obstructed.pt" for env_id in OBSTRUCTED_IDS},
 }
 
 

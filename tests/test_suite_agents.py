@@ -229,14 +229,17 @@ FINE_TUNED = {  # per-family fine-tunes of the generalist (file -> the envs it i
     "maze25.pt": ("MazeMDLM/Maze-25x25-v0", "MazeMDLM/BraidMaze-25x25-v0", "MazeMDLM/LavaMaze-25x25-v0"),  # 0.21
     "long_worlds.pt": ("MiniGrid-MultiRoom-N6-v0", "MiniGrid-KeyCorridorS4R3-v0",  # 0.22
                        "MiniGrid-KeyCorridorS5R3-v0", "MiniGrid-KeyCorridorS6R3-v0"),
+    "obstructed.pt": tuple(f"MiniGrid-ObstructedMaze-{v}" for v in ("2Dlh-v0", "2Dlhb-v1", "1Q-v1",  # 0.23
+                                                                       "2Q-v1", "Full-v0", "Full-v1")),
 }
 
 
 @pytest.mark.parametrize("name, env_ids", list(FINE_TUNED.items()))
 def test_fine_tuned_families_default_to_their_own_checkpoint(name, env_ids):
-    """maze25.pt (0.21) and long_worlds.pt (0.22): the generalist's architecture and 25x25 canvas,
-    trained on exactly their envs, the mdlm / mctd default there; their ar stays the generalist's,
-    and the other suite envs keep suite.pt."""
+    """maze25.pt (0.21), long_worlds.pt (0.22) and obstructed.pt (0.23): the generalist's
+    architecture and 25x25 canvas, trained on exactly their envs, the mdlm / mctd default there;
+    their ar stays the generalist's, and the other suite envs keep suite.pt (the zero-shot
+    ObstructedMaze v0 ids among them)."""
     path = CHECKPOINT_DIR / name
     if not path.is_file():
         pytest.skip(f"{name} is not in this checkout")
@@ -246,6 +249,7 @@ def test_fine_tuned_families_default_to_their_own_checkpoint(name, env_ids):
 
     assert all(shipped.shipped_name(e) == name and shipped.shipped_name(e, "ar") == SUITE["ar"] for e in env_ids)
     assert shipped.shipped_name("MiniGrid-KeyCorridorS3R3-v0") == SUITE["mdlm"]  # the short ones: the generalist
+    assert all(shipped.shipped_name(f"MiniGrid-ObstructedMaze-{v}-v0") == SUITE["mdlm"] for v in ("2Dlhb", "1Q", "2Q"))
     assert path.stat().st_size <= 25 * 2**20
     ckpt = read_checkpoint(path)
     assert sorted(ckpt["dataset"]["envs"]) == sorted(env_ids)
