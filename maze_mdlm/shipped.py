@@ -3,7 +3,7 @@
 The generalist (``suite.pt``, ``suite_ar.pt``: one model trained on the MiniGrid suite, grid size
 25) is the default for every env in :data:`envs.registry.SUPPORTED`. The per-env FourRooms and
 maze checkpoints (grid size 19) stay the default of their own envs, ``maze25.pt`` (the
-generalist fine-tuned on the three 25x25 mazes, 0.21) is the MDLM of those three, and
+generalist fine-tuned on the three 25x25 mazes, 0.21) is the MDLM of those three,
 ``long_worlds.pt`` (the generalist fine-tuned on :data:`LONG_WORLD_IDS`, 0.22) the MDLM of those
 four, and ``obstructed.pt`` (fine-tuned on :data:`OBSTRUCTED_IDS`, 0.23) the MDLM of those six
 (:data:`SHIPPED`).
