@@ -23,8 +23,9 @@ LONG_WORLD_IDS = ("MiniGrid-MultiRoom-N6-v0", "MiniGrid-KeyCorridorS4R3-v0", "Mi
                   "MiniGrid-KeyCorridorS6R3-v0")
 # the trained ObstructedMaze ids with hidden keys where the generalist missed a target (0.23); the
 # zero-shot v0 ids (2Dlhb, 1Q, 2Q) stay out of its data and on suite.pt
-OBSTRUCTED_IDS = tuple(f"MiniGrid-ObstructedMaze-{v}" for v in ("2Dlh-v0", "2Dlhb-v1", "1Q-v1", "2Q-v1", "Full-v0",
-                                                                 "Full-v1"))
+OBSTRUCTED_IDS = ("MiniGrid-ObstructedMaze-2Dlh-v0", "MiniGrid-ObstructedMaze-2Dlhb-v1",
+                  "MiniGrid-ObstructedMaze-1Q-v1", "MiniGrid-ObstructedMaze-2Q-v1",
+                  "MiniGrid-ObstructedMaze-Full-v0", "MiniGrid-ObstructedMaze-Full-v1")
 SHIPPED = {  # per-env checkpoints that take precedence over the generalist for their env
     ("mdlm", FOURROOMS_ID): "fourrooms.pt",
     ("mdlm", MAZE_ID): "maze.pt",

@@ -19,7 +19,7 @@ from envs.world import DONE, FORWARD, KEY, NOTHING, PICKUP_ACTION, TOGGLE, World
 from maze_mdlm.ar import ARPolicy
 from maze_mdlm.checkpoint import save_checkpoint
 from maze_mdlm.config import ModelConfig
-from maze_mdlm.shipped import CHECKPOINT_DIR, SUITE
+from maze_mdlm.shipped import CHECKPOINT_DIR, LONG_WORLD_IDS, OBSTRUCTED_IDS, SUITE
 from tests.models import perturbed_policy
 
 SEED = 1_000_000
@@ -225,13 +225,9 @@ def test_the_shipped_generalist_plays_a_small_suite_env(kind):
     assert metrics["episodes"] == 2 and len(metrics["per_episode"]) == 2
 
 
-FINE_TUNED = {  # per-family fine-tunes of the generalist (file -> the envs it is the mdlm / mctd default of)
-    "maze25.pt": ("MazeMDLM/Maze-25x25-v0", "MazeMDLM/BraidMaze-25x25-v0", "MazeMDLM/LavaMaze-25x25-v0"),  # 0.21
-    "long_worlds.pt": ("MiniGrid-MultiRoom-N6-v0", "MiniGrid-KeyCorridorS4R3-v0",  # 0.22
-                       "MiniGrid-KeyCorridorS5R3-v0", "MiniGrid-KeyCorridorS6R3-v0"),
-    "obstructed.pt": tuple(f"MiniGrid-ObstructedMaze-{v}" for v in ("2Dlh-v0", "2Dlhb-v1", "1Q-v1",  # 0.23
-                                                                       "2Q-v1", "Full-v0", "Full-v1")),
-}
+# per-family fine-tunes of the generalist (file -> the envs it is the mdlm / mctd default of); the
+# test checks each file's recorded training envs against these constants
+FINE_TUNED = {"maze25.pt": envs.MAZE_25_IDS, "long_worlds.pt": LONG_WORLD_IDS, "obstructed.pt": OBSTRUCTED_IDS}
 
 
 @pytest.mark.parametrize("name, env_ids", list(FINE_TUNED.items()))
