@@ -372,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mctd only: a search that finds no goal-reaching plan while some plan continuation "
                         "went round a cycle of the greedy policy grows a second tree in which such "
                         "continuations sample their remaining windows at temperature T (slower failing "
-                        "searches; README Results). Default: off")
+                        "searches; docs/suite_history.md). Default: off")
     p.set_defaults(func=cmd_rollout)
     return parser
 

@@ -47,21 +47,21 @@ checkpoints, one thread of the 2-core dev CPU):
   executes its loop-free prefix. With ``MCTDAgent(commit=True)`` (0.20) the agent follows the
   partial plan it chose, a sub-plan per decision, while the rest of it still leads to new cells,
   so it no longer switches back and forth between two directions for good. Measured on the
-  generalist's mazes (``benchmarks.suite --mctd-no-cut-partial / --mctd-no-commit``; README
-  Results, "Partial plans"). Under the full rules the fallback is a policy step, and cutting the
+  generalist's mazes (``benchmarks.suite --mctd-no-cut-partial / --mctd-no-commit``;
+  docs/suite_history.md, "Partial plans"). Under the full rules the fallback is a policy step, and cutting the
   running plans there changed no success at 50 episodes, so both apply to navigation worlds only.
 * ``fallback="auto"`` (0.6): that partial-plan fallback only where nothing but the agent can
   change (the worlds above); where doors, keys, balls or boxes are in play, a search without a
   goal-reaching plan hands the step to the greedy MDLM policy: on 12 long object worlds (0.8, 20
   episodes each), success 0.987 against the partial plan's 0.854, path ratio 1.29 instead of 1.45
-  (``benchmarks.suite --mctd-fallback plan``; README Results).
+  (``benchmarks.suite --mctd-fallback plan``; docs/suite_history.md).
 * ``rollout_escape=0.0`` (0.9; a retry since 0.10): continuations caught in a cycle of the greedy
   policy replay it. At 1.0, a search that finds no goal that way grows a second tree in which
   they sample their remaining windows instead. At 50 episodes, Maze-25x25 success goes 0.64 →
   0.74 and Maze-19x19 0.96 → 1.00 (0.11); searches that succeed greedily are unchanged, but
   failing ones pay for the second tree (p95 3.5–7.8× on the mazes), and at 20 episodes it lost
-  the braid mazes an episode each, so it stays off (``benchmarks.suite --mctd-escape``; README
-  Results).
+  the braid mazes an episode each, so it stays off (``benchmarks.suite --mctd-escape``;
+  docs/suite_history.md).
 * ``guess_boxes=True`` (0.13): MiniGrid's encoding hides what a closed box holds, so the search
   assumes that each closed box holds a key of a locked door whose key is nowhere in sight
   (:func:`envs.box_guess.guess_box_contents`: since 0.14 a door of the box's own room, the one
@@ -71,7 +71,7 @@ checkpoints, one thread of the 2-core dev CPU):
   none (Full-v0 0.84 → 0.96, 1Q-v1 0.94 → 1.00), the path ratios of the 9 above 1.10 fell from
   1.56–1.95 to 1.35–1.61, and searches got cheaper; every other env is unchanged episode for
   episode, because nothing is guessed where each locked door's key is in sight
-  (``benchmarks.suite --mctd-no-guess-boxes``; README Results).
+  (``benchmarks.suite --mctd-no-guess-boxes``; docs/suite_history.md).
 * ``time_budget_ms=None``: no wall-clock limit by default, so a search does not depend on the
   machine's speed; set it (``rollout --time-budget-ms``) for an anytime search.
 * Fixed since 0.4 (fields until 0.3, never varied by a benchmark, test or flag; module constants

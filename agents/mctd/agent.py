@@ -125,7 +125,7 @@ class MCTDAgent:
     The default ``"auto"`` (0.6) is ``"plan"`` in worlds where only the agent moves (mazes,
     FourRooms, crossings: the 0.4 behaviour, same episodes) and ``"policy"`` where doors, keys,
     balls or boxes can change: there the observation heuristic cannot tell progress from a
-    detour, and on 12 long object worlds of the suite benchmark (README Results, 0.8) the policy
+    detour, and on 12 long object worlds of the suite benchmark (docs/suite_history.md, 0.8) the policy
     step gave more success (0.987 vs 0.854) with shorter paths (path ratio 1.29 vs 1.45), at
     more searches per episode. ``"heuristic"`` is 0.3's unchanged: the best-scoring
     executable prefix of any plan, else ``forward`` (with ``partial_score="manhattan"`` it ranks

@@ -116,7 +116,7 @@ class MCTDConfig(PlainConfig):
     # continuation has its loops cut too before it is scored and stored (cut_partial_plans), so its
     # novelty counts the new cells it ends on, not a dead end it walked into and back out of, and
     # the "plan" fallback executes the loop-free prefix; a plan whose loop-free path shows no new
-    # cell keeps its loops (README, Results: "Partial plans")
+    # cell keeps its loops (docs/suite_history.md, "Partial plans")
     partial_score: str = "novelty"  # how plans that neither reach the goal nor die rank (plan_scores):
     # "novelty" (cells the episode has not been in, which the agent passes; Manhattan nearness to the
     # goal breaks ties) or "manhattan" (0.3: the final cell's nearness to the goal only)

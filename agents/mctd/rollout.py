@@ -28,8 +28,8 @@ caught in a cycle change, and those could never reach the goal: in the 25×25 pe
 are the continuations that took a wrong branch at a junction and shuttle between two dead ends.
 It costs one decoded row per window of every such row. The planner switches it on
 (:class:`agents.mctd.MCTDConfig`'s ``rollout_escape``; off by default) only for a second tree,
-after a greedy search found no goal while some of its rows cycled (README Results: the escape
-ablation).
+after a greedy search found no goal while some of its rows cycled (docs/suite_history.md: the
+escape ablation).
 
 ``merge_goals=True`` (the planner's default) adds one shortcut: every pose on a continuation
 that reached the goal is remembered with the actions that took it there, and a row that
@@ -47,7 +47,7 @@ an excursion that picked something up, dropped or toggled never meets its own st
 A :class:`ContinuationMemo` keeps the greedy windows beyond one search: the agent holds one per
 episode and passes it to every search, so a window decoded from a state in one search is replayed
 in the later searches that reach that state (on the suite's long worlds the continuations decode
-1.8–7x fewer windows per search: ``benchmarks.continuation_memo``, README Results). The memo's
+1.8–7x fewer windows per search: ``benchmarks.continuation_memo``, docs/suite_history.md). The memo's
 tables are keyed by everything a greedy window depends on besides its start (the layout or task,
 the window length, unmasking steps, executed actions and END token), so a memo is safe to share
 between searches of one model; sampled (escape) windows are never kept. A replayed window is the
