@@ -114,8 +114,10 @@ class MDLMAgent:
             torch's setting alone). Default 1: batch-1 plans are small, and torch's 2 threads on a
             2-core CPU shared with another job made each plan several times slower.
         batch_threads: threads instead of ``num_threads`` when at least ``BIG_BATCH`` rows are
-            planned in one call (batched evaluation); None (default) leaves torch's setting,
-            i.e. every core: a batch of 32 plans ran 1.2x faster on 2 threads than on 1.
+            planned in one call (batched evaluation); None leaves torch's setting (every core).
+            Default 1 (0.24; None before): on the quiet 2-core CPU a batch of 32 plans ran 1.2x
+            faster on 2 threads, but with another job on the machine torch's spinning threads
+            made the README's 300-episode rollout 10x slower (138 s vs 13.5 s on 1 thread).
     """
 
     BIG_BATCH = 16
@@ -134,7 +136,7 @@ class MDLMAgent:
         safe_first_action: bool = True,
         avoid_revisits: bool = True,
         num_threads: int | None = 1,
-        batch_threads: int | None = None,
+        batch_threads: int | None = 1,
         full_plans: bool = False,
     ):
         self.model = model.eval()

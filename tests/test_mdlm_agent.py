@@ -151,3 +151,23 @@ def test_avoid_revisits_breaks_deterministic_loops():
             obs, _, terminated, truncated, _ = env.step(action)
             if terminated or truncated:
                 break
+
+
+@pytest.mark.parametrize("batch_threads, expected", [(1, 1), (None, 2)])  # 1: the default (0.24)
+def test_big_batches_plan_on_batch_threads_and_restore_torch(monkeypatch, batch_threads, expected):
+    env = envs.FullGridObsWrapper(gym.make("MiniGrid-FourRooms-v0"))
+    obs, info = env.reset(seed=1_000_000)
+    kwargs = {} if batch_threads == 1 else {"batch_threads": batch_threads}
+    agent = MDLMAgent(_model(), horizon=8, num_steps=2, **kwargs)
+    seen = []
+    plan = agent.sample_plans
+    monkeypatch.setattr(agent, "sample_plans", lambda *a, **k: seen.append(torch.get_num_threads()) or plan(*a, **k))
+    episodes = [agent.new_episode(obs, info) for _ in range(MDLMAgent.BIG_BATCH)]
+    torch.set_num_threads(2)
+    try:
+        agent.act_batch(episodes, [obs] * len(episodes))
+        agent.act_batch(episodes[:1], [obs])  # a small batch: num_threads (1)
+        assert seen == [expected, 1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
