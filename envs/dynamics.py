@@ -199,6 +199,9 @@ def simulate_world(state: WorldState, plans: np.ndarray, task=None, end_token: i
     effects = np.zeros((n, horizon), dtype=bool)
     overlap = np.isin(np.arange(16), [OBJECT_TO_IDX[k] for k in ("empty", "floor", "goal", "lava")])
     pickable = np.isin(np.arange(16), PICKABLE)  # lookup tables: object index -> bool
+    # steps at which some plan has a pickup, drop, toggle or done: only they can change the grid or
+    # the carried object, or get the task's verdict; the others are pure navigation steps
+    object_step = np.isin(plans, (PICKUP_ACTION, DROP, TOGGLE, DONE)).any(axis=0)  # [H]
     for t in range(horizon + 1):
         poses[:, t, 0], poses[:, t, 1], poses[:, t, 2] = x - 1, y - 1, d
         carried[:, t] = carry
@@ -214,11 +217,15 @@ def simulate_world(state: WorldState, plans: np.ndarray, task=None, end_token: i
         steps += active
         fx, fy = x + DIR_DX[d], y + DIR_DY[d]
         front = grid[rows, fx, fy]  # [B, 3]
-        empty_hand = carry[:, 0] == EMPTY_IDX
         d = np.where(active & (a == LEFT), (d - 1) % 4, np.where(active & (a == RIGHT), (d + 1) % 4, d))
         move = active & (a == FORWARD) & (overlap[front[:, 0]] | ((front[:, 0] == DOOR) & (front[:, 2] == OPEN_STATE)))
         x, y = np.where(move, fx, x), np.where(move, fy, y)
         new = np.where(move & (front[:, 0] == GOAL_IDX), SUCCESS, np.where(move & (front[:, 0] == LAVA), FAILURE, RUNNING))
+        if not object_step[t]:
+            status = np.where(active, new, status)
+            active &= status == RUNNING
+            continue
+        empty_hand = carry[:, 0] == EMPTY_IDX
         pick = active & (a == PICKUP_ACTION) & empty_hand & pickable[front[:, 0]]
         drop = active & (a == DROP) & ~empty_hand & (front[:, 0] == EMPTY_IDX)
         dropping = active & (a == DROP) & ~empty_hand

@@ -66,6 +66,7 @@ import numpy as np
 import torch
 
 from agents.base import first_position_mask
+from agents.mctd.scoring import member
 from agents.mctd.world import (
     NOOP, SearchWorld, world_inputs,
 )
@@ -315,10 +316,10 @@ class GreedyContinuation:
                         stop_after=self.execute, temperature=temperature)
         tokens = tokens.cpu().numpy()
         executed = tokens[:, : self.execute]
-        actions = np.where(np.isin(executed, self.noop_tokens), NOOP, executed)  # [R, E]
+        actions = np.where(member(executed, self.noop_tokens), NOOP, executed)  # [R, E]
         outcome = simulate_plans(self.layout, arr, actions)
         following = tokens[:, self.execute : 2 * self.execute]  # [R, <=E] the tokens after the executed ones
-        following_actions = np.where(np.isin(following, self.noop_tokens), NOOP, following)
+        following_actions = np.where(member(following, self.noop_tokens), NOOP, following)
         guess = simulate_plans(self.layout, outcome.final_pose, following_actions)
         windows = []
         for i in range(len(poses)):
@@ -393,7 +394,7 @@ class WorldContinuation(GreedyContinuation):
                         carrying=inputs["carrying"].to(dev), task=inputs["task"].to(dev), forbid=forbid.to(dev),
                         generator=self.generator, stop_after=self.execute, temperature=temperature)
         tokens = tokens.cpu().numpy()
-        actions = np.where(np.isin(tokens[:, : self.execute], self.noop_tokens), NOOP, tokens[:, : self.execute])
+        actions = np.where(member(tokens[:, : self.execute], self.noop_tokens), NOOP, tokens[:, : self.execute])
         following = tokens[:, self.execute : 2 * self.execute]
         windows = []
         for i, state in enumerate(states):
@@ -401,7 +402,7 @@ class WorldContinuation(GreedyContinuation):
             ahead = None
             decoded = following.shape[1] == self.execute and not (following[i] == MASK).any()
             if decoded and status == RUNNING:
-                nxt = np.where(np.isin(following[i], self.noop_tokens), NOOP, following[i])
+                nxt = np.where(member(following[i], self.noop_tokens), NOOP, following[i])
                 guess, guess_status, _ = self._run(self.states[visited[-1]], nxt)
                 ahead = guess[-1] if guess_status == RUNNING else None
             windows.append(Window(actions[i], tuple(visited), int(status), int(steps), ahead))

@@ -8,6 +8,7 @@ and by :class:`agents.mctd.world.SearchWorld` (its own module, so neither import
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Collection
 
 import numpy as np
@@ -18,6 +19,22 @@ from maze_mdlm.tokens import END
 
 NOOP = -1  # a no-op for both dynamics: END, `done` where it does nothing, padding after the end
 NAVIGATION = (LEFT, RIGHT, FORWARD)
+_TABLE_SIZE = 32  # token lookup tables: model tokens and NOOP; index -1 (NOOP) reads the last entry
+
+
+@lru_cache(maxsize=None)
+def _table(members: tuple[int, ...]) -> np.ndarray:
+    if any(not 0 <= m < _TABLE_SIZE - 1 for m in members):
+        raise ValueError(f"tokens must be in [0, {_TABLE_SIZE - 2}], got {members}")
+    table = np.zeros(_TABLE_SIZE, dtype=bool)
+    table[list(members)] = True
+    return table
+
+
+def member(tokens: np.ndarray, members: tuple[int, ...]) -> np.ndarray:
+    """``np.isin(tokens, members)`` for tokens in ``[NOOP, 30]``, by table lookup (about 20x
+    faster on a search's small arrays). ``tokens`` any shape of ints -> bool, same shape."""
+    return _table(tuple(members))[tokens]
 
 
 def goal_cells(layout: np.ndarray) -> np.ndarray:
@@ -66,7 +83,7 @@ def plan_scores(layout: np.ndarray, pose: tuple[int, int, int], plans: np.ndarra
     else:
         near = np.zeros(len(plans))
     nav_count = np.concatenate([np.zeros((len(plans), 1), np.int64),
-                                np.cumsum(np.isin(plans, NAVIGATION), axis=1)], axis=1)  # [B, H + 1]
+                                np.cumsum(member(plans, NAVIGATION), axis=1)], axis=1)  # [B, H + 1]
     t = nav_count[np.arange(len(plans)), outcome.steps]  # navigation actions executed
     scores = 0.1 * np.clip(near, 0.0, 1.0)
     if visited is not None:

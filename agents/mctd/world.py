@@ -40,7 +40,7 @@ from typing import Any, Collection, Sequence
 
 import numpy as np
 
-from agents.mctd.scoring import NOOP, novel_cells, plan_scores
+from agents.mctd.scoring import NOOP, member, novel_cells, plan_scores
 from envs.box_guess import guess_box_contents, room_cells, task_targets  # noqa: F401  (re-exported)
 from envs.dynamics import (
     BOX, CLOSED_STATE, DONE, DOOR, KEY, LOCKED_STATE, OPEN_STATE, PICKABLE, RUNNING, SUCCESS, WorldState,
@@ -126,7 +126,7 @@ class SearchWorld:
     def executable(self, plans: np.ndarray) -> np.ndarray:
         """Model tokens ``[B, L]`` -> actions ``[B, L]`` with :meth:`noop_tokens` as :data:`NOOP`."""
         plans = np.asarray(plans, dtype=np.int64)
-        return np.where(np.isin(plans, self.noop_tokens()), NOOP, plans)
+        return np.where(member(plans, self.noop_tokens()), NOOP, plans)
 
     def state(self) -> WorldState:
         """The search's start, with the guessed box contents."""
@@ -143,7 +143,7 @@ class SearchWorld:
         if self.navigation_only:
             out = simulate_plans(self.layout, self.pose, actions)
             within = np.arange(actions.shape[1])[None] < out.steps[:, None]
-            return Simulation(out.status, out.steps, out.poses, within & np.isin(actions, NAVIGATION))
+            return Simulation(out.status, out.steps, out.poses, within & member(actions, NAVIGATION))
         return self._simulate_full(actions)
 
     def _simulate_full(self, actions: np.ndarray) -> Simulation:
@@ -152,7 +152,7 @@ class SearchWorld:
         ``done`` differ), the others on :func:`envs.dynamics.simulate_world`, cut after the last
         token that is not NOOP (nothing changes after it)."""
         n, length = actions.shape
-        objects = np.isin(actions, OBJECT_TOKENS)
+        objects = member(actions, OBJECT_TOKENS)
         full = objects.any(axis=1)  # [B]
         status, steps = np.zeros(n, np.int64), np.zeros(n, np.int64)
         poses = np.empty((n, length + 1, 3), np.int64)
@@ -178,7 +178,7 @@ class SearchWorld:
         pos = np.arange(length)[None]
         within = pos < steps[:, None]
         terminal = (pos == steps[:, None] - 1) & (status != RUNNING)[:, None]
-        executed = within & (np.isin(actions, NAVIGATION) | effects | terminal) & (actions >= 0)
+        executed = within & (member(actions, NAVIGATION) | effects | terminal) & (actions >= 0)
         return Simulation(status, steps, poses, executed, carrying, layouts)
 
     def final_states(self, sim: Simulation, rows: np.ndarray) -> list[WorldState | None]:
@@ -207,7 +207,7 @@ class SearchWorld:
             actions = self.executable(plans)
             scores, out = plan_scores(self.layout, self.pose, actions, max_steps, visited=visited if partial else None)
             within = np.arange(actions.shape[1])[None] < out.steps[:, None]
-            return scores, Simulation(out.status, out.steps, out.poses, within & np.isin(actions, NAVIGATION))
+            return scores, Simulation(out.status, out.steps, out.poses, within & member(actions, NAVIGATION))
         sim = self.simulate(plans)
         n, length = sim.executed.shape
         t = sim.executed.sum(axis=1)
@@ -291,7 +291,7 @@ class SearchWorld:
         plans = plans.copy()
         for b in np.nonzero(sim.status == SUCCESS)[0]:
             steps = int(sim.steps[b])
-            keep = np.nonzero(sim.executed[b, :steps] & ~np.isin(actions[b, :steps], NAVIGATION))[0]
+            keep = np.nonzero(sim.executed[b, :steps] & ~member(actions[b, :steps], NAVIGATION))[0]
             out: list[int] = []
             start = 0
             for t in keep.tolist():
@@ -314,7 +314,7 @@ class SearchWorld:
         for _ in range(passes):
             variants, owners = [], []
             for b in rows.tolist():
-                for t in np.nonzero(np.isin(self.executable(plans[b : b + 1])[0], DROPPABLE))[0].tolist():
+                for t in np.nonzero(member(self.executable(plans[b : b + 1])[0], DROPPABLE))[0].tolist():
                     variant = plans[b].copy()
                     variant[t] = NOOP
                     variants.append(variant)
