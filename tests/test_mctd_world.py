@@ -491,3 +491,16 @@ def test_auto_fallback_is_the_partial_plan_where_only_the_agent_moves_and_the_po
     explicit.reset(obs)
     explicit.plan(obs)
     assert explicit.fallback_for(explicit.last_search) == "plan" and not explicit._state.fell_back
+
+
+def test_member_is_isin_by_table_lookup():
+    import numpy as np
+    import pytest
+
+    from agents.mctd.scoring import NOOP, member
+
+    tokens = np.arange(NOOP, 31).reshape(4, 8)  # every token the table covers, NOOP included
+    for members in [(0, 1, 2), (3, 4, 5, 6), (6, 8), (7,), ()]:
+        assert (member(tokens, members) == np.isin(tokens, members)).all()
+    with pytest.raises(ValueError, match="tokens must be in"):
+        member(tokens, (31,))
