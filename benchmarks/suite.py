@@ -37,7 +37,7 @@ from agents.registry import MODEL_AGENTS, make_agent
 from benchmarks.common import write_results
 from envs.registry import SUPPORTED, lookup
 from envs.seeds import EVAL_SEED_START
-from maze_mdlm.cli_common import positive_float, positive_int
+from maze_mdlm.cli_common import file_digest, positive_float, positive_int
 from maze_mdlm.evaluation import DEFAULT_BATCH_ENVS
 from maze_mdlm.parallel import evaluate_parallel
 
@@ -206,6 +206,7 @@ def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int 
             row.update(
                 zero_shot=zero_shot(path, env_id, held_out),
                 checkpoint=None if path is None else Path(path).name,
+                checkpoint_sha256_16=None if path is None else file_digest(Path(path)),
                 **{key: m.get(key) for key in ("episodes", "success_rate", "path_ratio", "mean_steps",
                                                "mean_optimal_steps", "median_ms_per_decision",
                                                "p95_ms_per_decision", "decisions", "seconds", "batch_envs",
@@ -236,6 +237,11 @@ def to_markdown(tables: Mapping[str, list[dict[str, Any]]]) -> str:
            "search ms (mctd): the decisions that ran a search (the others pop a queued action, which is why "
            "mctd's ms/decision is small).",
            ""]
+    digests = sorted({(r["checkpoint"], r["checkpoint_sha256_16"]) for rows in tables.values() for r in rows
+                      if r.get("checkpoint_sha256_16")})
+    if digests:
+        out += ["Checkpoints (first 16 hex digits of the file's SHA-256): "
+                + ", ".join(f"{name} {digest}" for name, digest in digests) + ".", ""]
     for name, rows in tables.items():
         out += [f"## {name}", "",
                 "| env | task | zero-shot | episodes | success | path ratio | mean steps | ms/decision median "

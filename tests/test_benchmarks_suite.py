@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import gymnasium as gym
@@ -30,11 +31,14 @@ def test_suite_tables_rows_and_zero_shot_marks(tmp_path):
         assert 0 < r["median_ms_per_decision"] <= r["p95_ms_per_decision"]
     assert [r["zero_shot"] for r in tables["mdlm"]] == [False, True]
     assert all(r["checkpoint"] == "tiny.pt" and r["decisions"] > 0 for r in tables["mdlm"])
+    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()[:16]
+    assert [r["checkpoint_sha256_16"] for r in tables["mdlm"]] == [digest, digest]
 
     md = suite.to_markdown(tables)
     assert md.count("## ") == 2 and "| MiniGrid-Empty-5x5-v0 | goal | - | 2 | 1.000 | 1.000 |" in md
     assert "| MiniGrid-DoorKey-5x5-v0 | goal | **yes** | 2 |" in md
     assert "zero-shot envs" in md and "divided by the episodes" in md
+    assert f"SHA-256): tiny.pt {digest}." in md  # one entry per distinct file
 
 
 def test_suite_main_writes_results_and_marks_held_out_envs_without_metadata(tmp_path, monkeypatch):
