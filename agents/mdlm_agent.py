@@ -115,9 +115,9 @@ class MDLMAgent:
             2-core CPU shared with another job made each plan several times slower.
         batch_threads: threads instead of ``num_threads`` when at least ``BIG_BATCH`` rows are
             planned in one call (batched evaluation); None leaves torch's setting (every core).
-            Default 1 (0.24; None before): on the quiet 2-core CPU a batch of 32 plans ran 1.2x
-            faster on 2 threads, but with another job on the machine torch's spinning threads
-            made the README's 300-episode rollout 10x slower (138 s vs 13.5 s on 1 thread).
+            Default 1 (0.24; None before): the README's 300-episode rollout takes 9.4-10.0 s on
+            one thread and 7.3-7.6 s on torch's two on the quiet 2-core CPU, but with another job
+            on the machine torch's spinning threads made it 10x slower (138 s vs 13.5 s on one).
     """
 
     BIG_BATCH = 16
