@@ -5,8 +5,8 @@ The generalist (``suite.pt``, ``suite_ar.pt``: one model trained on the MiniGrid
 maze checkpoints (grid size 19) stay the default of their own envs, ``maze25.pt`` (the
 generalist fine-tuned on the three 25x25 mazes, 0.21) is the MDLM of those three,
 ``long_worlds.pt`` (the generalist fine-tuned on :data:`LONG_WORLD_IDS`, 0.22) the MDLM of those
-four, and ``obstructed.pt`` (fine-tuned on :data:`OBSTRUCTED_IDS`, 0.23) the MDLM of those six
-(:data:`SHIPPED`).
+four, and ``obstructed.pt`` (fine-tuned on :data:`OBSTRUCTED_IDS`, 0.23, a second DAgger round in
+0.24) the MDLM of those six (:data:`SHIPPED`).
 """
 
 from __future__ import annotations
