@@ -11,6 +11,7 @@ from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
 from agents.mctd import MCTDAgent, MCTDConfig, MCTDPlanner
 from agents.mctd.planner import shortcut_successes
+from agents.mctd.scoring import member
 from agents.base import first_position_mask
 from agents.mctd.world import NOOP, SearchWorld, guess_box_contents
 from envs.dynamics import (
@@ -494,11 +495,6 @@ def test_auto_fallback_is_the_partial_plan_where_only_the_agent_moves_and_the_po
 
 
 def test_member_is_isin_by_table_lookup():
-    import numpy as np
-    import pytest
-
-    from agents.mctd.scoring import NOOP, member
-
     tokens = np.arange(NOOP, 31).reshape(4, 8)  # every token the table covers, NOOP included
     for members in [(0, 1, 2), (3, 4, 5, 6), (6, 8), (7,), ()]:
         assert (member(tokens, members) == np.isin(tokens, members)).all()
