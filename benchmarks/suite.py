@@ -152,10 +152,10 @@ def zero_shot(path: str | None, env_id: str, held_out: Sequence[str] | None) -> 
 # ----------------------------------------------------------------------------- the run
 def mctd_options(fallback: str | None, escape: float | None, guess_boxes: bool = True,
                  min_expansions: int | None = None, cut_partial: bool = True,
-                 commit: bool = True) -> dict[str, Any] | None:
+                 commit: bool = True, straighten: bool = True) -> dict[str, Any] | None:
     """The mctd agent's keywords from ``--mctd-fallback`` / ``--mctd-escape`` /
     ``--mctd-no-guess-boxes`` / ``--mctd-min-expansions`` / ``--mctd-no-cut-partial`` /
-    ``--mctd-no-commit`` (None: the defaults)."""
+    ``--mctd-no-commit`` / ``--mctd-no-straighten`` (None: the defaults)."""
     options = {key: value for key, value in (("fallback", fallback), ("rollout_escape", escape),
                                              ("min_expansions", min_expansions)) if value is not None}
     if not guess_boxes:
@@ -164,6 +164,8 @@ def mctd_options(fallback: str | None, escape: float | None, guess_boxes: bool =
         options["cut_partial"] = False
     if not commit:
         options["commit"] = False
+    if not straighten:
+        options["straighten"] = False
     return options or None
 
 
@@ -313,6 +315,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="mctd's commit off: a search without a goal-reaching plan executes its own best partial "
                              "plan, as before 0.20 (default on: the partial plan chosen earlier is followed while it "
                              "still leads to cells the episode has not been in)")
+    parser.add_argument("--mctd-no-straighten", action="store_true",
+                        help="mctd's straighten off: the goal-reaching plan a search returns keeps the detours "
+                             "that revisit no cell, as before 0.25 (default on: straight or one-corner walks "
+                             "replace them where the grid allows)")
     parser.add_argument("--name", default="suite", help="results file name")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
@@ -322,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
                  episodes_of=None if args.mctd_episodes is None else {"mctd": args.mctd_episodes},
                  mctd_options=mctd_options(args.mctd_fallback, args.mctd_escape, not args.mctd_no_guess_boxes,
                                            args.mctd_min_expansions, not args.mctd_no_cut_partial,
-                                           not args.mctd_no_commit),
+                                           not args.mctd_no_commit, not args.mctd_no_straighten),
                  on_row=lambda name, row: print(f"{name} {row['env']}: success {row['success_rate']:.3f}",
                                                 flush=True))
     md = to_markdown(tables)

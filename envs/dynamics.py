@@ -141,6 +141,103 @@ def shortcut(poses: np.ndarray) -> list[int]:
     return actions
 
 
+def walkable(layout: np.ndarray) -> np.ndarray:
+    """Boolean ``[W, H]``: cells a walk may pass through and stay in the episode (passable, and
+    neither the goal nor lava: empty, floor, open doors)."""
+    obj = layout[:, :, 0]
+    return passable(layout) & (obj != OBJECT_TO_IDX["goal"]) & (obj != OBJECT_TO_IDX["lava"])
+
+
+_TURNS = {0: [], 1: [RIGHT], 2: [RIGHT, RIGHT], 3: [LEFT]}  # (to - from) % 4 -> in-place turns
+
+
+def _turn_count(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """In-place turns from heading ``a`` to ``b`` (elementwise, 0..2)."""
+    k = (b - a) % 4
+    return np.minimum(k, 4 - k)
+
+
+def _strictly_between(cum: np.ndarray, line: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Blocked cells strictly between ``a`` and ``b`` on each ``line`` (``cum[line, k]``: blocked
+    cells before ``k`` along the line). Arrays broadcast; 0 where ``|a - b| < 2``."""
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    return np.where(hi - lo >= 2, cum[line, hi] - cum[line, np.minimum(lo + 1, hi)], 0)
+
+
+def straighten(pose: tuple[int, int, int], actions: list[int] | np.ndarray, free: np.ndarray) -> list[int]:
+    """A walk made shorter where a straight or one-corner walk does the same.
+
+    ``actions`` are left / right / forward from ``pose``, each one executed (no blocked forward,
+    e.g. :func:`shortcut`'s output); ``free`` ``[W, H]`` bool are the cells a walk may pass
+    through (:func:`walkable`). Greedily from the start, the stretch between pose ``i`` and
+    the farthest later pose ``j`` that a direct walk (one straight leg, or two legs with one
+    corner, through ``free`` cells only; the end cell is the walk's own) reaches in fewer actions
+    than the stretch took is replaced by that direct walk, which ends in ``j``'s cell with ``j``'s
+    direction. Returns the new actions: never more than ``actions``, same end pose. Uses only
+    the grid, no search: any detour that the grid between its ends allows to skip in a straight
+    line or an L is skipped, and no other.
+    """
+    actions = [int(a) for a in actions]
+    n = len(actions)
+    if n < 3:
+        return actions
+    poses = np.empty((n + 1, 3), dtype=np.int64)
+    poses[0] = pose
+    for t, a in enumerate(actions):
+        x, y, d = poses[t]
+        if a == FORWARD:
+            x, y = x + DIR_DX[d], y + DIR_DY[d]
+        else:
+            d = (d + (1 if a == RIGHT else -1)) % 4
+        poses[t + 1] = x, y, d
+    blocked = ~free
+    across = np.zeros((blocked.shape[1], blocked.shape[0] + 1), dtype=np.int64)  # [y, x]: before x in row y
+    across[:, 1:] = np.cumsum(blocked.T, axis=1)
+    down = np.zeros((blocked.shape[0], blocked.shape[1] + 1), dtype=np.int64)  # [x, y]: before y in column x
+    down[:, 1:] = np.cumsum(blocked, axis=1)
+    xs, ys, ds = poses[:, 0], poses[:, 1], poses[:, 2]
+    i, j = np.arange(n + 1)[:, None], np.arange(n + 1)[None, :]  # [T, T]: the stretch from pose i to pose j
+    dx, dy = xs[None] - xs[:, None], ys[None] - ys[:, None]
+    horizontal, vertical = np.where(dx > 0, 0, 2), np.where(dy > 0, 1, 3)
+    corner = (dx != 0) & (dy != 0)
+    di, dj = np.broadcast_to(ds[:, None], dx.shape), np.broadcast_to(ds[None], dx.shape)
+    xi, xj = np.broadcast_to(xs[:, None], dx.shape), np.broadcast_to(xs[None], dx.shape)
+    yi, yj = np.broadcast_to(ys[:, None], dx.shape), np.broadcast_to(ys[None], dx.shape)
+    options = []  # per leg order: (ok [T, T], first heading, second heading, first leg, second leg)
+    for x_first in (True, False):
+        if x_first:
+            h1 = np.where(dx != 0, horizontal, di)
+            h2 = np.where(dy != 0, vertical, h1)
+            cx, cy = xj, yi
+            legs = _strictly_between(across, cy, xi, xj) + _strictly_between(down, cx, cy, yj)
+            lengths = (np.abs(dx), np.abs(dy))
+        else:
+            h1 = np.where(dy != 0, vertical, di)
+            h2 = np.where(dx != 0, horizontal, h1)
+            cx, cy = xi, yj
+            legs = _strictly_between(down, cx, yi, yj) + _strictly_between(across, cy, xi, xj)
+            lengths = (np.abs(dy), np.abs(dx))
+        legs = legs + (corner & blocked[cx, cy])
+        cost = _turn_count(di, h1) + np.abs(dx) + _turn_count(h1, h2) + np.abs(dy) + _turn_count(h2, dj)
+        ok = (j >= i + 2) & (legs == 0) & (cost < j - i)
+        options.append((ok, h1, h2, *lengths))
+    farthest = [np.where(ok.any(axis=1), n - np.argmax(ok[:, ::-1], axis=1), -1) for ok, *_ in options]  # [T]
+    out: list[int] = []
+    at = 0
+    while at < n:
+        end = max(int(farthest[0][at]), int(farthest[1][at]))
+        if end < 0:
+            out.append(actions[at])
+            at += 1
+            continue
+        _, h1, h2, first, second = options[0 if farthest[0][at] == end else 1]
+        a1, a2 = int(h1[at, end]), int(h2[at, end])
+        out += _TURNS[(a1 - int(ds[at])) % 4] + [FORWARD] * int(first[at, end])
+        out += _TURNS[(a2 - a1) % 4] + [FORWARD] * int(second[at, end]) + _TURNS[(int(ds[end]) - a2) % 4]
+        at = end
+    return out
+
+
 @dataclass
 class WorldOutcome:
     """Result of :func:`simulate_world` for ``B`` plans (leading dim ``B``).

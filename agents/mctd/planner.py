@@ -61,12 +61,13 @@ from agents.mctd.tree import (
     backup,
     best_node,
     new_root,
+    node_value,
     select_expansion,
     subplan_bounds,
     tree_stats,
 )
 from agents.mctd.rollout import ContinuationMemo, GreedyContinuation, WorldContinuation
-from agents.mctd.scoring import novel_cells
+from agents.mctd.scoring import novel_cells, success_score
 from agents.mctd.world import NOOP, SearchWorld, task_vector
 from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, RUNNING, SUCCESS, shortcut
 from envs.observation import to_model_input
@@ -112,6 +113,10 @@ class MCTDConfig(PlainConfig):
     # windows at T instead (GreedyContinuation's escape); searches that find the goal are unchanged
     shortcut: bool = True  # cut the excursions out of goal-reaching plans (envs.dynamics.shortcut), and
     # under the full rules the object actions they do not need (SearchWorld.shortcut, 0.15)
+    straighten: bool = True  # (0.25) the goal-reaching plan a search returns has each walk between two
+    # object actions replaced by a straight or one-corner walk where the grid allows a shorter one
+    # (SearchWorld.straighten, envs.dynamics.straighten): detours the loop cut cannot see (no cell
+    # visited twice), e.g. a U around an empty room. Only the returned plan: the tree ranks plans as before
     cut_partial: bool = True  # where only the agent moves (0.20): a plan still running after its
     # continuation has its loops cut too before it is scored and stored (cut_partial_plans), so its
     # novelty counts the new cells it ends on, not a dead end it walked into and back out of, and
@@ -305,7 +310,10 @@ class MCTDPlanner:
             expansions, rounds = expansions + more, rounds + more_rounds
             if found:
                 root = again
-        return SearchResult(root=root, best=best_node(root), expansions=expansions, rounds=rounds,
+        best = best_node(root)
+        if cfg.straighten and best is not None and best.outcome is not None and best.outcome[0] == SUCCESS:
+            straighten_node(best, world, max_steps)
+        return SearchResult(root=root, best=best, expansions=expansions, rounds=rounds,
                             seconds=time.perf_counter() - start_time, found_goal=found,
                             stats={**tree_stats(root), "rollout_calls": continuation.model_calls,
                                    "rollout_decoded": continuation.decoded,
@@ -387,6 +395,25 @@ class MCTDPlanner:
                    float(scores[i]), cfg.num_subplans)
         _lap(clock, "score", tic)
         return bool((outcome.status == SUCCESS).any())
+
+
+def straighten_node(node: Node, world: SearchWorld, max_steps: int) -> bool:
+    """Replace the goal-reaching plan of ``node`` by its straightened version
+    (:meth:`SearchWorld.straighten`: the same object actions from the same poses, fewer actions
+    in between); the node's outcome and value follow, and its ancestors' values are refreshed.
+    True if it was replaced."""
+    shorter = world.straighten(node.plan)
+    if shorter is None:
+        return False
+    node.plan = np.full(len(node.plan), NOOP, dtype=np.int64)
+    node.plan[: len(shorter)] = shorter
+    node.outcome = (SUCCESS, len(shorter))
+    node.own_value = float(success_score(len(shorter), max_steps))
+    walk: Node | None = node
+    while walk is not None:
+        walk.value = node_value(walk)
+        walk = walk.parent
+    return True
 
 
 def _lap(clock: dict[str, float], phase: str, tic: float) -> float:

@@ -37,6 +37,12 @@ def member(tokens: np.ndarray, members: tuple[int, ...]) -> np.ndarray:
     return _table(tuple(members))[tokens]
 
 
+def success_score(t: np.ndarray | int, max_steps: int) -> np.ndarray:
+    """The score of a plan that completes the task after ``t`` actions: ``max(1 - 0.9 t / max_steps,
+    0.1)`` (MiniGrid's reward, floored above every plan that has not succeeded)."""
+    return np.maximum(1.0 - 0.9 * np.asarray(t) / float(max_steps), 0.1)
+
+
 def goal_cells(layout: np.ndarray) -> np.ndarray:
     """``[G, 2]`` (x, y) of the goal squares in a layout ``[W, H, 3]``."""
     return np.argwhere(layout[:, :, 0] == GOAL)
@@ -89,7 +95,7 @@ def plan_scores(layout: np.ndarray, pose: tuple[int, int, int], plans: np.ndarra
     if visited is not None:
         novelty = novel_cells(outcome.poses, outcome.steps, visited).astype(np.float64) / (plans.shape[1] + 1)
         scores = 0.1 * (0.8 * np.clip(novelty, 0.0, 1.0) + 0.2 * np.clip(near, 0.0, 1.0)) * (1 - 1e-9)
-    success = np.maximum(1.0 - 0.9 * t / float(max_steps), 0.1)
+    success = success_score(t, max_steps)
     scores = np.where(outcome.status == SUCCESS, success, scores)
     scores = np.where(outcome.status == FAILURE, 0.0, scores)
     return scores.astype(np.float64), outcome
