@@ -238,6 +238,36 @@ def straighten(pose: tuple[int, int, int], actions: list[int] | np.ndarray, free
     return out
 
 
+def straighten_plan(layout: np.ndarray, poses: np.ndarray, actions: list[int]) -> list[int]:
+    """``actions`` (every one executed, from the poses ``[T + 1, 3]`` before each) with each walk
+    between two object actions straightened (:func:`straighten`) through cells that are walkable
+    in ``layout`` (the world at the plan's start) and that no object action of the plan faces:
+    only those cells can change during the plan, so the new plan does the same object actions
+    from the same poses, in the same order, and ends in the same state (a plan that ends by
+    entering the goal or lava ends there too, with no turn after it)."""
+    free = walkable(layout)
+    for t, action in enumerate(actions):
+        if action not in (LEFT, RIGHT, FORWARD):  # the cell it faces may change: no walk passes through it
+            x, y, d = (int(v) for v in poses[t])
+            fx, fy = x + int(DIR_DX[d]), y + int(DIR_DY[d])
+            if 0 <= fx < free.shape[0] and 0 <= fy < free.shape[1]:
+                free[fx, fy] = False
+    out: list[int] = []
+    start = 0
+    for t in range(len(actions) + 1):
+        if t < len(actions) and actions[t] in (LEFT, RIGHT, FORWARD):
+            continue
+        out += straighten(tuple(int(v) for v in poses[start]), actions[start:t], free)
+        if t < len(actions):
+            out.append(actions[t])
+        start = t + 1
+    x, y = int(poses[-1][0]), int(poses[-1][1])
+    if actions and actions[-1] == FORWARD and layout[x, y, 0] in (GOAL_IDX, LAVA):
+        while out[-1] != FORWARD:  # the episode ends on entering that cell: no turn after it runs
+            out.pop()
+    return out
+
+
 @dataclass
 class WorldOutcome:
     """Result of :func:`simulate_world` for ``B`` plans (leading dim ``B``).

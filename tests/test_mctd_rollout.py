@@ -66,6 +66,64 @@ def test_shortcut_keeps_the_end_pose_and_never_grows_a_path():
         assert len(short) <= int(np.isin(plans[row, : out.steps[row]], (0, 1, 2)).sum())
 
 
+def room(size: int = 6, goal: tuple[int, int] = (17, 17)) -> np.ndarray:
+    """An open ``size`` x ``size`` room of cells (1..size, 1..size), the goal outside it."""
+    return make_layout([(x, y) for x in range(1, size + 1) for y in range(1, size + 1)], goal=goal)
+
+
+def test_straighten_replaces_a_u_detour_by_the_direct_walk():
+    from envs.dynamics import FORWARD, LEFT, RIGHT, shortcut, simulate_plans, straighten, walkable
+
+    layout = room()
+    start = (2, 2, 3)  # facing up
+    # right, 3 cells east, right, 3 cells south, right, 3 cells west: a U that revisits no cell
+    u_turn = [RIGHT] + [FORWARD] * 3 + [RIGHT] + [FORWARD] * 3 + [RIGHT] + [FORWARD] * 3
+    out = simulate_plans(layout, start, np.array([u_turn]))
+    assert shortcut(out.poses[0]) == u_turn  # the loop cut sees nothing to cut
+    short = straighten(start, u_turn, walkable(layout))
+    assert short == [RIGHT, RIGHT] + [FORWARD] * 3 + [RIGHT]  # turn round, 3 cells south, face west
+    again = simulate_plans(layout, start, np.array([short]))
+    assert tuple(again.poses[0, -1]) == tuple(out.poses[0, -1]) == (2, 5, 2)
+    assert straighten(start, short, walkable(layout)) == short  # nothing left to straighten
+
+
+def test_straighten_keeps_a_detour_that_the_walls_force():
+    from envs.dynamics import FORWARD, LEFT, RIGHT, straighten, walkable
+
+    layout = room()
+    layout[2:6, 3] = layout[0, 0]  # a wall from x=2 to x=5 on row 3; the way round is at x=1 or x=6
+    start = (3, 2, 1)  # facing down, above the wall
+    around = [RIGHT, FORWARD, FORWARD, LEFT, FORWARD, FORWARD, LEFT, FORWARD, FORWARD]  # west, down, east
+    assert straighten(start, around, walkable(layout)) == around
+    layout[3, 3] = layout[2, 2]  # a gap right below the start: straight down is shorter
+    assert straighten(start, around, walkable(layout)) == [FORWARD, FORWARD, LEFT]
+
+
+def test_straighten_never_grows_a_walk_keeps_its_end_pose_and_walks_only_free_cells():
+    from envs.dynamics import FORWARD, shortcut, simulate_plans, straighten, walkable
+
+    rng = np.random.default_rng(0)
+    shorter = 0
+    for _ in range(200):
+        layout = room(8)
+        cells = [(x, y) for x in range(1, 9) for y in range(1, 9)]
+        for k in rng.choice(len(cells), size=12, replace=False):
+            layout[cells[k]] = layout[0, 0]  # walls scattered in the room
+        free_cells = [c for c in cells if walkable(layout)[c]]
+        x, y = free_cells[rng.integers(len(free_cells))]
+        start = (int(x), int(y), int(rng.integers(4)))
+        out = simulate_plans(layout, start, rng.choice([0, 1, 2, 2, 2], size=(1, 40)))
+        walk = shortcut(out.poses[0])
+        short = straighten(start, walk, walkable(layout))
+        again = simulate_plans(layout, start, np.array([short + [3]]))
+        assert len(short) <= len(walk)
+        assert tuple(again.poses[0, len(short)]) == tuple(out.poses[0, -1])
+        moved = again.poses[0, 1 : len(short) + 1] != again.poses[0, : len(short)]
+        assert moved[np.array(short) == FORWARD].any(axis=1).all()  # every forward moves: no wall in the way
+        shorter += len(short) < len(walk)
+    assert shorter >= 20  # random walks in a room have detours to straighten
+
+
 def reference_windows(model, layout, poses, live, horizon, steps, execute, max_windows):
     """The plain loop GreedyContinuation must reproduce: every live row decodes a window at
     every step until it reaches the goal or lava, or runs out of windows. -> ([K, n*E], rows decoded)."""

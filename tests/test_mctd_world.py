@@ -276,6 +276,86 @@ def test_search_shortcuts_a_goal_reaching_plan_without_losing_its_object_actions
             assert PICKUP_ACTION in actions and TOGGLE in actions
 
 
+# ----------------------------------------------------------------------------- straightening
+def open_room(goal: tuple[int, int] = (6, 3)) -> np.ndarray:
+    """A 5 x 5 room of cells (1..5, 1..5) and the goal at ``goal`` (in the room or in its east wall)."""
+    return make_layout([(x, y) for x in range(1, 6) for y in range(1, 6)], goal=goal)
+
+
+def test_straighten_walks_round_the_cell_an_object_action_faces():
+    # holding a ball at (1, 3) facing east: drop it at (2, 3), then go round by the top row to the
+    # goal in the east wall. The straight walk along row 3 would run into the dropped ball.
+    world = SearchWorld(open_room(), (1, 3, 0), carrying=(BALL, BLUE, 0))
+    plan = [DROP, L, F, F, R, F, F, F, R, F, F, L, F, F]
+    sim = world.simulate(np.array([plan]))
+    assert sim.status[0] == SUCCESS and sim.steps[0] == len(plan)
+    short = world.straighten(np.array(plan))
+    assert short is not None and len(short) < len(plan) and short[0] == DROP
+    again = world.simulate(np.array([short]))
+    assert again.status[0] == SUCCESS and again.steps[0] == len(short)
+    cells = {tuple(p[:2]) for p in again.poses[0, : len(short) + 1].tolist()}
+    assert (2, 3) not in cells  # never through the ball's cell
+
+
+def test_straighten_drops_the_turns_after_entering_the_goal():
+    world = SearchWorld(open_room(goal=(3, 3)), (1, 3, 3))  # facing up, the goal two cells east
+    plan = [F, F, R, F, F, R, F, F]  # up, east along the top, down into the goal: 8 actions
+    assert world.simulate(np.array([plan])).status[0] == SUCCESS
+    short = world.straighten(np.array(plan))
+    assert short == [R, F, F]  # the direct walk enters from the west; its final turn south never runs
+    again = world.simulate(np.array([short]))
+    assert again.status[0] == SUCCESS and again.steps[0] == 3
+    assert world.straighten(np.array(short)) is None  # nothing left to straighten
+
+
+def test_straighten_node_gives_the_node_the_shorter_plan_and_its_value():
+    from agents.mctd.planner import straighten_node
+    from agents.mctd.scoring import success_score
+    from agents.mctd.tree import add_placeholder, backup, new_root
+
+    world = SearchWorld(open_room(goal=(3, 3)), (1, 3, 3))
+    plan = np.array([F, F, R, F, F, R, F, F])
+    root = new_root(8, 1)
+    child = add_placeholder(root, 0)
+    backup(child, plan, plan, (SUCCESS, 8), float(success_score(8, 100)), 1)
+    assert straighten_node(child, world, 100)
+    assert child.outcome == (SUCCESS, 3) and child.plan[:3].tolist() == [R, F, F] and (child.plan[3:] == NOOP).all()
+    assert child.own_value == pytest.approx(float(success_score(3, 100)))
+    assert root.value == pytest.approx(child.own_value)  # the ancestors follow
+    assert not straighten_node(child, world, 100)
+
+
+class ScriptedPolicy(MDLMPolicy):
+    """A policy whose greedy plan is ``script`` then END, whatever the state (logits 10 on the
+    scripted token at each position, 0 elsewhere)."""
+
+    def __init__(self, config: ModelConfig, script: list[int]) -> None:
+        super().__init__(config)
+        self.script = script
+
+    def forward_tokens(self, tokens: torch.Tensor, state_emb: torch.Tensor, mask_ratio: torch.Tensor) -> torch.Tensor:
+        b, n = tokens.shape
+        logits = torch.zeros(b, n, self.config.num_outputs)
+        for pos in range(n):
+            logits[:, pos, self.script[pos] if pos < len(self.script) else self.config.end_token] = 10.0
+        return logits
+
+
+def test_search_returns_the_straightened_plan_only_with_straighten_on():
+    layout = open_room(goal=(3, 3))
+    u_turn = [F, F, R, F, F, R, F, F]  # up, east along the top, down into the goal
+    model = ScriptedPolicy(TINY, u_turn).eval()
+    image = observe(layout, (1, 3, 3))["image"]
+    best = {}
+    for on in (False, True):
+        config = MCTDConfig(horizon=16, num_subplans=2, max_expansions=6, parallel=3, straighten=on)
+        result = MCTDPlanner(model, config, torch.Generator().manual_seed(0)).search(image, layout, (1, 3, 3), 100)
+        assert result.best.outcome[0] == SUCCESS
+        best[on] = [int(a) for a in result.best.plan[: result.best.outcome[1]]]
+    assert best[False] == u_turn
+    assert best[True] == [R, F, F]
+
+
 # ----------------------------------------------------------------------------- the agent
 def play(agent: MCTDAgent, layout: np.ndarray, pose, task: BoundTask | None = None, steps: int = 40):
     """Closed loop against world_step; observations carry ``carrying`` and ``task``."""

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import envs  # noqa: F401  (registers our envs)
-from envs.dynamics import simulate_world
+from envs.dynamics import simulate_world, straighten_plan
 from envs.expert import solve_state
 from envs.observation import FullGridObsWrapper
 from envs.registry import EXCLUDED, SUPPORTED, UnsupportedEnvError, lookup
@@ -212,3 +212,43 @@ def test_batched_simulation_equals_world_step_row_for_row(env_id):
                 break
         assert (out.status[b], out.steps[b]) == (status, steps), b
         assert tuple(out.poses[b, steps]) == s.pose and np.array_equal(out.layouts[b], s.layout), b
+
+
+@pytest.mark.parametrize("env_id", ALL)
+def test_straightened_plan_ends_in_the_same_state(env_id):
+    """straighten_plan on the executed actions of random plans (walks and object actions mixed)
+    from the env's start gives a plan no longer than them that world_step takes to the same state
+    (layout, pose, carried object; the cell only where the walk ended the episode) with the same
+    verdict, never ending it early; over the rows some plan gets shorter."""
+    env = _make(env_id)
+    state, task = _start(env, 4)
+    env.close()
+    rng = np.random.default_rng(2)
+    shorter = 0
+    for p_object in (0.0, 0.0, 0.1, 0.2):
+        row = rng.choice([0, 1, 2, 2, 2], 60)
+        objects = rng.random(60) < p_object
+        row[objects] = rng.integers(3, 6, objects.sum())
+        s, status, actions, poses = state, RUNNING, [], [state.pose]
+        for action in row.tolist():  # keep the actions that did something, as a search's plans do
+            after, status = world_step(s, action, task)
+            if status != RUNNING or after.pose != s.pose or after.carrying != s.carrying \
+                    or not np.array_equal(after.layout, s.layout):
+                actions.append(action)
+                poses.append(after.pose)
+            s = after
+            if status != RUNNING:
+                break
+        out = straighten_plan(state.layout, np.array(poses), actions)
+        assert len(out) <= len(actions)
+        again, verdict = state, RUNNING
+        for action in out:
+            assert verdict == RUNNING
+            again, verdict = world_step(again, action, task)
+        entered = status != RUNNING and actions[-1] == 2  # ended by walking into the goal or lava
+        assert verdict == status and again.carrying == s.carrying
+        assert again.pose[: 2 if entered else 3] == s.pose[: 2 if entered else 3]  # heading no matter there
+        assert np.array_equal(again.layout, s.layout)
+        shorter += len(out) < len(actions)
+    if all(dim > 5 for dim in state.layout.shape[:2]) and "Maze" not in env_id:
+        assert shorter  # rooms this big give random walks detours to straighten

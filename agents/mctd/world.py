@@ -43,8 +43,8 @@ import numpy as np
 from agents.mctd.scoring import NOOP, member, novel_cells, plan_scores, success_score
 from envs.box_guess import guess_box_contents, room_cells, task_targets  # noqa: F401  (re-exported)
 from envs.dynamics import (
-    BOX, CLOSED_STATE, DIR_DX, DIR_DY, DONE, DOOR, FORWARD, KEY, LEFT, LOCKED_STATE, OPEN_STATE, PICKABLE, RIGHT,
-    RUNNING, SUCCESS, WorldState, shortcut, simulate_plans, simulate_world, straighten, walkable, world_step,
+    BOX, CLOSED_STATE, DONE, DOOR, KEY, LOCKED_STATE, OPEN_STATE, PICKABLE, RUNNING, SUCCESS,
+    WorldState, shortcut, simulate_plans, simulate_world, straighten_plan, world_step,
 )
 from envs.tasks import GOAL, GOTO, PUTNEAR, BoundTask
 from envs.world import NOTHING
@@ -344,37 +344,16 @@ class SearchWorld:
 
     def straighten(self, plan: np.ndarray) -> list[int] | None:
         """The goal-reaching ``plan`` ``[L]`` (actions, NOOP where nothing is executed) with each
-        walk between two object actions straightened (:func:`envs.dynamics.straighten`), if that
-        makes it shorter; else None. The walks pass only through cells that are walkable at the
-        search's start and that no object action of the plan faces (only those cells can change
-        during the plan), so the shorter plan does the same object actions from the same poses and
-        reaches the goal too. A plan with a token that does nothing is left alone (None)."""
+        walk between two object actions straightened (:func:`envs.dynamics.straighten_plan`:
+        straight or one-corner walks through cells no object action faces, so the same object
+        actions happen from the same poses and the plan still reaches the goal), if that makes it
+        shorter; else None. A plan with a token that does nothing is left alone (None)."""
         sim = self.simulate(np.asarray(plan, dtype=np.int64)[None])
-        if sim.status[0] != SUCCESS:
-            return None
         steps = int(sim.steps[0])
-        actions = self.executable(np.asarray(plan)[None])[0, :steps].tolist()
-        if not sim.executed[0, :steps].all():
+        if sim.status[0] != SUCCESS or not sim.executed[0, :steps].all():
             return None
-        free = walkable(self.layout)
-        for t, action in enumerate(actions):
-            if action not in NAVIGATION:  # the cell it faces may change: no walk passes through it
-                x, y, d = (int(v) for v in sim.poses[0, t])
-                fx, fy = x + int(DIR_DX[d]), y + int(DIR_DY[d])
-                if 0 <= fx < free.shape[0] and 0 <= fy < free.shape[1]:
-                    free[fx, fy] = False
-        out: list[int] = []
-        start = 0
-        for t in range(steps + 1):
-            if t < steps and actions[t] in NAVIGATION:
-                continue
-            out += straighten(tuple(int(v) for v in sim.poses[0, start]), actions[start:t], free)
-            if t < steps:
-                out.append(actions[t])
-            start = t + 1
-        if actions[-1] == FORWARD:  # the plan ends by entering a cell (the goal): turns after it never run
-            while out[-1] in (LEFT, RIGHT):
-                out.pop()
+        actions = self.executable(np.asarray(plan)[None])[0, :steps].tolist()
+        out = straighten_plan(self.layout, sim.poses[0], actions)
         return out if len(out) < steps else None
 
     # ------------------------------------------------------------------ continuation
