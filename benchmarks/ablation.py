@@ -9,12 +9,16 @@ with a fresh agent. Rows (each switches components off and keeps everything else
 * ``ar``: the autoregressive baseline, with its first-action rules.
 * ``mdlm raw``: the MDLM closed loop with ``safe_first_action=False, avoid_revisits=False``.
 * ``mdlm``: the MDLM closed loop as shipped (first-action rules on).
-* ``mctd tree only @B``: MCTD without policy continuation and without shortcut
-  (``rollout_windows=0, shortcut=False, cut_partial=False``) at budget B expansions per search (B=1: ``parallel=1``).
+* ``mctd tree only @B``: MCTD without policy continuation, shortcut or straightening
+  (``rollout_windows=0, shortcut=False, cut_partial=False, straighten=False``) at budget B expansions
+  per search (B=1: ``parallel=1``).
 * ``mctd tree only @24, 0.3 fallback``: the same with 0.3's handling of a search that finds no
   goal-reaching plan (``fallback="policy", partial_score="manhattan"``: one MDLM step instead).
-* ``mctd + continuation``: tree and continuation, no shortcut (of goal-reaching or of partial plans).
-* ``mctd + shortcut``: tree and shortcut, no continuation.
+* ``mctd + continuation``: tree and continuation, no shortcut (of goal-reaching or of partial plans)
+  and no straightening.
+* ``mctd + shortcut``: tree and shortcut (the loop cut, as before 0.25: no straightening), no continuation.
+* ``mctd full, no straighten``: every part but ``straighten`` (0.25: the returned goal-reaching
+  plan keeps the detours that revisit no cell).
 * ``mctd full, no partial cut``: every part but ``cut_partial`` (0.20: plans that end alive
   keep their loops when scored and executed).
 * ``mctd full, no commit``: every part but the agent's ``commit`` (0.20: each search that finds
@@ -66,7 +70,7 @@ class Row:
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
-TREE_ONLY = {"rollout_windows": 0, "shortcut": False, "cut_partial": False}
+TREE_ONLY = {"rollout_windows": 0, "shortcut": False, "cut_partial": False, "straighten": False}
 BUDGET_1 = {"max_expansions": 1, "parallel": 1}
 OLD_FALLBACK = {"fallback": "policy", "partial_score": "manhattan"}  # 0.3: a search without a goal is thrown away
 ROWS = (
@@ -78,9 +82,10 @@ ROWS = (
     Row("mctd tree only @24", "mctd", TREE_ONLY),
     Row("mctd tree only @96", "mctd", {**TREE_ONLY, "max_expansions": 96}),
     Row("mctd tree only @24, 0.3 fallback", "mctd", {**TREE_ONLY, **OLD_FALLBACK}),
-    Row("mctd + continuation", "mctd", {"shortcut": False, "cut_partial": False}),
-    Row("mctd + shortcut", "mctd", {"rollout_windows": 0}),
+    Row("mctd + continuation", "mctd", {"shortcut": False, "cut_partial": False, "straighten": False}),
+    Row("mctd + shortcut", "mctd", {"rollout_windows": 0, "straighten": False}),
     Row("mctd full, no partial cut", "mctd", {"cut_partial": False}),
+    Row("mctd full, no straighten", "mctd", {"straighten": False}),
     Row("mctd full, no commit", "mctd", {"commit": False}),
     Row("mctd full @1", "mctd", BUDGET_1),
     Row("mctd full", "mctd"),
