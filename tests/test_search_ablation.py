@@ -350,8 +350,8 @@ def test_ablation_tiny(tmp_path):
                         rows=["bfs", "mctd tree only @1", "mctd full @1"])
     assert [r["row"] for r in rows] == ["bfs", "mctd tree only @1", "mctd full @1"]
     assert rows[0]["success"] == 1.0 and rows[0]["path_ratio"] == 1.0
-    assert rows[1]["options"] == {"rollout_windows": 0, "shortcut": False, "cut_partial": False, "max_expansions": 1,
-                                  "parallel": 1}
+    assert rows[1]["options"] == {"rollout_windows": 0, "shortcut": False, "cut_partial": False, "straighten": False,
+                                  "max_expansions": 1, "parallel": 1}
     assert rows[2]["mean_expansions"] == 1.0 and rows[2]["decision_ms_p95"] >= rows[2]["decision_ms_p50"]
     md = ablation.to_markdown(rows)
     assert "## MazeMDLM/LavaMaze-19x19-v0" in md and "| bfs | 1.000 ± 0.000 | 1.000 ± 0.000 |" in md

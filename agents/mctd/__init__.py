@@ -35,6 +35,11 @@ checkpoints, one thread of the 2-core dev CPU):
   predict it (:mod:`agents.mctd.rollout`).
 * ``shortcut=True``: loops are cut out of goal-reaching plans (:func:`envs.dynamics.shortcut`);
   under the full rules the pickups, drops and toggles a plan does not need go too (0.15).
+* ``straighten=True`` (0.25): the goal-reaching plan a search returns has its walks between
+  object actions straightened (:func:`envs.dynamics.straighten_plan`: straight or one-corner
+  walks through cells no object action faces, where shorter). At 500 episodes per env success
+  is unchanged on all 69 envs and the path ratio lower on 43 (BraidMaze-25x25 1.135 -> 1.089,
+  LockedRoom 1.043 -> 1.004), for 0.6-1.7 ms per search (README Results).
 * ``partial_score="novelty"`` with the agent's ``fallback="plan"`` (0.4): a search that finds no
   goal-reaching plan is not thrown away; the agent executes the first sub-plan of the plan that
   ends alive after entering the most cells the episode has not been in. On the braid maze this

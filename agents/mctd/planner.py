@@ -35,7 +35,9 @@ continuation that meets an earlier goal-reaching one follow it) so that goals be
 are found, and a goal-reaching plan is **shortcut** (:func:`envs.dynamics.shortcut`: excursions
 that come back to a visited cell are cut; under the full rules also the pickups, drops and
 toggles it turns out not to need, :meth:`agents.mctd.world.SearchWorld.shortcut`). In a perfect maze (a tree) the shortcut of any
-goal-reaching path is the unique simple path, i.e. the shortest one up to turns.
+goal-reaching path is the unique simple path, i.e. the shortest one up to turns. The plan a search
+returns is then **straightened** (0.25, :func:`straighten_node`): detours that revisit no cell, such
+as a U round an empty room, become straight or one-corner walks where the grid allows.
 
 Batched denoising is the sampler's own unmasking loop (:func:`maze_mdlm.sampler.unmask`),
 with what one batched call over mixed meta-actions needs: a temperature and a guidance scale
