@@ -6,6 +6,9 @@ own ``step`` in the tests): walls, closed doors and objects block, lava ends the
 failure, the goal ends it as a success. Other actions leave the pose unchanged; MiniGrid's
 ``done`` action (6) marks the end of a plan. :func:`simulate_world` runs ``[B, H]`` plans under
 all seven actions and a task (:mod:`envs.world` holds the rules and the one-step reference).
+:func:`shortcut` cuts the loops out of a walk, and :func:`straighten_plan` (0.25) replaces the
+walks of a plan by straight or one-corner ones where the grid allows shorter, never through a
+cell an object action of the plan faces (MCTD's post-processing of goal-reaching plans).
 
 Poses are ``(x, y, direction)`` with MiniGrid's direction convention (0 right, 1 down, 2 left,
 3 up). Layouts are ``[W, H, 3]`` uint8 encodings without the agent (see
