@@ -110,6 +110,10 @@ def simulate_plans(layout: np.ndarray, pose: tuple[int, int, int] | np.ndarray, 
     return PlanOutcome(status=status, steps=steps, poses=poses)
 
 
+_TURNS = {0: [], 1: [RIGHT], 2: [RIGHT, RIGHT], 3: [LEFT]}  # (to - from) % 4 -> in-place turns
+_WALK = (LEFT, RIGHT, FORWARD)  # the actions of a walk
+
+
 def shortcut(poses: np.ndarray) -> list[int]:
     """A loop-free action sequence along a path of poses ``[T + 1, 3]``.
 
@@ -137,7 +141,7 @@ def shortcut(poses: np.ndarray) -> list[int]:
                 del first_at[cell]
         del path[j + 1 :], actions[j:]
         turn = (d - path[j][2]) % 4
-        for action in {0: [], 1: [RIGHT], 2: [RIGHT, RIGHT], 3: [LEFT]}[turn]:
+        for action in _TURNS[turn]:
             nd = (path[-1][2] + (1 if action == RIGHT else -1)) % 4
             actions.append(action)
             path.append((x, y, nd))
@@ -148,10 +152,7 @@ def walkable(layout: np.ndarray) -> np.ndarray:
     """Boolean ``[W, H]``: cells a walk may pass through and stay in the episode (passable, and
     neither the goal nor lava: empty, floor, open doors)."""
     obj = layout[:, :, 0]
-    return passable(layout) & (obj != OBJECT_TO_IDX["goal"]) & (obj != OBJECT_TO_IDX["lava"])
-
-
-_TURNS = {0: [], 1: [RIGHT], 2: [RIGHT, RIGHT], 3: [LEFT]}  # (to - from) % 4 -> in-place turns
+    return passable(layout) & (obj != GOAL_IDX) & (obj != LAVA)
 
 
 def _turn_count(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -250,7 +251,7 @@ def straighten_plan(layout: np.ndarray, poses: np.ndarray, actions: list[int]) -
     entering the goal or lava ends there too, with no turn after it)."""
     free = walkable(layout)
     for t, action in enumerate(actions):
-        if action not in (LEFT, RIGHT, FORWARD):  # the cell it faces may change: no walk passes through it
+        if action not in _WALK:  # the cell it faces may change: no walk passes through it
             x, y, d = (int(v) for v in poses[t])
             fx, fy = x + int(DIR_DX[d]), y + int(DIR_DY[d])
             if 0 <= fx < free.shape[0] and 0 <= fy < free.shape[1]:
@@ -258,7 +259,7 @@ def straighten_plan(layout: np.ndarray, poses: np.ndarray, actions: list[int]) -
     out: list[int] = []
     start = 0
     for t in range(len(actions) + 1):
-        if t < len(actions) and actions[t] in (LEFT, RIGHT, FORWARD):
+        if t < len(actions) and actions[t] in _WALK:
             continue
         out += straighten(tuple(int(v) for v in poses[start]), actions[start:t], free)
         if t < len(actions):
