@@ -18,6 +18,7 @@ Poses are ``(x, y, direction)`` with MiniGrid's direction convention (0 right, 1
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from minigrid.core.constants import OBJECT_TO_IDX
@@ -25,7 +26,7 @@ from minigrid.core.constants import OBJECT_TO_IDX
 from envs.tasks import FETCH, GOTO, OPEN, OPEN_SEQ, PICKUP, PUTNEAR
 from envs.world import (  # noqa: F401  (world_step re-exported: the dynamics' public names)
     BOX, CLOSED_STATE, DIR_DX, DIR_DY, DONE, DOOR, DROP, EMPTY_IDX, FAILURE, FORWARD, GOAL_IDX, KEY, LAVA,
-    LEFT, LOCKED_STATE, OPEN_STATE, PICKABLE, PICKUP_ACTION, RIGHT, RUNNING, SUCCESS, TOGGLE, WorldState,
+    LEFT, LOCKED_STATE, NOTHING, OPEN_STATE, PICKABLE, PICKUP_ACTION, RIGHT, RUNNING, SUCCESS, TOGGLE, WorldState,
     passable, world_step,
 )
 
@@ -294,6 +295,67 @@ class WorldOutcome:
     effects: np.ndarray | None = None
 
 
+_FLOOR = OBJECT_TO_IDX["floor"]
+_OVERLAP = (EMPTY_IDX, _FLOOR, GOAL_IDX, LAVA)  # cells one may walk into (and doors when open)
+_NOOP_CODE = 3  # navigation-table column of any token that neither turns nor moves (LEFT, RIGHT, FORWARD: 0, 1, 2)
+
+
+def _enterable(cell: tuple[int, int, int]) -> tuple[bool, bool]:
+    """``(passable, ends the episode)`` for one encoded cell (as :func:`envs.world.passable`)."""
+    obj = cell[0]
+    return obj in _OVERLAP or (obj == DOOR and cell[2] == OPEN_STATE), obj in (GOAL_IDX, LAVA)
+
+
+@lru_cache(maxsize=8)
+def _table_frame(rows: int, cols: int) -> tuple[np.ndarray, ...]:
+    """The layout-free part of :func:`_navigation_table` on a padded ``rows x cols`` grid (cached,
+    read-only): the table with every forward move blocked, and per live state its front cell (0
+    off the grid), whether that is on the grid, and the entries of staying and of moving there."""
+    cells = rows * cols
+    s = np.arange(8 * cells).reshape(2, cells, 4)  # [ended, cell, d]
+    d = np.arange(4)
+    table = np.empty((2, cells, 4, 4), dtype=np.int64)  # [ended, cell, d, code]
+    table[:] = s[..., None]  # no-ops; and every action once ended
+    table[0, ..., LEFT] = s[0] - d + (d - 1) % 4
+    table[0, ..., RIGHT] = s[0] - d + (d + 1) % 4
+    front = np.arange(cells)[:, None] + DIR_DX * cols + DIR_DY  # [cells, 4]
+    inside = (front >= 0) & (front < cells)  # only the (wall) border's own cells look outside
+    front = np.where(inside, front, 0)
+    table = (4 * table).astype(np.int16 if 32 * cells <= 2**15 else np.int32)  # the smallest that holds it
+    out = table, front, inside, 4 * s[0], 4 * (front * 4 + d)
+    for array in out:
+        array.flags.writeable = False
+    return out
+
+
+def _navigation_table(grid: np.ndarray) -> np.ndarray:
+    """Left / right / forward / no-op transitions on a padded grid ``[W + 2, H + 2, 3]``, flat.
+
+    States are ``s = cell * 4 + d`` (``cell = x * (H + 2) + y`` in padded coordinates), and
+    ``s + 4 * cells`` once the episode has ended by entering a goal or lava (absorbing: every
+    action leaves it as it is). Entry ``4 * s + code`` (code: left, right, forward, or
+    :data:`_NOOP_CODE`) holds ``4 * next state``, so a step is one ``take`` at ``entry + code``.
+    """
+    rows, cols = grid.shape[:2]
+    frame, front, inside, stay, move = _table_frame(rows, cols)
+    obj, state = grid[..., 0].reshape(-1), grid[..., 2].reshape(-1)
+    ends = (obj == GOAL_IDX) | (obj == LAVA)
+    ok = ends | (obj == EMPTY_IDX) | (obj == _FLOOR) | ((obj == DOOR) & (state == OPEN_STATE))  # passable(), no isin
+    table = frame.copy()
+    ended = 16 * rows * cols  # 4 * (4 * cells): from a move into a goal or lava on, the state has ended
+    table[0, ..., FORWARD] = np.where(inside & ok[front], move + ended * ends[front], stay)
+    return table.reshape(-1)
+
+
+def _reroute(table: np.ndarray, cell: int, value: tuple[int, int, int], ahead: list[int], cells: int) -> None:
+    """Update one plan's own navigation table after ``cell`` changed to ``value``: the forward
+    moves into it from its four neighbours."""
+    ok, ends = _enterable(value)
+    for d in range(4):
+        src = (cell - ahead[d]) * 4 + d
+        table[4 * src + FORWARD] = 4 * (cell * 4 + d + 4 * cells * ends if ok else src)
+
+
 def simulate_world(state: WorldState, plans: np.ndarray, task=None, end_token: int | None = None) -> WorldOutcome:
     """Execute ``B`` plans ``[B, H]`` from one :class:`WorldState` under all seven actions.
 
@@ -301,113 +363,131 @@ def simulate_world(state: WorldState, plans: np.ndarray, task=None, end_token: i
     to :func:`envs.world.world_step` (tested). A plan stops when the episode ends (goal, lava or
     the ``task``'s own verdict) or at its first ``end_token`` (e.g. the models' END). A token
     outside 0..6 (e.g. -1) is executed as a no-op: it counts in ``steps`` and changes nothing.
+
+    Navigation is a table walk (:func:`_navigation_table`): each time step is one ``take`` for
+    all plans. Pickups, drops, toggles (and GoTo's ``done``) are handled one by one, in Python;
+    a plan whose layout changes gets its own copy of the table, updated at the changed cell.
     """
     plans = np.asarray(plans, dtype=np.int64)
     n, horizon = plans.shape
     width, height = state.layout.shape[:2]
-    grid = np.zeros((n, width + 2, height + 2, 3), dtype=np.int64)
-    grid[..., 0] = OBJECT_TO_IDX["wall"]
-    grid[:, 1:-1, 1:-1] = state.layout
-    contents = np.zeros_like(grid)  # what a closed box at a cell holds
-    contents[..., 0] = EMPTY_IDX
-    for where, cell in state.boxes:
-        if where != "carried":
-            contents[:, where[0] + 1, where[1] + 1] = cell
-    carry = np.tile(np.asarray(state.carrying, dtype=np.int64), (n, 1))
-    carry_contents = np.tile(np.asarray(dict(state.boxes).get("carried", (EMPTY_IDX, 0, 0)), dtype=np.int64), (n, 1))
-    x = np.full(n, state.pose[0] + 1)
-    y = np.full(n, state.pose[1] + 1)
-    d = np.full(n, state.pose[2])
+    cols, cells = height + 2, (width + 2) * (height + 2)  # padded cells, flat: (x + 1) * cols + y + 1
+    padded = np.zeros((width + 2, height + 2, 3), dtype=np.int64)
+    padded[..., 0] = OBJECT_TO_IDX["wall"]  # a wall border: no bounds checks
+    padded[1:-1, 1:-1] = state.layout
+    grid = np.repeat(padded.reshape(1, cells, 3), n, axis=0)  # [B, cells, 3]: one layout per plan
+    ahead = (DIR_DX * cols + DIR_DY).tolist()  # flat offset of the cell in front, per direction
+    table = _navigation_table(padded)
+    ended = 16 * cells  # walk values from here on are ended states (4 * (s + 4 * cells))
+    # what closed boxes hold (per plan, per flat cell), and what the carried box holds
+    boxes = {(w[0] + 1) * cols + w[1] + 1: tuple(map(int, c)) for w, c in state.boxes if w != "carried"}
+    contents = [dict(boxes) for _ in range(n)]
+    hand0 = tuple(int(v) for v in state.carrying)
+    carry = [hand0] * n
+    carry_contents = [tuple(int(v) for v in dict(state.boxes).get("carried", NOTHING))] * n
     kind = task.task.kind if task is not None else -1
-    target = np.asarray(task.task.obj if task is not None and task.task.obj else (-1, -1))
-    spots = [(px + 1, py + 1) for px, py in task.positions] if task is not None else []
-    rows = np.arange(n)
-    status = np.zeros(n, dtype=np.int64)
-    steps = np.zeros(n, dtype=np.int64)
-    active = np.ones(n, dtype=bool)
-    poses = np.empty((n, horizon + 1, 3), dtype=np.int64)
+    target = tuple(int(v) for v in task.task.obj) if task is not None and task.task.obj else (-1, -1)
+    spots = [(px + 1) * cols + py + 1 for px, py in task.positions] if task is not None else []
+
+    # tokens: navigation codes [H, B] (no-op from a plan's first end token on), object actions
+    live = np.ones((n, horizon), dtype=bool)  # before the plan's first end token
+    if end_token is not None:
+        live = np.logical_and.accumulate(plans != end_token, axis=1)
+    length = live.sum(axis=1, dtype=np.int64)
+    codes = np.where(live & (plans >= LEFT) & (plans <= FORWARD), plans, _NOOP_CODE).T.copy()  # 0, 1, 2 as is
+    # object actions [H, B]: pickup, drop, toggle (3, 4, 5), and done (6) where it counts (GoTo)
+    acting = (plans.T >= PICKUP_ACTION) & (plans.T <= (DONE if kind == GOTO else TOGGLE)) & live.T
+    ev_t, ev_r = (v.tolist() for v in np.nonzero(acting))  # in time order
+    ev_a = plans.T[acting].tolist()
+    # per plan navigation tables: [0] is shared, a plan gets its own at its first change to the layout
+    tables = np.empty((1 + int(acting.any(axis=0).sum()), table.size), dtype=table.dtype)
+    tables[0] = table
+    flat = tables.reshape(-1)
+    slot, used = [0] * n, 0
+
+    walk = np.empty((horizon + 1, n), dtype=table.dtype)  # [H + 1, B]: 4 * state before each action
+    x, y, d = state.pose
+    walk[0] = 4 * (((x + 1) * cols + y + 1) * 4 + d)
+    verdict = np.zeros(n, dtype=np.int64)  # the task's verdict, where it ended a plan
     carried = np.empty((n, horizon + 1, 3), dtype=np.int64)
+    carried[:] = hand0
     effects = np.zeros((n, horizon), dtype=bool)
-    overlap = np.isin(np.arange(16), [OBJECT_TO_IDX[k] for k in ("empty", "floor", "goal", "lava")])
-    pickable = np.isin(np.arange(16), PICKABLE)  # lookup tables: object index -> bool
-    # steps at which some plan has a pickup, drop, toggle or done: only they can change the grid or
-    # the carried object, or get the task's verdict; the others are pure navigation steps
-    object_step = np.isin(plans, (PICKUP_ACTION, DROP, TOGGLE, DONE)).any(axis=0)  # [H]
-    for t in range(horizon + 1):
-        poses[:, t, 0], poses[:, t, 1], poses[:, t, 2] = x - 1, y - 1, d
-        carried[:, t] = carry
-        if t == horizon:
+    entry = np.empty(n, dtype=np.int64)
+    last = int(length.max()) if n else 0  # no action runs after this step
+    k = 0  # the next object action
+    for t in range(last):
+        np.add(walk[t], codes[t], out=entry)
+        np.take(flat, entry, out=walk[t + 1], mode="clip")  # (always in range; "clip" skips a buffer)
+        while k < len(ev_t) and ev_t[k] == t:  # the object actions of step t
+            r, a = ev_r[k], ev_a[k]
+            k += 1
+            e = int(walk[t, r])
+            if e >= ended:  # the episode has ended for this plan
+                continue
+            cell, d = e >> 4, (e >> 2) & 3
+            f = cell + ahead[d]
+            front = tuple(grid[r, f].tolist())
+            hand = carry[r]
+            empty_hand = hand[0] == EMPTY_IDX
+            pick = a == PICKUP_ACTION and empty_hand and front[0] in PICKABLE
+            drop = a == DROP and not empty_hand and front[0] == EMPTY_IDX
+            door = a == TOGGLE and front[0] == DOOR
+            unlock = door and front[2] == LOCKED_STATE and hand[0] == KEY and hand[1] == front[1]
+            flip = door and front[2] != LOCKED_STATE
+            box = a == TOGGLE and front[0] == BOX
+            if pick or drop or unlock or flip or box:  # each changes the cell ahead (at most one)
+                if pick:
+                    value, carry[r], carry_contents[r] = NOTHING, front, contents[r].pop(f, NOTHING)
+                elif drop:
+                    value, contents[r][f] = hand, carry_contents[r]
+                    carry[r] = carry_contents[r] = NOTHING
+                elif box:
+                    value = contents[r].pop(f, NOTHING)
+                else:
+                    value = (front[0], front[1], OPEN_STATE if unlock or front[2] == CLOSED_STATE else CLOSED_STATE)
+                grid[r, f] = value
+                effects[r, t] = True
+                if pick or drop:
+                    carried[r, t + 1 :] = carry[r]
+                if not slot[r]:  # its own table from now on
+                    used += 1
+                    slot[r] = used
+                    tables[used] = tables[0]
+                    codes[t + 1 :, r] += slot[r] * table.size
+                _reroute(tables[slot[r]], f, value, ahead, cells)
+            # the task's verdict
+            new = RUNNING
+            if kind in (PICKUP, FETCH) and pick:
+                new = SUCCESS if front[:2] == target else FAILURE if kind == FETCH else RUNNING
+            elif kind == GOTO and a in (TOGGLE, DONE):
+                near = abs(cell // cols - spots[0] // cols) + abs(cell % cols - spots[0] % cols) == 1
+                new = SUCCESS if a == DONE and near else FAILURE
+            elif kind == PUTNEAR:
+                near = abs(f // cols - spots[0] // cols) <= 1 and abs(f % cols - spots[0] % cols) <= 1
+                if pick and front[:2] != target:
+                    new = FAILURE
+                elif a == DROP and not empty_hand:
+                    new = SUCCESS if drop and near else FAILURE
+            elif kind == OPEN and a == TOGGLE:
+                if grid[r, spots[0], 0] == DOOR and grid[r, spots[0], 2] == OPEN_STATE:
+                    new = SUCCESS
+            elif kind == OPEN_SEQ and (unlock or flip) and f == spots[1] and grid[r, spots[1], 2] == OPEN_STATE:
+                new = SUCCESS if grid[r, spots[0], 2] == OPEN_STATE else FAILURE
+            if new != RUNNING:
+                verdict[r] = new
+                walk[t + 1, r] += ended
+        if t % 16 == 15 and ((walk[t + 1] >= ended) | (length <= t + 1)).all():  # every plan has ended
+            last = t + 1
             break
-        a = plans[:, t]
-        if end_token is not None:
-            active &= a != end_token
-        if not active.any():
-            poses[:, t + 1:] = poses[:, t:t + 1]
-            carried[:, t + 1:] = carried[:, t:t + 1]
-            break
-        steps += active
-        fx, fy = x + DIR_DX[d], y + DIR_DY[d]
-        front = grid[rows, fx, fy]  # [B, 3]
-        d = np.where(active & (a == LEFT), (d - 1) % 4, np.where(active & (a == RIGHT), (d + 1) % 4, d))
-        move = active & (a == FORWARD) & (overlap[front[:, 0]] | ((front[:, 0] == DOOR) & (front[:, 2] == OPEN_STATE)))
-        x, y = np.where(move, fx, x), np.where(move, fy, y)
-        new = np.where(move & (front[:, 0] == GOAL_IDX), SUCCESS, np.where(move & (front[:, 0] == LAVA), FAILURE, RUNNING))
-        if not object_step[t]:
-            status = np.where(active, new, status)
-            active &= status == RUNNING
-            continue
-        empty_hand = carry[:, 0] == EMPTY_IDX
-        pick = active & (a == PICKUP_ACTION) & empty_hand & pickable[front[:, 0]]
-        drop = active & (a == DROP) & ~empty_hand & (front[:, 0] == EMPTY_IDX)
-        dropping = active & (a == DROP) & ~empty_hand
-        door = active & (a == TOGGLE) & (front[:, 0] == DOOR)
-        unlock = door & (front[:, 2] == LOCKED_STATE) & (carry[:, 0] == KEY) & (carry[:, 1] == front[:, 1])
-        flip = door & (front[:, 2] != LOCKED_STATE)
-        box = active & (a == TOGGLE) & (front[:, 0] == BOX)
-        effects[:, t] = pick | drop | unlock | flip | box
-        # apply the changes (each row at most one of them)
-        picked_cell = front.copy()
-        if pick.any():
-            r = rows[pick]
-            carry[r], carry_contents[r] = front[r], contents[r, fx[r], fy[r]]
-            grid[r, fx[r], fy[r]] = (EMPTY_IDX, 0, 0)
-            contents[r, fx[r], fy[r]] = (EMPTY_IDX, 0, 0)
-        if drop.any():
-            r = rows[drop]
-            grid[r, fx[r], fy[r]], contents[r, fx[r], fy[r]] = carry[r], carry_contents[r]
-            carry[r], carry_contents[r] = (EMPTY_IDX, 0, 0), (EMPTY_IDX, 0, 0)
-        if (unlock | flip).any():
-            r = rows[unlock | flip]
-            grid[r, fx[r], fy[r], 2] = np.where(unlock[r] | (front[r, 2] == CLOSED_STATE), OPEN_STATE, CLOSED_STATE)
-        if box.any():
-            r = rows[box]
-            grid[r, fx[r], fy[r]] = contents[r, fx[r], fy[r]]
-            contents[r, fx[r], fy[r]] = (EMPTY_IDX, 0, 0)
-        # the task's verdict
-        matches = (picked_cell[:, 0] == target[0]) & (picked_cell[:, 1] == target[1])
-        if kind in (PICKUP, FETCH):
-            new = np.where(pick & matches, SUCCESS, np.where(pick & ~matches & (kind == FETCH), FAILURE, new))
-        elif kind == GOTO:
-            (tx, ty) = spots[0]
-            near = np.abs(x - tx) + np.abs(y - ty) == 1
-            new = np.where(active & (a == TOGGLE), FAILURE, new)
-            new = np.where(active & (a == DONE), np.where(near, SUCCESS, FAILURE), new)
-        elif kind == PUTNEAR:
-            (tx, ty) = spots[0]
-            near = (np.abs(fx - tx) <= 1) & (np.abs(fy - ty) <= 1)
-            new = np.where(pick & ~matches, FAILURE, new)
-            new = np.where(dropping, np.where(drop & near, SUCCESS, FAILURE), new)
-        elif kind == OPEN:
-            (tx, ty) = spots[0]
-            opened = (grid[:, tx, ty, 0] == DOOR) & (grid[:, tx, ty, 2] == OPEN_STATE)
-            new = np.where(active & (a == TOGGLE) & opened & (new == RUNNING), SUCCESS, new)
-        elif kind == OPEN_SEQ:
-            (ax, ay), (bx, by) = spots
-            toggled = unlock | flip
-            second = toggled & (fx == bx) & (fy == by) & (grid[:, bx, by, 2] == OPEN_STATE)
-            first_open = grid[:, ax, ay, 2] == OPEN_STATE
-            new = np.where(second, np.where(first_open, SUCCESS, FAILURE), new)
-        status = np.where(active, new, status)
-        active &= status == RUNNING
+    walk[last + 1 :] = walk[last]
+
+    walk = walk.T.astype(np.int64)  # [B, H + 1]
+    s, cell = walk >> 2, (walk >> 4) % cells
+    poses = np.stack([cell // cols - 1, cell % cols - 1, s & 3], axis=-1)
+    died = walk[:, -1] >= ended  # ended states are absorbing
+    steps = np.where(died, horizon + 1 - (walk[:, 1:] >= ended).sum(axis=1), length)
+    at = grid[np.arange(n), cell[:, -1], 0]  # where a plan ended in a goal or lava
+    status = np.where(died, np.where(verdict != RUNNING, verdict, np.where(at == GOAL_IDX, SUCCESS, FAILURE)), RUNNING)
     return WorldOutcome(status=status, steps=steps, poses=poses, carrying=carried,
-                        layouts=grid[:, 1:-1, 1:-1].astype(np.uint8), effects=effects)
+                        layouts=grid.reshape(n, width + 2, height + 2, 3)[:, 1:-1, 1:-1].astype(np.uint8),
+                        effects=effects)

@@ -57,6 +57,45 @@ def test_simulate_world_reports_the_steps_that_changed_the_world():
     assert noop.steps[0] == 3 and tuple(noop.poses[0, -1]) == (2, 1, 0)
 
 
+def _world_step_rows(state: WorldState, plans: np.ndarray) -> list[tuple[int, int, tuple, tuple]]:
+    """(status, steps, final pose, final carrying) of each plan by :func:`world_step` alone."""
+    out = []
+    for plan in plans.tolist():
+        s, status, steps = state, RUNNING, len(plan)
+        for t, action in enumerate(plan):
+            s, status = world_step(s, action)
+            if status != RUNNING:
+                steps = t + 1
+                break
+        out.append((status, steps, s.pose, s.carrying))
+    return out
+
+
+def test_simulate_world_keeps_each_plans_layout_changes_to_that_plan():
+    """The navigation of a plan that changed its layout follows the change (an opened door, a key
+    picked up), and no other plan's does; a start on the goal is left like any cell."""
+    state = WorldState(locked_corridor(), (1, 1, 0), (KEY, YELLOW, 0))
+    plans = np.array([
+        [F, F, F, TOGGLE, F, F, L],  # unlocks the door and walks through it to the goal
+        [F, F, F, L, R, F, F],  # walks into the same door, still locked for it
+        [F, DROP, R, R, L, L, F],  # drops the key ahead: the corridor is blocked for it only
+        [R, R, L, L, F, F, F],  # walks through the cell the row above dropped the key on
+    ])
+    out = simulate_world(state, plans)
+    got = [(s, n, tuple(p), tuple(c)) for s, n, p, c in zip(out.status.tolist(), out.steps.tolist(),
+                                                            out.poses[:, -1].tolist(), out.carrying[:, -1].tolist())]
+    assert got == _world_step_rows(state, plans)
+    assert [g[:3] for g in got] == [(SUCCESS, 6, (6, 1, 0)), (RUNNING, 7, (4, 1, 0)), (RUNNING, 7, (2, 1, 0)),
+                                    (RUNNING, 7, (4, 1, 0))]
+    opened = locked_corridor()
+    opened[5, 1, 2] = 0  # the door open
+    on_goal = WorldState(opened, (6, 1, 2))
+    plans = np.array([[F, R, R, F, F], [R, R, L, L, R]])
+    out = simulate_world(on_goal, plans)
+    assert out.status.tolist() == [SUCCESS, RUNNING] and out.steps.tolist() == [4, 5]
+    assert [tuple(p) for p in out.poses[:, -1].tolist()] == [(6, 1, 0), (6, 1, 3)]
+
+
 def boxed_corridor() -> np.ndarray:
     """:func:`locked_corridor` with the yellow key hidden: a closed (empty-looking) box at (3, 2)."""
     layout = locked_corridor()
