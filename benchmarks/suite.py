@@ -212,7 +212,7 @@ def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int 
                 **{key: m.get(key) for key in ("episodes", "success_rate", "path_ratio", "mean_steps",
                                                "mean_optimal_steps", "median_ms_per_decision",
                                                "p95_ms_per_decision", "decisions", "seconds", "batch_envs",
-                                               "plan_ms_p50", "plan_ms_p95")},
+                                               "plan_ms_p50", "plan_ms_p95", "mean_phase_ms")},
                 capped=sum(bool(r.get("capped")) for r in m["per_episode"]),
             )
             rows.append(row)
@@ -260,7 +260,22 @@ def to_markdown(tables: Mapping[str, list[dict[str, Any]]]) -> str:
                        f"{number_cell(r['p95_ms_per_decision'], 2)} | {r.get('capped', 0)} | "
                        f"{number_cell(r.get('plan_ms_p50'), 0)} / {number_cell(r.get('plan_ms_p95'), 0)} |")
         out += ["", summary_line(rows), ""]
+        out += phase_table(rows)
     return "\n".join(out)
+
+
+def phase_table(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Markdown lines: the mean ms per search of each search phase, for the rows that have them
+    (mctd since 0.26; :attr:`agents.mctd.planner.SearchResult.phase_seconds`), else none."""
+    timed = [r for r in rows if r.get("mean_phase_ms")]
+    if not timed:
+        return []
+    phases = list(timed[0]["mean_phase_ms"])
+    out = ["Search phases, mean ms per search (the rest of a search: tree selection, model inputs, bookkeeping):", "",
+           "| env | " + " | ".join(phases) + " |", "|---|" + "---|" * len(phases)]
+    out += [f"| {r['env']} | " + " | ".join(number_cell(r["mean_phase_ms"][p], 1) for p in phases) + " |"
+            for r in timed]
+    return out + [""]
 
 
 def summary_line(rows: Sequence[dict[str, Any]]) -> str:

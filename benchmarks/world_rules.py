@@ -1,7 +1,7 @@
 """The full-rules env layer: the oracle on every supported env, expert and collection speed, and
 the object dynamics against MiniGrid's ``step``.
 
-    python -m benchmarks.world_rules [--episodes 500] [--collect-episodes 20000] [--sections ...]
+    python -m benchmarks.world_rules [--episodes 500] [--collect-episodes 20000] [--batch 64] [--sections ...]
 
 Sections:
 
@@ -220,10 +220,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--collect-episodes", type=int, default=200, help="episodes per env for collect speed")
     parser.add_argument("--big-episodes", type=int, default=20000, help="DoorKey-8x8 episodes, 2 workers")
     parser.add_argument("--effort-episodes", type=int, default=100, help="starts per env for the expert effort")
+    parser.add_argument("--batch", type=int, default=64, help="plans per simulate_world call in the dynamics section")
     parser.add_argument("--name", default="world_rules", help="results file name")
     args = parser.parse_args(argv)
+    if args.batch < 1:
+        parser.error(f"--batch must be >= 1, got {args.batch}")
     results = run(args.episodes, args.envs, args.sections, args.collect_episodes, args.big_episodes,
-                  effort_episodes=args.effort_episodes, heavy_episodes=args.heavy_episodes)
+                  batch=args.batch, effort_episodes=args.effort_episodes, heavy_episodes=args.heavy_episodes)
     md = to_markdown(results)
     print(md)
     write_results(args.name, results, md, module="world_rules")

@@ -107,8 +107,14 @@ def test_mctd_fallback_option_reaches_the_agents(tmp_path, monkeypatch):
 
     monkeypatch.setattr(suite, "build_timed", spy)
     suite.run(["mctd"], ENVS[:1], episodes=1, checkpoint=str(ckpt), mctd_options={"fallback": "policy"})
-    suite.run(["mctd"], ENVS[:1], episodes=1, checkpoint=str(ckpt))
+    tables = suite.run(["mctd"], ENVS[:1], episodes=1, checkpoint=str(ckpt))
     assert built == ["policy", "auto"]
+    # mctd rows carry each search phase's mean ms, and the page shows them in a table of their own
+    phases = tables["mctd"][0]["mean_phase_ms"]
+    assert set(phases) == {"denoise", "continue", "score", "straighten"} and phases["denoise"] > 0
+    md = suite.to_markdown(tables)
+    assert "| env | denoise | continue | score | straighten |" in md
+    assert f"| {ENVS[0]} | {phases['denoise']:.1f} |" in md
 
 
 def test_mctd_min_expansions_reaches_the_planner_config():

@@ -268,6 +268,9 @@ def test_untrained_denoiser_reaches_the_goal_in_closed_loop(untrained, monkeypat
     stats = agent.stats()
     assert stats["decisions"] >= 1 and 0 < stats["mean_expansions"] <= 64
     assert stats["mean_plan_ms"] > 0 and 1 <= stats["max_depth"] <= 4 and stats["mean_nodes"] > 0
+    phases = stats["mean_phase_ms"]  # each phase's mean ms per search, within the search's own time
+    assert set(phases) == {"denoise", "continue", "score", "straighten"} and phases["denoise"] > 0
+    assert sum(phases.values()) <= stats["mean_plan_ms"]
 
 
 def test_search_invariants_hold_after_every_round(untrained):

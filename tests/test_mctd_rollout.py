@@ -373,9 +373,14 @@ def test_mctd_with_rollouts_finds_a_goal_beyond_the_horizon():
     on = MCTDPlanner(net, MCTDConfig(rollout_windows=4, rollout_execute=2, **config), torch.Generator().manual_seed(0))
     result = on.search(image, layout, start, 60)
     assert result.found_goal and result.stats["rollout_calls"] >= 1
-    assert set(result.phase_seconds) == {"denoise", "continue", "score"}
+    assert set(result.phase_seconds) == {"denoise", "continue", "score", "straighten"}
     assert result.phase_seconds["continue"] > 0 and without.phase_seconds["continue"] == 0
+    # the returned goal-reaching plan is straightened, and timed; a search without a goal has none
+    assert result.phase_seconds["straighten"] > 0 and without.phase_seconds["straighten"] == 0
     assert sum(result.phase_seconds.values()) <= result.seconds
+    unstraightened = MCTDPlanner(net, MCTDConfig(rollout_windows=4, rollout_execute=2, straighten=False, **config),
+                                 torch.Generator().manual_seed(0)).search(image, layout, start, 60)
+    assert unstraightened.found_goal and unstraightened.phase_seconds["straighten"] == 0
     best = choose_actions(result, 4, 2)
     assert best == [FORWARD] * 10
     assert simulate_plans(layout, start, np.array([best])).status[0] == SUCCESS

@@ -13,6 +13,7 @@ import torch
 from agents.base import parse_observation, torch_threads
 from agents.mdlm_agent import EpisodeState, MDLMAgent
 from agents.mctd.planner import (
+    PHASES,
     MCTDConfig,
     MCTDPlanner,
     SearchResult,
@@ -175,7 +176,7 @@ class MCTDAgent:
         self.policy = MDLMAgent(self.model, horizon=config.horizon, seed=seed, num_threads=num_threads)
         self._state = MCTDEpisode()  # the episode that reset / act play
         self._episode_seed: int | None = None  # set by seed_episode, used by the next new_episode
-        self.records: list[dict[str, float]] = []  # one dict per decision that planned
+        self.records: list[dict[str, Any]] = []  # one dict per decision that planned
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, env_id: str | None = None, seed: int = 0,
@@ -283,6 +284,7 @@ class MCTDAgent:
             "max_depth": result.stats["max_depth"],
             "found_goal": float(result.found_goal),
             "escape_retry": float(result.stats["escape_retry"]),
+            "phase_ms": {phase: 1000.0 * seconds for phase, seconds in result.phase_seconds.items()},
         })
         planned = None
         fallback = self.fallback_for(result)
@@ -361,15 +363,17 @@ class MCTDAgent:
         ``decisions``, ``mean_expansions``, ``mean_plan_ms``, ``median_plan_ms``,
         ``plan_ms_p50``, ``plan_ms_p95``, ``plan_ms_p99`` (percentiles of the search time of a
         decision that planned), ``mean_rounds``, ``mean_nodes``, ``max_depth`` (deepest node of
-        any tree), ``goal_found_rate`` (fraction of searches that found a goal-reaching plan) and
-        ``escape_retry_rate`` (fraction of searches that grew a second tree, ``rollout_escape``).
+        any tree), ``goal_found_rate`` (fraction of searches that found a goal-reaching plan),
+        ``escape_retry_rate`` (fraction of searches that grew a second tree, ``rollout_escape``) and
+        ``mean_phase_ms`` (0.26: the mean ms per search of each phase of
+        :attr:`agents.mctd.planner.SearchResult.phase_seconds`).
         """
         recs = self.records
         if not recs:
             return {"decisions": 0, "mean_expansions": 0.0, "mean_plan_ms": 0.0, "median_plan_ms": 0.0,
                     "plan_ms_p50": 0.0, "plan_ms_p95": 0.0, "plan_ms_p99": 0.0,
                     "mean_rounds": 0.0, "mean_nodes": 0.0, "max_depth": 0, "goal_found_rate": 0.0,
-                    "escape_retry_rate": 0.0}
+                    "escape_retry_rate": 0.0, "mean_phase_ms": dict.fromkeys(PHASES, 0.0)}
         plan_ms = np.array([r["plan_ms"] for r in recs])
 
         def mean(key: str) -> float:
@@ -388,6 +392,7 @@ class MCTDAgent:
             "max_depth": int(max(r["max_depth"] for r in recs)),
             "goal_found_rate": mean("found_goal"),
             "escape_retry_rate": mean("escape_retry"),
+            "mean_phase_ms": {phase: float(np.mean([r["phase_ms"][phase] for r in recs])) for phase in PHASES},
         }
 
 

@@ -88,6 +88,7 @@ ROLLOUT_STEPS = 1  # unmasking steps per continuation window (2 gave the same re
 # and: UCT weight tree.DEFAULT_EXPLORATION (sqrt 2), no nucleus filter, END scored as the no-op it is
 # when executed (plan_scores' skip_end=True), merged continuations (GreedyContinuation's merge_goals)
 PARTIAL_SCORES = ("manhattan", "novelty")
+PHASES = ("denoise", "continue", "score", "straighten")  # SearchResult.phase_seconds' keys
 NAVIGATION = (LEFT, RIGHT, FORWARD)
 
 
@@ -223,8 +224,9 @@ class SearchResult:
             second tree was grown with ``rollout_escape`` (then ``expansions`` and ``rounds``
             count both trees, and ``root`` is the second one only if it found the goal), and
             ``rollout_escapes``: rows that sampled their way out of a cycle.
-        phase_seconds: wall time per phase: ``denoise`` (expansion and jumpy simulation),
-            ``continue`` (policy continuation), ``score`` (dynamics, shortcut, backup).
+        phase_seconds: wall time per phase (:data:`PHASES`): ``denoise`` (expansion and jumpy
+            simulation), ``continue`` (policy continuation), ``score`` (dynamics, shortcut,
+            backup), ``straighten`` (the returned plan's, ``MCTDConfig.straighten``; 0.26).
         navigation_only: the search's world had nothing but the agent that can change (a goal
             task, empty hand, no door or object: :attr:`agents.mctd.world.SearchWorld.navigation_only`).
     """
@@ -296,7 +298,7 @@ class MCTDPlanner:
         else:
             continuation = WorldContinuation(self.model, world, cfg.horizon, ROLLOUT_STEPS, cfg.rollout_execute,
                                              cfg.rollout_windows, self.generator, deadline=deadline, memo=memo)
-        clock = dict.fromkeys(("denoise", "continue", "score"), 0.0)
+        clock = dict.fromkeys(PHASES, 0.0)
         seen = frozenset(visited or ()) if cfg.partial_score == "novelty" else None
         grow = (state, null, world, max_steps, continuation, clock, seen, budget, deadline)
         root, expansions, rounds, found = self._grow(*grow)
@@ -314,7 +316,9 @@ class MCTDPlanner:
                 root = again
         best = best_node(root)
         if cfg.straighten and best is not None and best.outcome is not None and best.outcome[0] == SUCCESS:
+            tic = time.perf_counter()
             straighten_node(best, world, max_steps)
+            _lap(clock, "straighten", tic)
         return SearchResult(root=root, best=best, expansions=expansions, rounds=rounds,
                             seconds=time.perf_counter() - start_time, found_goal=found,
                             stats={**tree_stats(root), "rollout_calls": continuation.model_calls,
