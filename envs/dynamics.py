@@ -26,8 +26,8 @@ from minigrid.core.constants import OBJECT_TO_IDX
 from envs.tasks import FETCH, GOTO, OPEN, OPEN_SEQ, PICKUP, PUTNEAR
 from envs.world import (  # noqa: F401  (world_step re-exported: the dynamics' public names)
     BOX, CLOSED_STATE, DIR_DX, DIR_DY, DONE, DOOR, DROP, EMPTY_IDX, FAILURE, FORWARD, GOAL_IDX, KEY, LAVA,
-    LEFT, LOCKED_STATE, NOTHING, OPEN_STATE, PICKABLE, PICKUP_ACTION, RIGHT, RUNNING, SUCCESS, TOGGLE, WorldState,
-    passable, world_step,
+    LEFT, LOCKED_STATE, NOTHING, OPEN_STATE, OVERLAPPABLE, PICKABLE, PICKUP_ACTION, RIGHT, RUNNING, SUCCESS, TOGGLE,
+    WorldState, passable, world_step,
 )
 
 
@@ -295,15 +295,13 @@ class WorldOutcome:
     effects: np.ndarray | None = None
 
 
-_FLOOR = OBJECT_TO_IDX["floor"]
-_OVERLAP = (EMPTY_IDX, _FLOOR, GOAL_IDX, LAVA)  # cells one may walk into (and doors when open)
 _NOOP_CODE = 3  # navigation-table column of any token that neither turns nor moves (LEFT, RIGHT, FORWARD: 0, 1, 2)
 
 
 def _enterable(cell: tuple[int, int, int]) -> tuple[bool, bool]:
     """``(passable, ends the episode)`` for one encoded cell (as :func:`envs.world.passable`)."""
     obj = cell[0]
-    return obj in _OVERLAP or (obj == DOOR and cell[2] == OPEN_STATE), obj in (GOAL_IDX, LAVA)
+    return obj in OVERLAPPABLE or (obj == DOOR and cell[2] == OPEN_STATE), obj in (GOAL_IDX, LAVA)
 
 
 @lru_cache(maxsize=8)
@@ -338,9 +336,9 @@ def _navigation_table(grid: np.ndarray) -> np.ndarray:
     """
     rows, cols = grid.shape[:2]
     frame, front, inside, stay, move = _table_frame(rows, cols)
-    obj, state = grid[..., 0].reshape(-1), grid[..., 2].reshape(-1)
+    obj = grid[..., 0].reshape(-1)
     ends = (obj == GOAL_IDX) | (obj == LAVA)
-    ok = ends | (obj == EMPTY_IDX) | (obj == _FLOOR) | ((obj == DOOR) & (state == OPEN_STATE))  # passable(), no isin
+    ok = passable(grid).reshape(-1)
     table = frame.copy()
     ended = 16 * rows * cols  # 4 * (4 * cells): from a move into a goal or lava on, the state has ended
     table[0, ..., FORWARD] = np.where(inside & ok[front], move + ended * ends[front], stay)

@@ -39,7 +39,7 @@ EMPTY_IDX, WALL_IDX, DOOR, KEY, BALL, BOX, GOAL_IDX, LAVA = (
 OPEN_STATE, CLOSED_STATE, LOCKED_STATE = (STATE_TO_IDX[n] for n in ("open", "closed", "locked"))
 NOTHING = (EMPTY_IDX, 0, 0)  # the encoded empty cell: an empty hand, or a box with nothing inside
 PICKABLE = (KEY, BALL, BOX)
-_OVERLAPPABLE = tuple(OBJECT_TO_IDX[n] for n in ("empty", "floor", "goal", "lava"))
+OVERLAPPABLE = tuple(OBJECT_TO_IDX[n] for n in ("empty", "floor", "goal", "lava"))  # enterable (and open doors)
 
 Cell = tuple[int, int, int]
 Pose = tuple[int, int, int]
@@ -48,7 +48,7 @@ Pose = tuple[int, int, int]
 def passable(layout: np.ndarray) -> np.ndarray:
     """Boolean ``[W, H]``: cells the agent may enter (as MiniGrid's ``can_overlap``)."""
     obj, state = layout[:, :, 0], layout[:, :, 2]
-    return np.isin(obj, _OVERLAPPABLE) | ((obj == DOOR) & (state == OPEN_STATE))
+    return np.isin(obj, OVERLAPPABLE) | ((obj == DOOR) & (state == OPEN_STATE))
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def world_step(state: WorldState, action: int, task: BoundTask | None = None) ->
     elif action == RIGHT:
         pose = (x, y, (d + 1) % 4)
     elif action == FORWARD:
-        if front[0] in _OVERLAPPABLE or (front[0] == DOOR and front[2] == OPEN_STATE):
+        if front[0] in OVERLAPPABLE or (front[0] == DOOR and front[2] == OPEN_STATE):
             pose = (fx, fy, d)
         if front[0] == GOAL_IDX:
             status = SUCCESS
