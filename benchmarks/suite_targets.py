@@ -16,8 +16,11 @@ row against the targets:
 * ar and bfs are reported beside them, with no target.
 
 The page lists, per target, how many rows meet it and every row that does not, with its value;
-rows of skipped envs (no checkpoint) count as misses. It names each source page with its command
-and git commit, so every number stays traceable to the run that made it.
+rows of skipped envs (no checkpoint) count as misses. Then (0.27) every agent side by side, one
+row per env (success and path ratio of each), under a summary per agent (mean success and how many
+rows reach 0.99 / 0.95, trained and zero-shot envs apart, and the mean path ratio): the table the
+README's Results section shows. It names each source page with its command and git commit, so every
+number stays traceable to the run that made it.
 """
 
 from __future__ import annotations
@@ -125,10 +128,63 @@ def check(tables: Mapping[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return out
 
 
+AGENT_ORDER = ("bfs", "ar", "mdlm", "mctd")  # side-by-side column order; other agents follow
+
+
+def summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One agent's rows summed up: ``{"trained", "zero_shot"}``, each ``{"rows", "mean_success",
+    "at_0.99", "at_0.95", "mean_path_ratio"}`` (None means where there is no row or no path
+    ratio). Skipped rows count in ``rows`` with success 0 and no path ratio."""
+    out: dict[str, Any] = {}
+    for part, applies in (("trained", _trained), ("zero_shot", _zero_shot)):
+        chosen = [r for r in rows if applies(r)]
+        success = [0.0 if "skipped" in r else float(r["success_rate"]) for r in chosen]
+        paths = [float(r["path_ratio"]) for r in chosen if "skipped" not in r and r.get("path_ratio") is not None]
+        out[part] = {"rows": len(chosen),
+                     "mean_success": sum(success) / len(success) if success else None,
+                     "at_0.99": sum(v >= 0.99 for v in success), "at_0.95": sum(v >= 0.95 for v in success),
+                     "mean_path_ratio": sum(paths) / len(paths) if paths else None}
+    return out
+
+
+def side_by_side(tables: Mapping[str, list[dict[str, Any]]]) -> list[str]:
+    """Markdown lines: a summary per agent, then one row per env (in the order the envs first
+    appear in the pages) with each agent's success and path ratio ("-" where the agent has no row); an agent
+    that plays an env zero-shot has its cell marked with *."""
+    agents = [a for a in AGENT_ORDER if a in tables] + [a for a in tables if a not in AGENT_ORDER]
+    out = ["## Side by side", "", "| agent | trained envs | mean success | at >= 0.99 | at >= 0.95 | "
+           "mean path ratio | zero-shot envs | zero-shot mean success |", "|---|---|---|---|---|---|---|---|"]
+    for agent in agents:
+        s = summary(tables[agent])
+        t, z = s["trained"], s["zero_shot"]
+        out.append(f"| {agent} | {t['rows']} | {number_cell(t['mean_success'], 3)} | {t['at_0.99']} | "
+                   f"{t['at_0.95']} | {number_cell(t['mean_path_ratio'], 3)} | {z['rows']} | "
+                   f"{number_cell(z['mean_success'], 3)} |")
+    envs: dict[str, None] = {}
+    for rows in tables.values():  # page order: the first page's agent gives the env order
+        envs.update((r["env"], None) for r in rows)
+    by_agent = {agent: {r["env"]: r for r in tables[agent]} for agent in agents}
+    out += ["", "Success / path ratio per env (* zero-shot for that agent's checkpoint):", "",
+            "| env | " + " | ".join(agents) + " |", "|---|" + "---|" * len(agents)]
+    for env in envs:
+        cells = []
+        for agent in agents:
+            r = by_agent[agent].get(env)
+            if r is None:
+                cells.append("-")
+            elif "skipped" in r:
+                cells.append("skipped")
+            else:
+                mark = "*" if r.get("zero_shot") is True else ""
+                cells.append(f"{r['success_rate']:.3f}{mark} / {number_cell(r.get('path_ratio'), 3)}")
+        out.append(f"| {env} | " + " | ".join(cells) + " |")
+    return out
+
+
 def to_markdown(tables: Mapping[str, list[dict[str, Any]]], checks: Sequence[dict[str, Any]],
                 sources: Sequence[dict[str, Any]], replaced: Sequence[str] = ()) -> str:
-    """Targets first (met / rows, then each miss), then the merged tables, then the source pages
-    and the rows a later page replaced."""
+    """Targets first (met / rows, then each miss), then the merged tables, then every agent side by
+    side (:func:`side_by_side`), then the source pages and the rows a later page replaced."""
     out = ["## Targets", "", "| agent | target | met | missed (value) |", "|---|---|---|---|"]
     for c in checks:
         missed = ", ".join(f"{env} ({number_cell(v, 3)})" for env, v in c["missed"]) or "none"
@@ -149,6 +205,7 @@ def to_markdown(tables: Mapping[str, list[dict[str, Any]]], checks: Sequence[dic
                        f"{r['success_rate']:.3f} | {number_cell(r['path_ratio'], 3)} | {r.get('capped', 0)} | "
                        f"{number_cell(r.get('plan_ms_p50'), 0)} / {number_cell(r.get('plan_ms_p95'), 0)} | "
                        f"{r['page']} |")
+    out += ["", *side_by_side(tables)]
     out += ["", "## Source pages", ""]
     out += [f"- `{s['page']}` (commit {s['git_commit']}): `{s['command']}`" for s in sources]
     if replaced:
@@ -173,7 +230,9 @@ def main(argv: list[str] | None = None) -> None:
     checks = check(tables)
     md = to_markdown(tables, checks, sources, replaced)
     print(md)
-    write_results(args.name, {"tables": tables, "targets": checks, "sources": sources, "replaced": replaced}, md,
+    summaries = {agent: summary(rows) for agent, rows in tables.items()}
+    write_results(args.name, {"tables": tables, "targets": checks, "summaries": summaries, "sources": sources,
+                              "replaced": replaced}, md,
                   out_dir=args.out_dir, module="suite_targets")
 
 

@@ -181,6 +181,30 @@ def test_suite_targets_merges_pages_and_lists_every_miss(tmp_path):
     assert "`part_b` (commit abc1234)" in md
 
 
+def test_suite_targets_puts_the_agents_side_by_side(tmp_path):
+    from benchmarks import suite_targets
+    a = _page(tmp_path, "a", {"mctd": [_row("A-v0", 1.0, 1.02), _row("B-v0", 0.98, 1.06), _row("Z-v0", 0.9, 1.2, True)],
+                              "ar": [_row("B-v0", 0.94, 1.5), _row("A-v0", 1.0, 1.0),
+                                     {"env": "S-v0", "task": "goal", "zero_shot": None, "skipped": "no checkpoint"}]})
+    suite_targets.main([a, "--name", "t", "--out-dir", str(tmp_path)])
+    summaries = json.loads((tmp_path / "t.json").read_text())["results"]["summaries"]
+    mctd, ar = summaries["mctd"], summaries["ar"]
+    assert mctd["trained"]["rows"] == 2 and mctd["trained"]["mean_success"] == 0.99
+    assert (mctd["trained"]["at_0.99"], mctd["trained"]["at_0.95"]) == (1, 2)
+    assert abs(mctd["trained"]["mean_path_ratio"] - 1.04) < 1e-12
+    assert mctd["zero_shot"] == {"rows": 1, "mean_success": 0.9, "at_0.99": 0, "at_0.95": 0, "mean_path_ratio": 1.2}
+    assert ar["trained"]["rows"] == 3 and abs(ar["trained"]["mean_success"] - 1.94 / 3) < 1e-12  # skipped: 0
+    assert ar["trained"]["mean_path_ratio"] == 1.25 and ar["zero_shot"]["mean_success"] is None
+    md = (tmp_path / "t.md").read_text()
+    assert "| env | ar | mctd |" in md  # bfs, ar, mdlm, mctd order, only the agents present
+    section = md.split("## Side by side")[1].split("## Source pages")[0]
+    rows = [line.split(" |")[0] for line in section.splitlines() if "-v0 |" in line]
+    assert rows == ["| A-v0", "| B-v0", "| Z-v0", "| S-v0"]  # the envs in page order (mctd's table first)
+    assert "| A-v0 | 1.000 / 1.000 | 1.000 / 1.020 |" in md
+    assert "| Z-v0 | - | 0.900* / 1.200 |" in md and "| S-v0 | skipped | - |" in md
+    assert "| mctd | 2 | 0.990 | 1 | 2 | 1.040 | 1 | 0.900 |" in md
+
+
 def test_suite_targets_refuses_a_duplicate_env_and_a_bad_file(tmp_path, capsys):
     import pytest
 
