@@ -133,7 +133,7 @@ AGENT_ORDER = ("bfs", "ar", "mdlm", "mctd")  # side-by-side column order; other 
 
 def summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One agent's rows summed up: ``{"trained", "zero_shot"}``, each ``{"rows", "mean_success",
-    "at_0.99", "at_0.95", "mean_path_ratio"}`` (None means where there is no row or no path
+    "at_0.99", "at_0.95", "mean_path_ratio"}`` (a mean is None where there is no row, or no path
     ratio). Skipped rows count in ``rows`` with success 0 and no path ratio."""
     out: dict[str, Any] = {}
     for part, applies in (("trained", _trained), ("zero_shot", _zero_shot)):
@@ -147,16 +147,15 @@ def summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def side_by_side(tables: Mapping[str, list[dict[str, Any]]]) -> list[str]:
-    """Markdown lines: a summary per agent, then one row per env (in the order the envs first
-    appear in the pages) with each agent's success and path ratio ("-" where the agent has no row); an agent
-    that plays an env zero-shot has its cell marked with *."""
+def side_by_side(tables: Mapping[str, list[dict[str, Any]]], summaries: Mapping[str, dict[str, Any]]) -> list[str]:
+    """Markdown lines: each agent's :func:`summary` (``summaries``), then one row per env (in the
+    order the envs first appear in the pages) with each agent's success and path ratio ("-" where
+    the agent has no row); an agent that plays an env zero-shot has its cell marked with *."""
     agents = [a for a in AGENT_ORDER if a in tables] + [a for a in tables if a not in AGENT_ORDER]
     out = ["## Side by side", "", "| agent | trained envs | mean success | at >= 0.99 | at >= 0.95 | "
            "mean path ratio | zero-shot envs | zero-shot mean success |", "|---|---|---|---|---|---|---|---|"]
     for agent in agents:
-        s = summary(tables[agent])
-        t, z = s["trained"], s["zero_shot"]
+        t, z = summaries[agent]["trained"], summaries[agent]["zero_shot"]
         out.append(f"| {agent} | {t['rows']} | {number_cell(t['mean_success'], 3)} | {t['at_0.99']} | "
                    f"{t['at_0.95']} | {number_cell(t['mean_path_ratio'], 3)} | {z['rows']} | "
                    f"{number_cell(z['mean_success'], 3)} |")
@@ -182,9 +181,11 @@ def side_by_side(tables: Mapping[str, list[dict[str, Any]]]) -> list[str]:
 
 
 def to_markdown(tables: Mapping[str, list[dict[str, Any]]], checks: Sequence[dict[str, Any]],
-                sources: Sequence[dict[str, Any]], replaced: Sequence[str] = ()) -> str:
+                sources: Sequence[dict[str, Any]], replaced: Sequence[str] = (),
+                summaries: Mapping[str, dict[str, Any]] | None = None) -> str:
     """Targets first (met / rows, then each miss), then the merged tables, then every agent side by
-    side (:func:`side_by_side`), then the source pages and the rows a later page replaced."""
+    side (:func:`side_by_side`; ``summaries`` as :func:`summary` gives them, computed if None), then
+    the source pages and the rows a later page replaced."""
     out = ["## Targets", "", "| agent | target | met | missed (value) |", "|---|---|---|---|"]
     for c in checks:
         missed = ", ".join(f"{env} ({number_cell(v, 3)})" for env, v in c["missed"]) or "none"
@@ -205,7 +206,9 @@ def to_markdown(tables: Mapping[str, list[dict[str, Any]]], checks: Sequence[dic
                        f"{r['success_rate']:.3f} | {number_cell(r['path_ratio'], 3)} | {r.get('capped', 0)} | "
                        f"{number_cell(r.get('plan_ms_p50'), 0)} / {number_cell(r.get('plan_ms_p95'), 0)} | "
                        f"{r['page']} |")
-    out += ["", *side_by_side(tables)]
+    if summaries is None:
+        summaries = {agent: summary(rows) for agent, rows in tables.items()}
+    out += ["", *side_by_side(tables, summaries)]
     out += ["", "## Source pages", ""]
     out += [f"- `{s['page']}` (commit {s['git_commit']}): `{s['command']}`" for s in sources]
     if replaced:
@@ -228,9 +231,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"suite_targets: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     checks = check(tables)
-    md = to_markdown(tables, checks, sources, replaced)
-    print(md)
     summaries = {agent: summary(rows) for agent, rows in tables.items()}
+    md = to_markdown(tables, checks, sources, replaced, summaries)
+    print(md)
     write_results(args.name, {"tables": tables, "targets": checks, "summaries": summaries, "sources": sources,
                               "replaced": replaced}, md,
                   out_dir=args.out_dir, module="suite_targets")

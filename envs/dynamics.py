@@ -26,8 +26,8 @@ from minigrid.core.constants import OBJECT_TO_IDX
 from envs.tasks import FETCH, GOTO, OPEN, OPEN_SEQ, PICKUP, PUTNEAR
 from envs.world import (  # noqa: F401  (world_step re-exported: the dynamics' public names)
     BOX, CLOSED_STATE, DIR_DX, DIR_DY, DONE, DOOR, DROP, EMPTY_IDX, FAILURE, FORWARD, GOAL_IDX, KEY, LAVA,
-    LEFT, LOCKED_STATE, NOTHING, OPEN_STATE, OVERLAPPABLE, PICKABLE, PICKUP_ACTION, RIGHT, RUNNING, SUCCESS, TOGGLE,
-    WorldState, passable, world_step,
+    LEFT, LOCKED_STATE, NOTHING, OPEN_STATE, PICKABLE, PICKUP_ACTION, RIGHT, RUNNING, SUCCESS, TOGGLE,
+    WorldState, enterable, passable, world_step,
 )
 
 
@@ -299,9 +299,8 @@ _NOOP_CODE = 3  # navigation-table column of any token that neither turns nor mo
 
 
 def _enterable(cell: tuple[int, int, int]) -> tuple[bool, bool]:
-    """``(passable, ends the episode)`` for one encoded cell (as :func:`envs.world.passable`)."""
-    obj = cell[0]
-    return obj in OVERLAPPABLE or (obj == DOOR and cell[2] == OPEN_STATE), obj in (GOAL_IDX, LAVA)
+    """``(passable, ends the episode)`` for one encoded cell (:func:`envs.world.enterable`)."""
+    return enterable(cell), cell[0] in (GOAL_IDX, LAVA)
 
 
 @lru_cache(maxsize=8)

@@ -51,6 +51,12 @@ def passable(layout: np.ndarray) -> np.ndarray:
     return np.isin(obj, OVERLAPPABLE) | ((obj == DOOR) & (state == OPEN_STATE))
 
 
+def enterable(cell: Cell) -> bool:
+    """Whether the agent may enter one encoded cell ``(object, colour, state)``: :func:`passable`
+    for a single cell, without the array work (the per-step paths of the dynamics)."""
+    return cell[0] in OVERLAPPABLE or (cell[0] == DOOR and cell[2] == OPEN_STATE)
+
+
 @dataclass(frozen=True)
 class WorldState:
     """One MiniGrid state. ``boxes`` maps a closed box's cell (or ``"carried"``) to its contents."""
@@ -109,7 +115,7 @@ def world_step(state: WorldState, action: int, task: BoundTask | None = None) ->
     elif action == RIGHT:
         pose = (x, y, (d + 1) % 4)
     elif action == FORWARD:
-        if front[0] in OVERLAPPABLE or (front[0] == DOOR and front[2] == OPEN_STATE):
+        if enterable(front):
             pose = (fx, fy, d)
         if front[0] == GOAL_IDX:
             status = SUCCESS
