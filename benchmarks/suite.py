@@ -32,12 +32,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from agents.mctd.agent import FALLBACKS
+from agents.mctd.agent import FALLBACKS, GOAL_EXECUTE
 from agents.registry import MODEL_AGENTS, make_agent
 from benchmarks.common import write_results
 from envs.registry import SUPPORTED, lookup
 from envs.seeds import EVAL_SEED_START
-from maze_mdlm.cli_common import file_digest, positive_float, positive_int
+from maze_mdlm.cli_common import file_digest, nonnegative_int, positive_float, positive_int
 from maze_mdlm.evaluation import DEFAULT_BATCH_ENVS
 from maze_mdlm.parallel import evaluate_parallel
 
@@ -152,12 +152,16 @@ def zero_shot(path: str | None, env_id: str, held_out: Sequence[str] | None) -> 
 # ----------------------------------------------------------------------------- the run
 def mctd_options(fallback: str | None, escape: float | None, guess_boxes: bool = True,
                  min_expansions: int | None = None, cut_partial: bool = True,
-                 commit: bool = True, straighten: bool = True) -> dict[str, Any] | None:
+                 commit: bool = True, straighten: bool = True,
+                 goal_execute: int | None = None) -> dict[str, Any] | None:
     """The mctd agent's keywords from ``--mctd-fallback`` / ``--mctd-escape`` /
     ``--mctd-no-guess-boxes`` / ``--mctd-min-expansions`` / ``--mctd-no-cut-partial`` /
-    ``--mctd-no-commit`` / ``--mctd-no-straighten`` (None: the defaults)."""
+    ``--mctd-no-commit`` / ``--mctd-no-straighten`` / ``--mctd-goal-execute`` (None: the defaults)."""
     options = {key: value for key, value in (("fallback", fallback), ("rollout_escape", escape),
-                                             ("min_expansions", min_expansions)) if value is not None}
+                                             ("min_expansions", min_expansions),
+                                             ("goal_execute", goal_execute)) if value is not None}
+    if goal_execute == 0:
+        options["goal_execute"] = None  # the whole goal-reaching plan, as up to 0.27
     if not guess_boxes:
         options["guess_boxes"] = False
     if not cut_partial:
@@ -334,6 +338,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="mctd's straighten off: the goal-reaching plan a search returns keeps the detours "
                              "that revisit no cell, as before 0.25 (default on: straight or one-corner walks "
                              "replace them where the grid allows)")
+    parser.add_argument("--mctd-goal-execute", type=nonnegative_int, default=None, metavar="K",
+                        help="mctd's goal_execute: the first K actions of a goal-reaching plan are executed "
+                             "before the next search, which replaces the rest only by a shorter goal-reaching "
+                             f"plan; 0: the whole plan, as up to 0.27 (default: the agent's, {GOAL_EXECUTE})")
     parser.add_argument("--name", default="suite", help="results file name")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
@@ -343,7 +351,8 @@ def main(argv: list[str] | None = None) -> None:
                  episodes_of=None if args.mctd_episodes is None else {"mctd": args.mctd_episodes},
                  mctd_options=mctd_options(args.mctd_fallback, args.mctd_escape, not args.mctd_no_guess_boxes,
                                            args.mctd_min_expansions, not args.mctd_no_cut_partial,
-                                           not args.mctd_no_commit, not args.mctd_no_straighten),
+                                           not args.mctd_no_commit, not args.mctd_no_straighten,
+                                           args.mctd_goal_execute),
                  on_row=lambda name, row: print(f"{name} {row['env']}: success {row['success_rate']:.3f}",
                                                 flush=True))
     md = to_markdown(tables)

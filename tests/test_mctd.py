@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import agents.mctd.agent as agent_module
 import envs.expert
 from agents.mctd import MCTDAgent, MCTDConfig, MCTDPlanner
 from agents.mctd.planner import choose_actions
@@ -309,6 +310,63 @@ def test_goal_reaching_plan_is_executed_whole(untrained):
     reached, actions = run_episode(agent, layout, (1, 1, 0))
     assert reached and agent.stats()["decisions"] == 1
     assert agent.last_search.best.outcome[0] == SUCCESS
+
+
+GOAL_EXECUTE_WORLD = make_layout([(1, 1), (2, 1), (3, 1), (3, 2)], goal=(3, 3))  # 5 actions to the goal
+
+
+def run_goal_execute(model, seed: int):
+    """One closed-loop episode of ``MCTDAgent(goal_execute=2)`` on GOAL_EXECUTE_WORLD, or None when
+    its first search finds no goal-reaching plan. Returns (status, actions sent, the first plan,
+    the actions to the goal left after each action, the number of searches)."""
+    agent = MCTDAgent(model, seed=seed, max_expansions=120, goal_execute=2)
+    pose = (1, 1, 0)
+    agent.reset(observe(GOAL_EXECUTE_WORLD, pose))
+    sent, left = [], []
+    for _ in range(30):
+        sent.append(agent.act(observe(GOAL_EXECUTE_WORLD, pose)))
+        if len(sent) == 1:
+            if not agent.last_search.found_goal:
+                return None
+            first = list(agent.last_plan)
+        state = agent._state
+        assert len(state.queue) <= 1  # at most goal_execute = 2 actions queued by any search
+        left.append(len(state.queue) + len(state.goal_rest))
+        pose, status = step(GOAL_EXECUTE_WORLD, pose, sent[-1])
+        if status != RUNNING:
+            break
+    return status, sent, first, left, agent.stats()["decisions"]
+
+
+def test_goal_execute_searches_again_and_never_lengthens_the_plan(untrained):
+    episodes = [e for e in (run_goal_execute(untrained, seed) for seed in range(8)) if e is not None]
+    assert episodes  # some first search of the untrained model finds the 5-action route
+    for status, sent, first, left, decisions in episodes:
+        assert status == SUCCESS and decisions >= 3  # 5 actions, 2 per search
+        assert len(sent) <= len(first)  # a later search only ever replaced the rest by a shorter plan
+        assert all(b <= a - 1 for a, b in zip(left, left[1:])) and left[-1] == 0
+
+
+def test_goal_execute_keeps_the_incumbent_over_a_longer_plan(untrained, monkeypatch):
+    real, calls = agent_module.choose_actions, []
+
+    def longer_later(result, *args):  # every search after an episode's first returns a far longer plan
+        calls.append(result)
+        plan = real(result, *args)
+        return plan if len(calls) == 1 else [0, 1] * 100 + plan
+
+    monkeypatch.setattr(agent_module, "choose_actions", longer_later)
+    kept = 0
+    for seed in range(8):
+        calls.clear()
+        episode = run_goal_execute(untrained, seed)
+        if episode is not None:
+            status, sent, first, _, decisions = episode
+            assert status == SUCCESS and decisions >= 3 and sent == first  # 2 actions at a time
+            kept += 1
+    assert kept
+    with pytest.raises(ValueError, match="goal_execute"):
+        MCTDAgent(untrained, goal_execute=0)
 
 
 def test_same_seed_same_plan(perturbed):

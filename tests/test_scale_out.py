@@ -158,6 +158,14 @@ def test_mctd_budget_and_parallel_flags_reach_the_search(tmp_path, capsys):
     assert default["mean_expansions"] >= 11.0 and default["mean_rounds"] >= 2.0
 
 
+def test_goal_execute_flag_reaches_the_agent(tmp_path, capsys):
+    whole = _rollout(tmp_path, "w", ["--agent", "mctd", "--episodes", "2", "--goal-execute", "0"], capsys)
+    step = _rollout(tmp_path, "s", ["--agent", "mctd", "--episodes", "2", "--goal-execute", "1"], capsys)
+    assert whole["success_rate"] == step["success_rate"] == 1.0
+    assert step["decisions"] > whole["decisions"]  # a search before every action of a goal-reaching plan
+    assert step["mean_steps"] <= whole["mean_steps"]  # never a longer path than the first plan
+
+
 def test_help_shows_the_mctd_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["rollout", "--help"])
@@ -175,6 +183,8 @@ BAD = {
     "workers-zero": (["rollout", "--agent", "bfs", "--workers", "0"], "positive"),
     "tree-for-bfs": (["rollout", "--agent", "bfs", "--render-tree", "t.png"], "--render-tree"),
     "unknown-device": (["rollout", "--agent", "bfs", "--device", "tpu"], "--device"),
+    "goal-execute-for-mdlm": (["rollout", "--agent", "mdlm", "--goal-execute", "2"], "--goal-execute"),
+    "goal-execute-negative": (["rollout", "--agent", "mctd", "--goal-execute", "-1"], "non-negative"),
 }
 
 

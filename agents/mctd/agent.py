@@ -47,6 +47,7 @@ def env_max_steps(env_id: str) -> int:
 
 
 FALLBACKS = ("auto", "plan", "policy", "heuristic")
+GOAL_EXECUTE = 4  # (0.28) actions of a goal-reaching plan executed before the next search (README, Results)
 Pose = tuple[int, int, int]
 
 
@@ -71,6 +72,9 @@ class MCTDEpisode:
             decodes its own.
         committed: what is left of the partial plan the "plan" fallback is following
             (``MCTDAgent(commit=True)``), navigation actions from the pose after the queue.
+        goal_rest: with ``MCTDAgent(goal_execute=k)`` (0.28), what is left of the shortest
+            goal-reaching plan found so far after the queue (the incumbent); emptied when an
+            observation surprises the agent.
     """
 
     task: BoundTask | None = None
@@ -89,6 +93,8 @@ class MCTDEpisode:
     chosen: tuple[int, ...] = ()  # the actions the latest search queued
     memo: ContinuationMemo | None = field(default_factory=ContinuationMemo)
     committed: list[int] = field(default_factory=list)
+    goal_rest: list[int] = field(default_factory=list)  # the incumbent (goal_execute): what is left of
+    # the goal-reaching plan after the queue, from the pose after it
 
     @property
     def last_candidates(self) -> list[list[int]]:
@@ -103,7 +109,8 @@ class MCTDAgent:
     Each decision that plans runs one search (:class:`agents.mctd.planner.MCTDPlanner`) from
     the current observation (layout, pose, carried object, and the episode's task bound to its
     start grid) and queues the best plan found (the highest-scoring completed plan): all of it
-    up to the end of the task if it gets there, otherwise its first sub-plan. Plans use all
+    up to the end of the task if it gets there (since 0.28 its first ``goal_execute`` actions,
+    keeping the rest as the incumbent of the next search), otherwise its first sub-plan. Plans use all
     seven MiniGrid actions (pickup, drop, toggle, and ``done``, which finishes a GoTo task); the
     model's end-of-plan token (``model.config.end_token``, 6 for old checkpoints) and actions
     that the rules say do nothing are never sent to the env. It replans when the queue is used
@@ -150,6 +157,14 @@ class MCTDAgent:
             and a new partial plan is chosen only once the old one leads nowhere new. False:
             each search's own best partial plan (0.4–0.19), which can switch back and forth
             between two directions for good.
+        goal_execute: (0.28) k (default 4): of a goal-reaching plan only the first k actions
+            are executed; the next decision searches again from there, and the rest of the plan
+            (the incumbent) is kept unless that search finds a strictly shorter goal-reaching
+            plan, so the path executed is never longer than the first plan found (an observation
+            that surprises the agent, e.g. a box that held something else, drops the incumbent).
+            Each later search re-chooses the next actions, where one search chooses only among
+            its plans' first sub-plans, each continued by the same greedy policy. None: the plan is
+            executed whole, as up to 0.27 (one search per goal-reaching plan).
         num_threads: torch intra-op threads while planning, restored afterwards (None: leave
             torch's setting alone). Default 1: the batches are small (at most 2K rows of H
             tokens), and with torch's default of 2 threads on a 2-core CPU shared with other
@@ -160,10 +175,12 @@ class MCTDAgent:
 
     def __init__(self, model: MDLMPolicy, max_steps: int = FOURROOMS_MAX_STEPS, seed: int = 0,
                  config: MCTDConfig | None = None, num_threads: int | None = 1, fallback: str = "auto",
-                 commit: bool = True, **overrides: Any):
+                 commit: bool = True, goal_execute: int | None = GOAL_EXECUTE, **overrides: Any):
         config = dataclasses.replace(config or MCTDConfig(), **overrides)
         if fallback not in FALLBACKS:
             raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
+        if goal_execute is not None and goal_execute < 1:
+            raise ValueError(f"goal_execute must be >= 1 or None, got {goal_execute}")
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         self.model = model.eval()
@@ -172,7 +189,7 @@ class MCTDAgent:
         self.config, self.max_steps, self.seed, self.num_threads = config, int(max_steps), seed, num_threads
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.planner = MCTDPlanner(self.model, config, self.generator)
-        self.fallback, self.commit = fallback, commit
+        self.fallback, self.commit, self.goal_execute = fallback, commit, goal_execute
         self.policy = MDLMAgent(self.model, horizon=config.horizon, seed=seed, num_threads=num_threads)
         self._state = MCTDEpisode()  # the episode that reset / act play
         self._episode_seed: int | None = None  # set by seed_episode, used by the next new_episode
@@ -294,11 +311,16 @@ class MCTDAgent:
             planned = choose_actions(result, self.config.horizon, self.config.num_subplans)
         if result.found_goal or not planned:
             episode.committed = []
+        if self.goal_execute is not None and (result.found_goal or episode.goal_rest):
+            rest = episode.goal_rest
+            if rest and (not result.found_goal or len(rest) <= len(planned)):
+                planned, episode.committed = rest, []  # the incumbent is no longer than the new plan
+            planned, episode.goal_rest = planned[:self.goal_execute], planned[self.goal_execute:]
         episode.fell_back = not planned  # "policy", or every plan died: one safe policy step
         if not planned:
             episode.policy.carrying, episode.policy.last = carrying, None  # what this agent tracked
         actions = list(planned) if planned else [self.policy.act_batch([episode.policy], [obs])[0]]
-        episode.chosen = tuple(actions)
+        episode.chosen = tuple(actions + episode.goal_rest)  # the whole plan chosen
         return actions
 
     def _partial(self, episode: MCTDEpisode, result: SearchResult, layout: np.ndarray, pose: Pose) -> list[int] | None:
@@ -337,11 +359,14 @@ class MCTDAgent:
             episode.visited = set()  # a new carried object or layout: every cell is new again
         episode.carrying, episode.world = carrying, (layout, pose, carrying)
         episode.visited.add(pose[:2])
-        if not episode.queue or not matches(episode.expected, layout, pose, carrying):
+        surprised = episode.expected is not None and not matches(episode.expected, layout, pose, carrying)
+        if surprised:
+            episode.goal_rest = []
+        if not episode.queue or surprised:
             if episode.queue:  # surprised: what is left of a committed partial plan is stale too
                 episode.committed = []
             episode.queue = self._plan(episode, image, layout, pose, carrying, obs)
-        episode.last_plan = list(episode.policy.last_plan) if episode.fell_back else list(episode.queue)
+        episode.last_plan = list(episode.policy.last_plan) if episode.fell_back else episode.queue + episode.goal_rest
         action = episode.queue.pop(0)
         after, _ = world_step(WorldState(layout, pose, carrying), action, episode.task)
         episode.expected = (after.pose, after.carrying, after.layout, pose)
