@@ -120,8 +120,6 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
     check_env_id(args.env)
     mctd_options = {name: getattr(args, name) for name in MCTD_FLAGS if getattr(args, name) is not None}
-    if mctd_options.get("goal_execute") == 0:
-        mctd_options["goal_execute"] = None  # the whole goal-reaching plan
     if args.agent != "mctd":
         for flag in [f"--{name.replace('_', '-')}" for name in mctd_options] + (["--render-tree"] if args.render_tree else []):
             raise UsageError(f"{flag} applies to --agent mctd only")
@@ -361,7 +359,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes, each playing chunks of seeds; same per-episode results for any K "
                         "(default 1: this process)")
     add_ray_argument(p)
-    from agents.mctd.agent import GOAL_EXECUTE
     from agents.mctd.planner import MCTDConfig
 
     p.add_argument("--max-expansions", type=positive_int, default=None, metavar="N",
@@ -376,10 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "went round a cycle of the greedy policy grows a second tree in which such "
                         "continuations sample their remaining windows at temperature T (slower failing "
                         "searches; docs/suite_history.md). Default: off")
-    p.add_argument("--goal-execute", type=nonnegative_int, default=None, metavar="K",
-                   help="mctd only: actions of a goal-reaching plan executed before the next search, which "
-                        "replaces the rest only by a shorter goal-reaching plan; 0: the whole plan, as up "
-                        f"to 0.27 (default {GOAL_EXECUTE})")
+    p.add_argument("--goal-execute", type=positive_int, default=None, metavar="K",
+                   help="mctd only: execute a goal-reaching plan K actions at a time, searching again after "
+                        "each K and keeping the rest unless that search finds a shorter goal-reaching plan "
+                        "(shorter paths, more searches). Default: the whole plan")
     p.set_defaults(func=cmd_rollout)
     return parser
 

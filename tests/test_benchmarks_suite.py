@@ -9,7 +9,6 @@ import gymnasium as gym
 
 import envs
 from agents.baselines import BFSAgent
-from agents.mctd.agent import GOAL_EXECUTE
 from benchmarks import suite
 from maze_mdlm.checkpoint import save_checkpoint
 from maze_mdlm.config import ModelConfig
@@ -142,11 +141,8 @@ def test_mctd_no_cut_partial_reaches_the_planner_config():
 
 def test_mctd_goal_execute_reaches_the_agent():
     assert suite.mctd_options(None, None, goal_execute=2) == {"goal_execute": 2}
-    assert suite.mctd_options(None, None, goal_execute=0) == {"goal_execute": None}  # the whole plan
-    for k, want in ((2, 2), (0, None)):
-        options = suite.mctd_options(None, None, goal_execute=k)
-        assert suite.build_timed("mctd", "MiniGrid-DoorKey-5x5-v0", None, 0, **options).inner.goal_execute == want
-    assert suite.build_timed("mctd", "MiniGrid-DoorKey-5x5-v0", None, 0).inner.goal_execute == GOAL_EXECUTE
+    assert suite.build_timed("mctd", "MiniGrid-DoorKey-5x5-v0", None, 0, goal_execute=2).inner.goal_execute == 2
+    assert suite.build_timed("mctd", "MiniGrid-DoorKey-5x5-v0", None, 0).inner.goal_execute is None  # whole plans
 
 
 def test_mctd_no_commit_reaches_the_agent():

@@ -583,7 +583,7 @@ def test_walking_through_an_open_door_does_not_replan():
     net = forward_policy(TINY)  # greedy: always forward
     layout = make_layout([(x, 1) for x in range(1, 6)], goal=(6, 1))
     layout[3, 1] = (DOOR, BLUE, OPEN_STATE)
-    for goal_execute, searches in ((None, 1), (4, 2)):  # the whole plan; 4 actions, then the last one
+    for goal_execute, searches in ((None, 1), (4, 2)):  # the whole plan (default); 4 actions, then the last
         agent = MCTDAgent(net, seed=0, horizon=8, num_subplans=2, max_expansions=6, parallel=3,
                           goal_execute=goal_execute)
         status, sent = play(agent, layout, (1, 1, 0))

@@ -47,7 +47,6 @@ def env_max_steps(env_id: str) -> int:
 
 
 FALLBACKS = ("auto", "plan", "policy", "heuristic")
-GOAL_EXECUTE = 4  # (0.28) actions of a goal-reaching plan executed before the next search (README, Results)
 Pose = tuple[int, int, int]
 
 
@@ -109,7 +108,7 @@ class MCTDAgent:
     Each decision that plans runs one search (:class:`agents.mctd.planner.MCTDPlanner`) from
     the current observation (layout, pose, carried object, and the episode's task bound to its
     start grid) and queues the best plan found (the highest-scoring completed plan): all of it
-    up to the end of the task if it gets there (since 0.28 its first ``goal_execute`` actions,
+    up to the end of the task if it gets there (with ``goal_execute=k`` its first k actions,
     keeping the rest as the incumbent of the next search), otherwise its first sub-plan. Plans use all
     seven MiniGrid actions (pickup, drop, toggle, and ``done``, which finishes a GoTo task); the
     model's end-of-plan token (``model.config.end_token``, 6 for old checkpoints) and actions
@@ -157,14 +156,15 @@ class MCTDAgent:
             and a new partial plan is chosen only once the old one leads nowhere new. False:
             each search's own best partial plan (0.4–0.19), which can switch back and forth
             between two directions for good.
-        goal_execute: (0.28) k (default 4): of a goal-reaching plan only the first k actions
-            are executed; the next decision searches again from there, and the rest of the plan
-            (the incumbent) is kept unless that search finds a strictly shorter goal-reaching
-            plan, so the path executed is never longer than the first plan found (an observation
-            that surprises the agent, e.g. a box that held something else, drops the incumbent).
-            Each later search re-chooses the next actions, where one search chooses only among
-            its plans' first sub-plans, each continued by the same greedy policy. None: the plan is
-            executed whole, as up to 0.27 (one search per goal-reaching plan).
+        goal_execute: None (default): a goal-reaching plan is executed whole (one search per
+            goal-reaching plan). k (0.28): only its first k actions; the next decision searches
+            again from there, and the rest of the plan (the incumbent) is kept unless that search
+            finds a strictly shorter goal-reaching plan, so the path executed is never longer than
+            the first plan found (an observation that surprises the agent, e.g. a box that held
+            something else, drops the incumbent). Each later search re-chooses the next actions,
+            where one search chooses only among its plans' first sub-plans, each continued by the
+            same greedy policy. Shorter paths for more searches (README Results, "Searching again
+            on the way to the goal").
         num_threads: torch intra-op threads while planning, restored afterwards (None: leave
             torch's setting alone). Default 1: the batches are small (at most 2K rows of H
             tokens), and with torch's default of 2 threads on a 2-core CPU shared with other
@@ -175,7 +175,7 @@ class MCTDAgent:
 
     def __init__(self, model: MDLMPolicy, max_steps: int = FOURROOMS_MAX_STEPS, seed: int = 0,
                  config: MCTDConfig | None = None, num_threads: int | None = 1, fallback: str = "auto",
-                 commit: bool = True, goal_execute: int | None = GOAL_EXECUTE, **overrides: Any):
+                 commit: bool = True, goal_execute: int | None = None, **overrides: Any):
         config = dataclasses.replace(config or MCTDConfig(), **overrides)
         if fallback not in FALLBACKS:
             raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
