@@ -89,7 +89,7 @@ class MCTDEpisode:
     last: tuple | None = None  # (image, pose, action) of the previous step (carrying tracking)
     world: tuple | None = None  # (layout, pose, carrying) at the previous step
     fell_back: bool = False  # the latest plan is the policy's step
-    chosen: tuple[int, ...] = ()  # the actions the latest search queued
+    chosen: tuple[int, ...] = ()  # the plan the latest search chose (its queue and incumbent)
     memo: ContinuationMemo | None = field(default_factory=ContinuationMemo)
     committed: list[int] = field(default_factory=list)
     goal_rest: list[int] = field(default_factory=list)  # the incumbent (goal_execute): what is left of
