@@ -46,8 +46,9 @@ checkpoints, one thread of the 2-core dev CPU):
   sub-plans, each continued by the same greedy policy, and searching again re-chooses the next
   ones. On ObstructedMaze-Full-v0 and BraidMaze-25x25 (100 episodes each, path ratio, whole plan /
   k = 8 / 4 / 2 / 1): 1.257 / 1.271 / 1.194 / 1.195 / 1.166 and 1.149 / - / 1.091 / 1.061 / -,
-  at ~1.5-2x the wall time per episode for k = 4 and ~4x for k = 1 on Full-v0 (scratch runs); the
-  200-episode ablation of k = 4 is in README Results. Off by default until every suite row is re-run
+  at ~1.5-2x the wall time per episode for k = 4 and ~4x for k = 1 on Full-v0
+  (``benchmarks.suite --episodes 100 --mctd-goal-execute K``); the 200-episode ablation of k = 4
+  is in README Results. Off by default until every suite row is re-run
   with it (``benchmarks.suite --mctd-goal-execute``).
 * ``partial_score="novelty"`` with the agent's ``fallback="plan"`` (0.4): a search that finds no
   goal-reaching plan is not thrown away; the agent executes the first sub-plan of the plan that
