@@ -37,7 +37,7 @@ from agents.registry import MODEL_AGENTS, make_agent
 from benchmarks.common import write_results
 from envs.registry import SUPPORTED, lookup
 from envs.seeds import EVAL_SEED_START
-from maze_mdlm.cli_common import file_digest, positive_float, positive_int
+from maze_mdlm.cli_common import file_digest, nonnegative_int, positive_float, positive_int
 from maze_mdlm.evaluation import DEFAULT_BATCH_ENVS
 from maze_mdlm.parallel import evaluate_parallel
 
@@ -336,10 +336,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="mctd's straighten off: the goal-reaching plan a search returns keeps the detours "
                              "that revisit no cell, as before 0.25 (default on: straight or one-corner walks "
                              "replace them where the grid allows)")
-    parser.add_argument("--mctd-goal-execute", type=positive_int, default=None, metavar="K",
+    parser.add_argument("--mctd-goal-execute", type=nonnegative_int, default=None, metavar="K",
                         help="mctd's goal_execute: the first K actions of a goal-reaching plan are executed "
                              "before the next search, which replaces the rest only by a shorter goal-reaching "
-                             "plan (default: the agent's, the whole plan)")
+                             "plan; 0: the whole plan, as before 0.29 (default: the agent's, 4 where objects "
+                             "can change, the whole plan where only the agent moves)")
     parser.add_argument("--name", default="suite", help="results file name")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)

@@ -359,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes, each playing chunks of seeds; same per-episode results for any K "
                         "(default 1: this process)")
     add_ray_argument(p)
+    from agents.mctd.agent import GOAL_EXECUTE
     from agents.mctd.planner import MCTDConfig
 
     p.add_argument("--max-expansions", type=positive_int, default=None, metavar="N",
@@ -373,10 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "went round a cycle of the greedy policy grows a second tree in which such "
                         "continuations sample their remaining windows at temperature T (slower failing "
                         "searches; docs/suite_history.md). Default: off")
-    p.add_argument("--goal-execute", type=positive_int, default=None, metavar="K",
+    p.add_argument("--goal-execute", type=nonnegative_int, default=None, metavar="K",
                    help="mctd only: execute a goal-reaching plan K actions at a time, searching again after "
                         "each K and keeping the rest unless that search finds a shorter goal-reaching plan "
-                        "(shorter paths, more searches). Default: the whole plan")
+                        "(shorter paths, more searches); 0: the whole plan, one search (before 0.29). "
+                        f"Default: {GOAL_EXECUTE} where doors, keys, balls or boxes can change, the whole "
+                        "plan where only the agent moves")
     p.set_defaults(func=cmd_rollout)
     return parser
 

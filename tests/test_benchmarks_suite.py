@@ -142,7 +142,9 @@ def test_mctd_no_cut_partial_reaches_the_planner_config():
 def test_mctd_goal_execute_reaches_the_agent():
     assert suite.mctd_options(None, None, goal_execute=2) == {"goal_execute": 2}
     assert suite.build_timed("mctd", "MiniGrid-DoorKey-5x5-v0", None, 0, goal_execute=2).inner.goal_execute == 2
-    assert suite.build_timed("mctd", "MiniGrid-DoorKey-5x5-v0", None, 0).inner.goal_execute is None  # whole plans
+    assert suite.build_timed("mctd", "MiniGrid-DoorKey-5x5-v0", None, 0).inner.goal_execute == "auto"  # the default
+    assert suite.build_timed("mctd", "MiniGrid-DoorKey-5x5-v0", None, 0, goal_execute=0).inner.goal_execute is None
+    assert suite.mctd_options(None, None, goal_execute=0) == {"goal_execute": 0}  # whole plans
 
 
 def test_mctd_no_commit_reaches_the_agent():

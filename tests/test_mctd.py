@@ -366,7 +366,7 @@ def test_goal_execute_keeps_the_incumbent_over_a_longer_plan(untrained, monkeypa
             kept += 1
     assert kept
     with pytest.raises(ValueError, match="goal_execute"):
-        MCTDAgent(untrained, goal_execute=0)
+        MCTDAgent(untrained, goal_execute=-1)
 
 
 def test_same_seed_same_plan(perturbed):

@@ -583,12 +583,29 @@ def test_walking_through_an_open_door_does_not_replan():
     net = forward_policy(TINY)  # greedy: always forward
     layout = make_layout([(x, 1) for x in range(1, 6)], goal=(6, 1))
     layout[3, 1] = (DOOR, BLUE, OPEN_STATE)
-    for goal_execute, searches in ((None, 1), (4, 2)):  # the whole plan (default); 4 actions, then the last
+    for goal_execute, searches in ((0, 1), (None, 1), (4, 2), ("auto", 2)):  # the whole plan; 4 actions, then the last
         agent = MCTDAgent(net, seed=0, horizon=8, num_subplans=2, max_expansions=6, parallel=3,
                           goal_execute=goal_execute)
         status, sent = play(agent, layout, (1, 1, 0))
         assert status == SUCCESS and sent == [F] * 5
         assert agent.stats()["decisions"] == searches
+
+
+def test_auto_goal_execute_searches_again_only_where_objects_can_change():
+    """The default ("auto"): the plan down an empty corridor is executed whole; with a door on the
+    way (an object world) 4 actions at a time."""
+    from envs.world import OPEN_STATE
+
+    net = forward_policy(TINY)
+    corridor = make_layout([(x, 1) for x in range(1, 10)], goal=(10, 1))
+    with_door = corridor.copy()
+    with_door[3, 1] = (DOOR, BLUE, OPEN_STATE)
+    assert MCTDAgent(net).goal_execute == "auto"
+    for layout, searches in ((corridor, 1), (with_door, 3)):
+        agent = MCTDAgent(net, seed=0, horizon=8, num_subplans=2, max_expansions=6, parallel=3)
+        status, sent = play(agent, layout, (1, 1, 0))
+        assert status == SUCCESS, layout[3, 1]
+        assert agent.stats()["decisions"] == searches, (sent, agent.stats())
 
 
 def test_auto_fallback_is_the_partial_plan_where_only_the_agent_moves_and_the_policy_elsewhere(perturbed):

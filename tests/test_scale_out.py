@@ -159,9 +159,12 @@ def test_mctd_budget_and_parallel_flags_reach_the_search(tmp_path, capsys):
 
 
 def test_goal_execute_flag_reaches_the_agent(tmp_path, capsys):
-    whole = _rollout(tmp_path, "w", ["--agent", "mctd", "--episodes", "2"], capsys)
+    whole = _rollout(tmp_path, "w", ["--agent", "mctd", "--episodes", "2", "--goal-execute", "0"], capsys)
+    default = _rollout(tmp_path, "d", ["--agent", "mctd", "--episodes", "2"], capsys)
     step = _rollout(tmp_path, "s", ["--agent", "mctd", "--episodes", "2", "--goal-execute", "1"], capsys)
-    assert whole["success_rate"] == step["success_rate"] == 1.0
+    assert whole["success_rate"] == default["success_rate"] == step["success_rate"] == 1.0
+    same = ("decisions", "mean_steps", "path_ratio")  # FourRooms: only the agent moves, so "auto" executes whole plans
+    assert [default[key] for key in same] == [whole[key] for key in same]
     assert step["decisions"] > whole["decisions"]  # a search before every action of a goal-reaching plan
     assert step["mean_steps"] <= whole["mean_steps"]  # never a longer path than the first plan
 
@@ -184,7 +187,7 @@ BAD = {
     "tree-for-bfs": (["rollout", "--agent", "bfs", "--render-tree", "t.png"], "--render-tree"),
     "unknown-device": (["rollout", "--agent", "bfs", "--device", "tpu"], "--device"),
     "goal-execute-for-mdlm": (["rollout", "--agent", "mdlm", "--goal-execute", "2"], "--goal-execute"),
-    "goal-execute-zero": (["rollout", "--agent", "mctd", "--goal-execute", "0"], "positive"),
+    "goal-execute-negative": (["rollout", "--agent", "mctd", "--goal-execute", "-1"], "non-negative"),
 }
 
 

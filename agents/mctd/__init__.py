@@ -40,16 +40,16 @@ checkpoints, one thread of the 2-core dev CPU):
   walks through cells no object action faces, where shorter). At 500 episodes per env success
   is unchanged on all 69 envs and the path ratio lower on 43 (BraidMaze-25x25 1.135 -> 1.089,
   LockedRoom 1.043 -> 1.004), for 0.6-1.7 ms per search (README Results).
-* ``MCTDAgent(goal_execute=None)``: a goal-reaching plan is executed whole. With ``k`` (0.28) it is
-  executed k actions at a time, each later search keeping the rest of it (the incumbent) unless it
-  finds a strictly shorter goal-reaching plan: one search chooses only among its plans' first
-  sub-plans, each continued by the same greedy policy, and searching again re-chooses the next
-  ones. On ObstructedMaze-Full-v0 and BraidMaze-25x25 (100 episodes each, path ratio, whole plan /
-  k = 8 / 4 / 2 / 1): 1.257 / 1.271 / 1.194 / 1.195 / 1.166 and 1.149 / - / 1.091 / 1.061 / -,
-  at ~1.5-2x the wall time per episode for k = 4 and ~4x for k = 1 on Full-v0
-  (``benchmarks.suite --episodes 100 --mctd-goal-execute K``); the 200-episode ablation of k = 4
-  is in README Results. Off by default until every suite row is re-run
-  with it (``benchmarks.suite --mctd-goal-execute``).
+* ``MCTDAgent(goal_execute=4)`` (0.28 opt-in, the default since 0.29): a goal-reaching plan is
+  executed k = 4 actions at a time, each later search keeping the rest of it (the incumbent)
+  unless it finds a strictly shorter goal-reaching plan: one search chooses only among its plans'
+  first sub-plans, each continued by the same greedy policy, and searching again re-chooses the
+  next ones. ``goal_execute=0`` executes the plan whole (before 0.29). On ObstructedMaze-Full-v0
+  and BraidMaze-25x25 (100 episodes each, path ratio, whole plan / k = 8 / 4 / 2 / 1): 1.257 /
+  1.271 / 1.194 / 1.195 / 1.166 and 1.149 / - / 1.091 / 1.061 / -, at ~1.5-2x the wall time per
+  episode for k = 4 and ~4x for k = 1 on Full-v0 (``benchmarks.suite --episodes 100
+  --mctd-goal-execute K``); the 200-episode ablation of k = 4 and the 500-episode pages of every
+  suite row are in README Results.
 * ``partial_score="novelty"`` with the agent's ``fallback="plan"`` (0.4): a search that finds no
   goal-reaching plan is not thrown away; the agent executes the first sub-plan of the plan that
   ends alive after entering the most cells the episode has not been in. On the braid maze this

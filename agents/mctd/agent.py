@@ -47,6 +47,8 @@ def env_max_steps(env_id: str) -> int:
 
 
 FALLBACKS = ("auto", "plan", "policy", "heuristic")
+GOAL_EXECUTE = 4  # goal_execute="auto" (the default since 0.29): actions of a goal-reaching plan per search
+# where objects can change
 Pose = tuple[int, int, int]
 
 
@@ -71,9 +73,9 @@ class MCTDEpisode:
             decodes its own.
         committed: what is left of the partial plan the "plan" fallback is following
             (``MCTDAgent(commit=True)``), navigation actions from the pose after the queue.
-        goal_rest: with ``MCTDAgent(goal_execute=k)`` (0.28), what is left of the shortest
-            goal-reaching plan found so far after the queue (the incumbent); emptied when an
-            observation surprises the agent.
+        goal_rest: with ``MCTDAgent(goal_execute=k)`` (0.28; by default since 0.29 where objects
+            can change), what is left of the shortest goal-reaching plan found so far after the
+            queue (the incumbent); emptied when an observation surprises the agent.
     """
 
     task: BoundTask | None = None
@@ -107,9 +109,10 @@ class MCTDAgent:
 
     Each decision that plans runs one search (:class:`agents.mctd.planner.MCTDPlanner`) from
     the current observation (layout, pose, carried object, and the episode's task bound to its
-    start grid) and queues the best plan found (the highest-scoring completed plan): all of it
-    up to the end of the task if it gets there (with ``goal_execute=k`` its first k actions,
-    keeping the rest as the incumbent of the next search), otherwise its first sub-plan. Plans use all
+    start grid) and queues the best plan found (the highest-scoring completed plan): if it gets
+    to the end of the task, all of it where only the agent moves, and its first 4 actions where
+    objects can change, keeping the rest as the incumbent of the next search (``goal_execute``;
+    before 0.29 always all of it), otherwise its first sub-plan. Plans use all
     seven MiniGrid actions (pickup, drop, toggle, and ``done``, which finishes a GoTo task); the
     model's end-of-plan token (``model.config.end_token``, 6 for old checkpoints) and actions
     that the rules say do nothing are never sent to the env. It replans when the queue is used
@@ -156,15 +159,20 @@ class MCTDAgent:
             and a new partial plan is chosen only once the old one leads nowhere new. False:
             each search's own best partial plan (0.4–0.19), which can switch back and forth
             between two directions for good.
-        goal_execute: None (default): a goal-reaching plan is executed whole (one search per
-            goal-reaching plan). k (0.28): only its first k actions; the next decision searches
-            again from there, and the rest of the plan (the incumbent) is kept unless that search
-            finds a strictly shorter goal-reaching plan, so the path executed is never longer than
-            the first plan found (an observation that surprises the agent, e.g. a box that held
-            something else, drops the incumbent). Each later search re-chooses the next actions,
-            where one search chooses only among its plans' first sub-plans, each continued by the
-            same greedy policy. Shorter paths for more searches (README Results, "Searching again
-            on the way to the goal").
+        goal_execute: k (0.28): only the first k actions of a goal-reaching plan are executed;
+            the next decision searches again from there, and the rest of the plan (the
+            incumbent) is kept unless that search finds a strictly shorter goal-reaching plan, so
+            the path executed is never longer than the first plan found (an observation that
+            surprises the agent, e.g. a box that held something else, drops the incumbent). Each
+            later search re-chooses the next actions, where one search chooses only among its
+            plans' first sub-plans, each continued by the same greedy policy: shorter paths for
+            more searches (README Results, "Searching again on the way to the goal"). 0 or None:
+            the plan is executed whole, one search per goal-reaching plan (before 0.29). "auto"
+            (default, 0.29): k = :data:`GOAL_EXECUTE` (4) where doors, keys, balls or boxes can
+            change, whole plans where only the agent moves (mazes, FourRooms, crossings: there
+            the shortcut and straightening leave little to re-choose, e.g. FourRooms 1.006 ->
+            1.004 for 2x the time per episode; BraidMaze-25x25 gains more, 1.106 -> 1.060 for
+            3x, and takes ``goal_execute=4`` by hand).
         num_threads: torch intra-op threads while planning, restored afterwards (None: leave
             torch's setting alone). Default 1: the batches are small (at most 2K rows of H
             tokens), and with torch's default of 2 threads on a 2-core CPU shared with other
@@ -175,12 +183,12 @@ class MCTDAgent:
 
     def __init__(self, model: MDLMPolicy, max_steps: int = FOURROOMS_MAX_STEPS, seed: int = 0,
                  config: MCTDConfig | None = None, num_threads: int | None = 1, fallback: str = "auto",
-                 commit: bool = True, goal_execute: int | None = None, **overrides: Any):
+                 commit: bool = True, goal_execute: int | str | None = "auto", **overrides: Any):
         config = dataclasses.replace(config or MCTDConfig(), **overrides)
         if fallback not in FALLBACKS:
             raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
-        if goal_execute is not None and goal_execute < 1:
-            raise ValueError(f"goal_execute must be >= 1 or None, got {goal_execute}")
+        if not (goal_execute in (None, "auto") or (isinstance(goal_execute, int) and goal_execute >= 0)):
+            raise ValueError(f"goal_execute must be 'auto', an int >= 0 or None, got {goal_execute!r}")
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         self.model = model.eval()
@@ -189,7 +197,8 @@ class MCTDAgent:
         self.config, self.max_steps, self.seed, self.num_threads = config, int(max_steps), seed, num_threads
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.planner = MCTDPlanner(self.model, config, self.generator)
-        self.fallback, self.commit, self.goal_execute = fallback, commit, goal_execute
+        self.fallback, self.commit = fallback, commit
+        self.goal_execute = goal_execute or None  # None: whole plans; "auto": goal_execute_for
         self.policy = MDLMAgent(self.model, horizon=config.horizon, seed=seed, num_threads=num_threads)
         self._state = MCTDEpisode()  # the episode that reset / act play
         self._episode_seed: int | None = None  # set by seed_episode, used by the next new_episode
@@ -311,11 +320,14 @@ class MCTDAgent:
             planned = choose_actions(result, self.config.horizon, self.config.num_subplans)
         if result.found_goal or not planned:
             episode.committed = []
-        if self.goal_execute is not None and (result.found_goal or episode.goal_rest):
+        execute = self.goal_execute_for(result)
+        if execute is None:
+            episode.goal_rest = []
+        elif result.found_goal or episode.goal_rest:
             rest = episode.goal_rest
             if rest and (not result.found_goal or len(rest) <= len(planned)):
                 planned, episode.committed = rest, []  # the incumbent is no longer than the new plan
-            planned, episode.goal_rest = planned[:self.goal_execute], planned[self.goal_execute:]
+            planned, episode.goal_rest = planned[:execute], planned[execute:]
         episode.fell_back = not planned  # "policy", or every plan died: one safe policy step
         if not planned:
             episode.policy.carrying, episode.policy.last = carrying, None  # what this agent tracked
@@ -341,6 +353,14 @@ class MCTDAgent:
         if self.fallback != "auto":
             return self.fallback
         return "plan" if result.navigation_only else "policy"
+
+    def goal_execute_for(self, result: SearchResult) -> int | None:
+        """The actions of a goal-reaching plan executed before the next search after ``result``
+        (None: all of it): ``self.goal_execute``, with "auto" resolved (None where only the agent
+        moves, :data:`GOAL_EXECUTE` where objects can change)."""
+        if self.goal_execute != "auto":
+            return self.goal_execute
+        return None if result.navigation_only else GOAL_EXECUTE
 
     def act(self, obs: Mapping[str, Any]) -> int:
         """The next MiniGrid action (0..6) of the episode started by :meth:`reset`; plans when needed."""
