@@ -40,11 +40,12 @@ checkpoints, one thread of the 2-core dev CPU):
   walks through cells no object action faces, where shorter). At 500 episodes per env success
   is unchanged on all 69 envs and the path ratio lower on 43 (BraidMaze-25x25 1.135 -> 1.089,
   LockedRoom 1.043 -> 1.004), for 0.6-1.7 ms per search (README Results).
-* ``MCTDAgent(goal_execute=4)`` (0.28 opt-in, the default since 0.29): a goal-reaching plan is
-  executed k = 4 actions at a time, each later search keeping the rest of it (the incumbent)
-  unless it finds a strictly shorter goal-reaching plan: one search chooses only among its plans'
-  first sub-plans, each continued by the same greedy policy, and searching again re-chooses the
-  next ones. ``goal_execute=0`` executes the plan whole (before 0.29). On ObstructedMaze-Full-v0
+* ``MCTDAgent(goal_execute="auto")`` (0.29; ``k`` opt-in since 0.28): where objects can change, a
+  goal-reaching plan is executed k = 4 actions at a time, each later search keeping the rest of it
+  (the incumbent) unless it finds a strictly shorter goal-reaching plan: one search chooses only
+  among its plans' first sub-plans, each continued by the same greedy policy, and searching again
+  re-chooses the next ones. Where only the agent moves it is executed whole, as is every plan
+  with ``goal_execute=0`` (before 0.29). On ObstructedMaze-Full-v0
   and BraidMaze-25x25 (100 episodes each, path ratio, whole plan / k = 8 / 4 / 2 / 1): 1.257 /
   1.271 / 1.194 / 1.195 / 1.166 and 1.149 / - / 1.091 / 1.061 / -, at ~1.5-2x the wall time per
   episode for k = 4 and ~4x for k = 1 on Full-v0 (``benchmarks.suite --episodes 100
