@@ -12,6 +12,10 @@ listed with ``--held-out`` when the checkpoint records none) are marked.
 ms per decision is measured around each ``act`` call; ar, mdlm and mctd play ``--batch-envs``
 episodes in lockstep, and one ``act_batch`` call's time is divided by the episodes in it (mctd rows
 also give the time of the decisions that searched, ``plan_ms_p50`` / ``plan_ms_p95``).
+``--workers N`` splits each row's seeds between N processes; the episodes, and so every
+success, path ratio and step count, are the same for any N. Times are not: on a 2-core machine
+two workers share the cores, and one worker took 7-8% off the search p95 and 2-4% off the median
+of three ObstructedMaze rows (``suite_mctd500_om_1worker_030`` against 0.29's two-worker pages).
 Evaluation seeds start at ``envs.seeds.EVAL_SEED_START``; episode i uses seed + i.
 
 Measured on the 2-core dev machine, every supported env, ``--max-steps 128 --workers 2``, each

@@ -206,3 +206,50 @@ def test_guess_reference_rejects_a_missing_compare_page(capsys):
     with pytest.raises(SystemExit) as err:
         guess_reference.main(["--compare", "no_such_page", "--episodes", "1"])
     assert err.value.code == 2 and "no_such_page" in capsys.readouterr().err
+
+
+def test_shortest_walk_counts_turns_and_walls():
+    import numpy as np
+
+    from benchmarks.walk_excess import shortest_walk
+
+    free = np.zeros((5, 3), dtype=bool)
+    free[1:4, 1] = True  # a corridor x = 1..3 at y = 1
+    assert shortest_walk(free, (1, 1, 0), (3, 1, 0)) == 2
+    assert shortest_walk(free, (1, 1, 0), (1, 1, 2)) == 2  # a U-turn in place
+    assert shortest_walk(free, (3, 1, 0), (1, 1, 0)) == 6  # turn round, walk back, turn round
+    free[2, 1] = False
+    assert shortest_walk(free, (1, 1, 0), (3, 1, 0)) is None
+
+
+def test_walk_excess_counts_a_detour_and_object_actions():
+    from agents.baselines import BFSAgent
+    from benchmarks.walk_excess import play
+    from envs.dynamics import LEFT, RIGHT
+
+    class Wiggle(BFSAgent):
+        """The expert, after a left and a right turn that undo each other (a walk 2 actions too long)."""
+
+        def reset(self, obs, info=None):
+            super().reset(obs, info)
+            self.wiggle = [LEFT, RIGHT]
+
+        def act(self, obs):
+            return self.wiggle.pop(0) if self.wiggle else super().act(obs)
+
+    exact = play(BFSAgent(), "MiniGrid-Empty-5x5-v0", 2, 1_000_000, 128)
+    assert exact["success_rate"] == 1.0 and exact["mean_excess"] == 0 and exact["mean_objects"] == 0
+    assert exact["mean_walk"] == exact["mean_steps"] > 0
+    wiggle = play(Wiggle(), "MiniGrid-Empty-5x5-v0", 2, 1_000_000, 128)
+    assert wiggle["mean_excess"] == 2 and wiggle["mean_steps"] == exact["mean_steps"] + 2
+    doors = play(BFSAgent(), "MiniGrid-DoorKey-5x5-v0", 2, 1_000_000, 128)
+    assert doors["success_rate"] == 1.0 and doors["mean_objects"] >= 2 and doors["mean_excess"] == 0
+    assert doors["mean_walk"] + doors["mean_objects"] == doors["mean_steps"]
+
+
+def test_walk_excess_rejects_an_unknown_env(capsys):
+    from benchmarks import walk_excess
+
+    with pytest.raises(SystemExit) as err:
+        walk_excess.main(["--envs", "MiniGrid-NoSuchWorld-v0", "--episodes", "1"])
+    assert err.value.code == 2 and "NoSuchWorld" in capsys.readouterr().err
