@@ -157,13 +157,15 @@ def zero_shot(path: str | None, env_id: str, held_out: Sequence[str] | None) -> 
 def mctd_options(fallback: str | None, escape: float | None, guess_boxes: bool = True,
                  min_expansions: int | None = None, cut_partial: bool = True,
                  commit: bool = True, straighten: bool = True,
-                 goal_execute: int | None = None) -> dict[str, Any] | None:
+                 goal_execute: int | None = None, research_expansions: int | None = None) -> dict[str, Any] | None:
     """The mctd agent's keywords from ``--mctd-fallback`` / ``--mctd-escape`` /
     ``--mctd-no-guess-boxes`` / ``--mctd-min-expansions`` / ``--mctd-no-cut-partial`` /
-    ``--mctd-no-commit`` / ``--mctd-no-straighten`` / ``--mctd-goal-execute`` (None: the defaults)."""
+    ``--mctd-no-commit`` / ``--mctd-no-straighten`` / ``--mctd-goal-execute`` /
+    ``--mctd-research-expansions`` (None: the defaults)."""
     options = {key: value for key, value in (("fallback", fallback), ("rollout_escape", escape),
                                              ("min_expansions", min_expansions),
-                                             ("goal_execute", goal_execute)) if value is not None}
+                                             ("goal_execute", goal_execute),
+                                             ("research_expansions", research_expansions)) if value is not None}
     if not guess_boxes:
         options["guess_boxes"] = False
     if not cut_partial:
@@ -345,6 +347,9 @@ def main(argv: list[str] | None = None) -> None:
                              "before the next search, which replaces the rest only by a shorter goal-reaching "
                              "plan; 0: the whole plan, as before 0.29 (default: the agent's, 4 where objects "
                              "can change, the whole plan where only the agent moves)")
+    parser.add_argument("--mctd-research-expansions", type=positive_int, default=None, metavar="N",
+                        help="mctd's research_expansions: the expansion budget of a search made while the rest "
+                             "of a goal-reaching plan is kept (default: the usual budget)")
     parser.add_argument("--name", default="suite", help="results file name")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
@@ -355,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
                  mctd_options=mctd_options(args.mctd_fallback, args.mctd_escape, not args.mctd_no_guess_boxes,
                                            args.mctd_min_expansions, not args.mctd_no_cut_partial,
                                            not args.mctd_no_commit, not args.mctd_no_straighten,
-                                           args.mctd_goal_execute),
+                                           args.mctd_goal_execute, args.mctd_research_expansions),
                  on_row=lambda name, row: print(f"{name} {row['env']}: success {row['success_rate']:.3f}",
                                                 flush=True))
     md = to_markdown(tables)

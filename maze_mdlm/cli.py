@@ -185,7 +185,8 @@ def save_gif(path: Path, frames: list) -> None:
 
 
 # rollout flags for MCTDAgent options of the same name
-MCTD_FLAGS = ("max_expansions", "parallel", "time_budget_ms", "rollout_escape", "goal_execute")
+MCTD_FLAGS = ("max_expansions", "parallel", "time_budget_ms", "rollout_escape", "goal_execute",
+              "research_expansions")
 
 
 def check_device(name: str):
@@ -380,6 +381,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(shorter paths, more searches); 0: the whole plan, one search (before 0.29). "
                         f"Default: {GOAL_EXECUTE} where doors, keys, balls or boxes can change, the whole "
                         "plan where only the agent moves")
+    p.add_argument("--research-expansions", type=positive_int, default=None, metavar="N",
+                   help="mctd only: expansion budget of a search made while the rest of a goal-reaching plan "
+                        "is kept (--goal-execute); a cheaper search that only has to beat that plan. Default: "
+                        "the search's usual budget")
     p.set_defaults(func=cmd_rollout)
     return parser
 
