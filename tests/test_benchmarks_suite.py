@@ -147,6 +147,12 @@ def test_mctd_goal_execute_reaches_the_agent():
     assert suite.mctd_options(None, None, goal_execute=0) == {"goal_execute": 0}  # whole plans
 
 
+def test_mctd_research_expansions_reaches_the_agent():
+    assert suite.mctd_options(None, None, research_expansions=3) == {"research_expansions": 3}
+    assert suite.build_timed("mctd", "MiniGrid-DoorKey-5x5-v0", None, 0, research_expansions=3).inner.research_expansions == 3
+    assert suite.build_timed("mctd", "MiniGrid-DoorKey-5x5-v0", None, 0).inner.research_expansions is None
+
+
 def test_mctd_no_commit_reaches_the_agent():
     assert suite.mctd_options(None, None, commit=False) == {"commit": False}
     assert suite.build_timed("mctd", "MazeMDLM/Maze-25x25-v0", None, 0, commit=False).inner.commit is False

@@ -608,6 +608,29 @@ def test_auto_goal_execute_searches_again_only_where_objects_can_change():
         assert agent.stats()["decisions"] == searches, (sent, agent.stats())
 
 
+def test_research_expansions_caps_only_the_searches_made_while_an_incumbent_is_kept():
+    """With a door on the way (k = 4 actions per search), the searches after the first hold the
+    rest of a goal-reaching plan: ``research_expansions`` is their budget, the first keeps the
+    config's."""
+    from envs.world import OPEN_STATE
+
+    net = forward_policy(TINY)
+    layout = make_layout([(x, 1) for x in range(1, 10)], goal=(10, 1))
+    layout[3, 1] = (DOOR, BLUE, OPEN_STATE)
+    budgets = {}
+    for cap in (None, 2):
+        agent = MCTDAgent(net, seed=0, horizon=8, num_subplans=2, max_expansions=6, parallel=3,
+                          research_expansions=cap)
+        status, _ = play(agent, layout, (1, 1, 0))
+        assert status == SUCCESS
+        budgets[cap] = [record["expansions"] for record in agent.records]
+    assert budgets[None] == [6, 6, 6]
+    assert budgets[2][0] == 6 and len(budgets[2]) >= 2 and all(e <= 2 for e in budgets[2][1:])
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="research_expansions"):
+            MCTDAgent(net, research_expansions=bad)
+
+
 def test_auto_fallback_is_the_partial_plan_where_only_the_agent_moves_and_the_policy_elsewhere(perturbed):
     """No plan reaches the far goal: "auto" executes the best partial plan's first sub-plan in a
     plain corridor, and one policy step once a ball lies in a niche (an object world)."""

@@ -169,6 +169,16 @@ def test_goal_execute_flag_reaches_the_agent(tmp_path, capsys):
     assert step["mean_steps"] <= whole["mean_steps"]  # never a longer path than the first plan
 
 
+def test_research_expansions_flag_reaches_the_agent(tmp_path, capsys):
+    """DoorKey-5x5 (objects can change: 4 actions per search): the searches that hold an incumbent
+    use 1 expansion, so the mean falls below the default run's, which uses the full budget."""
+    env = ["--agent", "mctd", "--env", "MiniGrid-DoorKey-5x5-v0", "--episodes", "2"]
+    default = _rollout(tmp_path, "d", env, capsys)
+    cheap = _rollout(tmp_path, "c", [*env, "--research-expansions", "1"], capsys)
+    assert default["success_rate"] == cheap["success_rate"] == 1.0
+    assert cheap["mean_expansions"] < default["mean_expansions"]
+
+
 def test_help_shows_the_mctd_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["rollout", "--help"])
@@ -188,6 +198,8 @@ BAD = {
     "unknown-device": (["rollout", "--agent", "bfs", "--device", "tpu"], "--device"),
     "goal-execute-for-mdlm": (["rollout", "--agent", "mdlm", "--goal-execute", "2"], "--goal-execute"),
     "goal-execute-negative": (["rollout", "--agent", "mctd", "--goal-execute", "-1"], "non-negative"),
+    "research-for-ar": (["rollout", "--agent", "ar", "--research-expansions", "3"], "--research-expansions"),
+    "research-zero": (["rollout", "--agent", "mctd", "--research-expansions", "0"], "positive"),
 }
 
 

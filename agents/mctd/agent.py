@@ -176,10 +176,9 @@ class MCTDAgent:
         research_expansions: (0.30, opt-in) the expansion budget of a search made while an incumbent
             is kept (``goal_execute``), instead of ``config.max_expansions`` (None, the default):
             such a search only has to beat a plan the agent already holds, and a small one is
-            cheaper. 3 (the root's meta-actions, one round) halved the search median on 1Q-v1,
-            Full-v1, DoorKey-16x16 and KeyCorridorS6R3 and kept the path ratio on the two door
-            rows, at up to +0.02 on the ObstructedMaze ones (README Results, "Cheaper searches
-            with an incumbent").
+            cheaper. 3 (the root's meta-actions, one round) halved the search median on
+            DoorKey-16x16, KeyCorridorS6R3, ObstructedMaze-1Q-v1 and Full-v1 for path ratio +0.001,
+            +0.001, +0.005 and +0.012 (README Results, "Cheaper searches with an incumbent").
         num_threads: torch intra-op threads while planning, restored afterwards (None: leave
             torch's setting alone). Default 1: the batches are small (at most 2K rows of H
             tokens), and with torch's default of 2 threads on a 2-core CPU shared with other
