@@ -345,11 +345,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mctd-goal-execute", type=nonnegative_int, default=None, metavar="K",
                         help="mctd's goal_execute: the first K actions of a goal-reaching plan are executed "
                              "before the next search, which replaces the rest only by a shorter goal-reaching "
-                             "plan; 0: the whole plan, as before 0.29 (default: the agent's, 4 where objects "
-                             "can change, the whole plan where only the agent moves)")
-    parser.add_argument("--mctd-research-expansions", type=positive_int, default=None, metavar="N",
+                             "plan; 0: the whole plan, as before 0.29 (default: the agent's, 2 where objects "
+                             "can change (4 in 0.29-0.30), the whole plan where only the agent moves)")
+    parser.add_argument("--mctd-research-expansions", type=nonnegative_int, default=None, metavar="N",
                         help="mctd's research_expansions: the expansion budget of a search made while the rest "
-                             "of a goal-reaching plan is kept (default: the usual budget)")
+                             "of a goal-reaching plan is kept; 0: the usual budget, as in 0.30 (default: the "
+                             "agent's, 3 since 0.31)")
     parser.add_argument("--name", default="suite", help="results file name")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)

@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes, each playing chunks of seeds; same per-episode results for any K "
                         "(default 1: this process)")
     add_ray_argument(p)
-    from agents.mctd.agent import GOAL_EXECUTE
+    from agents.mctd.agent import GOAL_EXECUTE, RESEARCH_EXPANSIONS
     from agents.mctd.planner import MCTDConfig
 
     p.add_argument("--max-expansions", type=positive_int, default=None, metavar="N",
@@ -381,10 +381,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(shorter paths, more searches); 0: the whole plan, one search (before 0.29). "
                         f"Default: {GOAL_EXECUTE} where doors, keys, balls or boxes can change, the whole "
                         "plan where only the agent moves")
-    p.add_argument("--research-expansions", type=positive_int, default=None, metavar="N",
+    p.add_argument("--research-expansions", type=nonnegative_int, default=None, metavar="N",
                    help="mctd only: expansion budget of a search made while the rest of a goal-reaching plan "
-                        "is kept (--goal-execute); a cheaper search that only has to beat that plan. Default: "
-                        "the search's usual budget")
+                        "is kept (--goal-execute); a cheaper search that only has to beat that plan; 0: the "
+                        f"search's usual budget (0.30's default). Default: {RESEARCH_EXPANSIONS}")
     p.set_defaults(func=cmd_rollout)
     return parser
 

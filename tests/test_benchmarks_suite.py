@@ -150,7 +150,9 @@ def test_mctd_goal_execute_reaches_the_agent():
 def test_mctd_research_expansions_reaches_the_agent():
     assert suite.mctd_options(None, None, research_expansions=3) == {"research_expansions": 3}
     assert suite.build_timed("mctd", "MiniGrid-DoorKey-5x5-v0", None, 0, research_expansions=3).inner.research_expansions == 3
-    assert suite.build_timed("mctd", "MiniGrid-DoorKey-5x5-v0", None, 0).inner.research_expansions is None
+    assert suite.build_timed("mctd", "MiniGrid-DoorKey-5x5-v0", None, 0).inner.research_expansions == 3  # the default
+    assert suite.build_timed("mctd", "MiniGrid-DoorKey-5x5-v0", None, 0,
+                             research_expansions=0).inner.research_expansions is None  # the full budget
 
 
 def test_mctd_no_commit_reaches_the_agent():

@@ -10,6 +10,7 @@ import torch
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
 from agents.mctd import MCTDAgent, MCTDConfig, MCTDPlanner
+from agents.mctd.agent import GOAL_EXECUTE, RESEARCH_EXPANSIONS
 from agents.mctd.planner import shortcut_successes
 from agents.mctd.scoring import member
 from agents.base import first_position_mask
@@ -583,7 +584,7 @@ def test_walking_through_an_open_door_does_not_replan():
     net = forward_policy(TINY)  # greedy: always forward
     layout = make_layout([(x, 1) for x in range(1, 6)], goal=(6, 1))
     layout[3, 1] = (DOOR, BLUE, OPEN_STATE)
-    for goal_execute, searches in ((0, 1), (None, 1), (4, 2), ("auto", 2)):  # the whole plan; 4 actions, then the last
+    for goal_execute, searches in ((0, 1), (None, 1), (4, 2), (2, 3), ("auto", 3)):  # the whole plan; k actions a search
         agent = MCTDAgent(net, seed=0, horizon=8, num_subplans=2, max_expansions=6, parallel=3,
                           goal_execute=goal_execute)
         status, sent = play(agent, layout, (1, 1, 0))
@@ -593,15 +594,15 @@ def test_walking_through_an_open_door_does_not_replan():
 
 def test_auto_goal_execute_searches_again_only_where_objects_can_change():
     """The default ("auto"): the plan down an empty corridor is executed whole; with a door on the
-    way (an object world) 4 actions at a time."""
+    way (an object world) GOAL_EXECUTE (2) actions at a time: 9 actions, 5 searches."""
     from envs.world import OPEN_STATE
 
     net = forward_policy(TINY)
     corridor = make_layout([(x, 1) for x in range(1, 10)], goal=(10, 1))
     with_door = corridor.copy()
     with_door[3, 1] = (DOOR, BLUE, OPEN_STATE)
-    assert MCTDAgent(net).goal_execute == "auto"
-    for layout, searches in ((corridor, 1), (with_door, 3)):
+    assert MCTDAgent(net).goal_execute == "auto" and GOAL_EXECUTE == 2
+    for layout, searches in ((corridor, 1), (with_door, 5)):
         agent = MCTDAgent(net, seed=0, horizon=8, num_subplans=2, max_expansions=6, parallel=3)
         status, sent = play(agent, layout, (1, 1, 0))
         assert status == SUCCESS, layout[3, 1]
@@ -620,13 +621,15 @@ def test_research_expansions_caps_only_the_searches_made_while_an_incumbent_is_k
     budgets = {}
     for cap in (None, 2):
         agent = MCTDAgent(net, seed=0, horizon=8, num_subplans=2, max_expansions=6, parallel=3,
-                          research_expansions=cap)
+                          goal_execute=4, research_expansions=cap)
         status, _ = play(agent, layout, (1, 1, 0))
         assert status == SUCCESS
         budgets[cap] = [record["expansions"] for record in agent.records]
     assert budgets[None] == [6, 6, 6]
     assert budgets[2][0] == 6 and len(budgets[2]) >= 2 and all(e <= 2 for e in budgets[2][1:])
-    for bad in (0, -1, 1.5):
+    assert MCTDAgent(net).research_expansions == RESEARCH_EXPANSIONS == 3  # the default since 0.31
+    assert MCTDAgent(net, research_expansions=0).research_expansions is None  # 0: the config's budget
+    for bad in (-1, 1.5):
         with pytest.raises(ValueError, match="research_expansions"):
             MCTDAgent(net, research_expansions=bad)
 

@@ -170,13 +170,14 @@ def test_goal_execute_flag_reaches_the_agent(tmp_path, capsys):
 
 
 def test_research_expansions_flag_reaches_the_agent(tmp_path, capsys):
-    """DoorKey-5x5 (objects can change: 4 actions per search): the searches that hold an incumbent
-    use 1 expansion, so the mean falls below the default run's, which uses the full budget."""
+    """DoorKey-5x5 (objects can change: 2 actions per search): the searches that hold an incumbent
+    use 1 expansion, the default 3, and 0 gives them the full budget (0.30's default)."""
     env = ["--agent", "mctd", "--env", "MiniGrid-DoorKey-5x5-v0", "--episodes", "2"]
     default = _rollout(tmp_path, "d", env, capsys)
     cheap = _rollout(tmp_path, "c", [*env, "--research-expansions", "1"], capsys)
-    assert default["success_rate"] == cheap["success_rate"] == 1.0
-    assert cheap["mean_expansions"] < default["mean_expansions"]
+    full = _rollout(tmp_path, "f", [*env, "--research-expansions", "0"], capsys)
+    assert default["success_rate"] == cheap["success_rate"] == full["success_rate"] == 1.0
+    assert cheap["mean_expansions"] < default["mean_expansions"] < full["mean_expansions"]
 
 
 def test_help_shows_the_mctd_defaults(capsys):
@@ -199,7 +200,7 @@ BAD = {
     "goal-execute-for-mdlm": (["rollout", "--agent", "mdlm", "--goal-execute", "2"], "--goal-execute"),
     "goal-execute-negative": (["rollout", "--agent", "mctd", "--goal-execute", "-1"], "non-negative"),
     "research-for-ar": (["rollout", "--agent", "ar", "--research-expansions", "3"], "--research-expansions"),
-    "research-zero": (["rollout", "--agent", "mctd", "--research-expansions", "0"], "positive"),
+    "research-negative": (["rollout", "--agent", "mctd", "--research-expansions", "-1"], "non-negative"),
 }
 
 

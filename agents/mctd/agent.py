@@ -47,8 +47,10 @@ def env_max_steps(env_id: str) -> int:
 
 
 FALLBACKS = ("auto", "plan", "policy", "heuristic")
-GOAL_EXECUTE = 4  # goal_execute="auto" (the default since 0.29): actions of a goal-reaching plan per search
-# where objects can change
+GOAL_EXECUTE = 2  # goal_execute="auto" (the default since 0.29; 4 until 0.30): actions of a goal-reaching
+# plan per search where objects can change
+RESEARCH_EXPANSIONS = 3  # research_expansions' default (0.31; None, the full budget, in 0.30): the root's
+# meta-actions, one round
 Pose = tuple[int, int, int]
 
 
@@ -168,17 +170,18 @@ class MCTDAgent:
             plans' first sub-plans, each continued by the same greedy policy: shorter paths for
             more searches (README Results, "Searching again on the way to the goal"). 0 or None:
             the plan is executed whole, one search per goal-reaching plan (before 0.29). "auto"
-            (default, 0.29): k = :data:`GOAL_EXECUTE` (4) where doors, keys, balls or boxes can
-            change, whole plans where only the agent moves (mazes, FourRooms, crossings: there
-            the shortcut and straightening leave little to re-choose, e.g. FourRooms 1.006 ->
-            1.004 for 2x the time per episode; BraidMaze-25x25 gains more, 1.106 -> 1.060 for
-            3x, and takes ``goal_execute=4`` by hand).
-        research_expansions: (0.30, opt-in) the expansion budget of a search made while an incumbent
-            is kept (``goal_execute``), instead of ``config.max_expansions`` (None, the default):
-            such a search only has to beat a plan the agent already holds, and a small one is
-            cheaper. 3 (the root's meta-actions, one round) halved the search median on
-            DoorKey-16x16, KeyCorridorS6R3, ObstructedMaze-1Q-v1 and Full-v1 for path ratio +0.001,
-            +0.001, +0.005 and +0.012 (README Results, "Cheaper searches with an incumbent").
+            (default, 0.29): k = :data:`GOAL_EXECUTE` (2 since 0.31, 4 before) where doors, keys,
+            balls or boxes can change, whole plans where only the agent moves (mazes, FourRooms,
+            crossings: there the shortcut and straightening leave little to re-choose, e.g.
+            FourRooms 1.006 -> 1.004 for 2x the time per episode; BraidMaze-25x25 gains more,
+            1.106 -> 1.060 for 3x, and takes ``goal_execute=4`` by hand; 0.29's measurements).
+        research_expansions: (0.30) the expansion budget of a search made while an incumbent
+            is kept (``goal_execute``); 0 or None: ``config.max_expansions``, the first search's
+            (0.30's default). Such a search only has to beat a plan the agent already holds, and a small
+            one is cheaper. Default :data:`RESEARCH_EXPANSIONS` (3, the root's meta-actions, one
+            round; 0.31): with ``goal_execute`` 2 instead of 4 it searches twice as often at a
+            third of the cost, which halves the search median at the same wall time and path
+            ratio (README Results, "Cheaper searches with an incumbent").
         num_threads: torch intra-op threads while planning, restored afterwards (None: leave
             torch's setting alone). Default 1: the batches are small (at most 2K rows of H
             tokens), and with torch's default of 2 threads on a 2-core CPU shared with other
@@ -190,14 +193,14 @@ class MCTDAgent:
     def __init__(self, model: MDLMPolicy, max_steps: int = FOURROOMS_MAX_STEPS, seed: int = 0,
                  config: MCTDConfig | None = None, num_threads: int | None = 1, fallback: str = "auto",
                  commit: bool = True, goal_execute: int | str | None = "auto",
-                 research_expansions: int | None = None, **overrides: Any):
+                 research_expansions: int | None = RESEARCH_EXPANSIONS, **overrides: Any):
         config = dataclasses.replace(config or MCTDConfig(), **overrides)
         if fallback not in FALLBACKS:
             raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
         if not (goal_execute in (None, "auto") or (isinstance(goal_execute, int) and goal_execute >= 0)):
             raise ValueError(f"goal_execute must be 'auto', an int >= 0 or None, got {goal_execute!r}")
-        if research_expansions is not None and not (isinstance(research_expansions, int) and research_expansions >= 1):
-            raise ValueError(f"research_expansions must be an int >= 1 or None, got {research_expansions!r}")
+        if research_expansions is not None and not (isinstance(research_expansions, int) and research_expansions >= 0):
+            raise ValueError(f"research_expansions must be an int >= 0 or None, got {research_expansions!r}")
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         self.model = model.eval()
@@ -208,7 +211,8 @@ class MCTDAgent:
         self.planner = MCTDPlanner(self.model, config, self.generator)
         self.fallback, self.commit = fallback, commit
         self.goal_execute = goal_execute or None  # None: whole plans; "auto": goal_execute_for
-        self.research_expansions = research_expansions  # budget of a search made while an incumbent is kept
+        self.research_expansions = research_expansions or None  # budget of a search made while an incumbent
+        # is kept; None: the config's
         self.policy = MDLMAgent(self.model, horizon=config.horizon, seed=seed, num_threads=num_threads)
         self._state = MCTDEpisode()  # the episode that reset / act play
         self._episode_seed: int | None = None  # set by seed_episode, used by the next new_episode
