@@ -41,7 +41,7 @@ checkpoints, one thread of the 2-core dev CPU):
   is unchanged on all 69 envs and the path ratio lower on 43 (BraidMaze-25x25 1.135 -> 1.089,
   LockedRoom 1.043 -> 1.004), for 0.6-1.7 ms per search (README Results).
 * ``MCTDAgent(goal_execute="auto")`` (0.29; ``k`` opt-in since 0.28): where objects can change, a
-  goal-reaching plan is executed k = 4 actions at a time, each later search keeping the rest of it
+  goal-reaching plan is executed k = 2 actions at a time (4 in 0.29-0.30), each later search keeping the rest of it
   (the incumbent) unless it finds a strictly shorter goal-reaching plan: one search chooses only
   among its plans' first sub-plans, each continued by the same greedy policy, and searching again
   re-chooses the next ones. Where only the agent moves it is executed whole, as is every plan
@@ -50,7 +50,10 @@ checkpoints, one thread of the 2-core dev CPU):
   1.271 / 1.194 / 1.195 / 1.166 and 1.149 / - / 1.091 / 1.061 / -, at ~1.5-2x the wall time per
   episode for k = 4 and ~4x for k = 1 on Full-v0 (``benchmarks.suite --episodes 100
   --mctd-goal-execute K``); the 200-episode ablation of k = 4 and the 500-episode pages of every
-  suite row are in README Results.
+  suite row are in README Results. Since 0.31 a search made while the incumbent is kept gets
+  ``research_expansions=3`` expansions instead of the full budget: with k = 2 that halves the
+  search median at about the same wall time and path ratio (README Results, "Cheaper searches
+  with an incumbent").
 * ``partial_score="novelty"`` with the agent's ``fallback="plan"`` (0.4): a search that finds no
   goal-reaching plan is not thrown away; the agent executes the first sub-plan of the plan that
   ends alive after entering the most cells the episode has not been in. On the braid maze this

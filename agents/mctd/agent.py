@@ -112,9 +112,10 @@ class MCTDAgent:
     Each decision that plans runs one search (:class:`agents.mctd.planner.MCTDPlanner`) from
     the current observation (layout, pose, carried object, and the episode's task bound to its
     start grid) and queues the best plan found (the highest-scoring completed plan): if it gets
-    to the end of the task, all of it where only the agent moves, and its first 4 actions where
-    objects can change, keeping the rest as the incumbent of the next search (``goal_execute``;
-    before 0.29 always all of it), otherwise its first sub-plan. Plans use all
+    to the end of the task, all of it where only the agent moves, and its first 2 actions (4 in
+    0.29-0.30) where objects can change, keeping the rest as the incumbent of the next, smaller
+    search (``goal_execute``, ``research_expansions``; before 0.29 always all of it), otherwise
+    its first sub-plan. Plans use all
     seven MiniGrid actions (pickup, drop, toggle, and ``done``, which finishes a GoTo task); the
     model's end-of-plan token (``model.config.end_token``, 6 for old checkpoints) and actions
     that the rules say do nothing are never sent to the env. It replans when the queue is used
