@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from agents.mctd.agent import FALLBACKS
+from agents.mctd.agent import FALLBACKS, GOAL_EXECUTE, RESEARCH_EXPANSIONS
 from agents.registry import MODEL_AGENTS, make_agent
 from benchmarks.common import write_results
 from envs.registry import SUPPORTED, lookup
@@ -345,12 +345,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mctd-goal-execute", type=nonnegative_int, default=None, metavar="K",
                         help="mctd's goal_execute: the first K actions of a goal-reaching plan are executed "
                              "before the next search, which replaces the rest only by a shorter goal-reaching "
-                             "plan; 0: the whole plan, as before 0.29 (default: the agent's, 2 where objects "
-                             "can change (4 in 0.29-0.30), the whole plan where only the agent moves)")
+                             f"plan; 0: the whole plan, as before 0.29 (default: the agent's, {GOAL_EXECUTE} where "
+                             "objects can change (4 in 0.29-0.30), the whole plan where only the agent moves)")
     parser.add_argument("--mctd-research-expansions", type=nonnegative_int, default=None, metavar="N",
                         help="mctd's research_expansions: the expansion budget of a search made while the rest "
                              "of a goal-reaching plan is kept; 0: the usual budget, as in 0.30 (default: the "
-                             "agent's, 3 since 0.31)")
+                             f"agent's, {RESEARCH_EXPANSIONS} since 0.31)")
     parser.add_argument("--name", default="suite", help="results file name")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)

@@ -584,7 +584,7 @@ def test_walking_through_an_open_door_does_not_replan():
     net = forward_policy(TINY)  # greedy: always forward
     layout = make_layout([(x, 1) for x in range(1, 6)], goal=(6, 1))
     layout[3, 1] = (DOOR, BLUE, OPEN_STATE)
-    for goal_execute, searches in ((0, 1), (None, 1), (4, 2), (2, 3), ("auto", 3)):  # the whole plan; k actions a search
+    for goal_execute, searches in ((0, 1), (None, 1), (4, 2), (2, 3), ("auto", 3)):  # whole plan; k actions a search
         agent = MCTDAgent(net, seed=0, horizon=8, num_subplans=2, max_expansions=6, parallel=3,
                           goal_execute=goal_execute)
         status, sent = play(agent, layout, (1, 1, 0))
