@@ -187,7 +187,8 @@ def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int 
     (:func:`maze_mdlm.parallel.evaluate_parallel`, i.e. :func:`maze_mdlm.evaluation.evaluate`).
 
     A row holds ``env, task, zero_shot, episodes, success_rate, path_ratio, mean_steps,
-    median_ms_per_decision, p95_ms_per_decision, decisions, seconds, checkpoint, capped`` (and for
+    median_ms_per_decision, p95_ms_per_decision, decisions, seconds, checkpoint, capped, failed_seeds``
+    (the reset seeds of the failed episodes; and for
     mctd ``plan_ms_p50``, ``plan_ms_p95``: the time of the decisions that searched); a model
     agent whose checkpoint cannot be loaded (e.g. not shipped yet) gets ``skipped`` (the reason)
     instead. ``max_steps``: episodes still running after that many steps stop as failures
@@ -222,6 +223,7 @@ def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int 
                                                "p95_ms_per_decision", "decisions", "seconds", "batch_envs",
                                                "plan_ms_p50", "plan_ms_p95", "mean_phase_ms")},
                 capped=sum(bool(r.get("capped")) for r in m["per_episode"]),
+                failed_seeds=[r["seed"] for r in m["per_episode"] if not r["success"]],
             )
             rows.append(row)
             if on_row is not None:
@@ -269,6 +271,7 @@ def to_markdown(tables: Mapping[str, list[dict[str, Any]]]) -> str:
                        f"{number_cell(r.get('plan_ms_p50'), 0)} / {number_cell(r.get('plan_ms_p95'), 0)} |")
         out += ["", summary_line(rows), ""]
         out += phase_table(rows)
+        out += failed_seed_lines(rows)
     return "\n".join(out)
 
 
@@ -283,6 +286,22 @@ def phase_table(rows: Sequence[dict[str, Any]]) -> list[str]:
            "| env | " + " | ".join(phases) + " |", "|---|" + "---|" * len(phases)]
     out += [f"| {r['env']} | " + " | ".join(number_cell(r["mean_phase_ms"][p], 1) for p in phases) + " |"
             for r in timed]
+    return out + [""]
+
+
+def failed_seed_lines(rows: Sequence[dict[str, Any]], limit: int = 20) -> list[str]:
+    """Markdown lines: the reset seeds of each row's failed episodes (the first ``limit``), for the
+    rows that failed any. To replay episode S exactly, the agent needs the run's seed too (mctd draws
+    from it): ``evaluate(make_agent(name, env_id=E, seed=<the run's --seed>), E, 1, S)``."""
+    failed = [r for r in rows if r.get("failed_seeds")]
+    if not failed:
+        return []
+    out = ["Failed episodes' reset seeds (replay: `maze_mdlm.evaluation.evaluate(agents.registry.make_agent("
+           "name, env_id=E, seed=<the run's --seed>), E, 1, S)`):", ""]
+    for r in failed:
+        seeds = r["failed_seeds"]
+        more = f" (+{len(seeds) - limit} more)" if len(seeds) > limit else ""
+        out.append(f"- {r['env']}: " + ", ".join(map(str, seeds[:limit])) + more)
     return out + [""]
 
 

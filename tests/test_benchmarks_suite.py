@@ -89,8 +89,12 @@ def test_max_steps_caps_episodes_as_failures_and_per_agent_episode_counts():
     tables = suite.run(["bfs", "random"], ["MiniGrid-Empty-5x5-v0"], episodes=2, max_steps=3,
                        episodes_of={"random": 1})
     assert tables["bfs"][0]["capped"] == 2 and tables["bfs"][0]["success_rate"] == 0.0  # 4 steps needed
+    assert tables["bfs"][0]["failed_seeds"] == [1_000_000, 1_000_001]
     assert tables["random"][0]["episodes"] == 1
-    assert "| capped |" in suite.to_markdown(tables)
+    page = suite.to_markdown(tables)
+    assert "| capped |" in page and "- MiniGrid-Empty-5x5-v0: 1000000, 1000001" in page
+    solved = suite.run(["bfs"], ["MiniGrid-Empty-5x5-v0"], episodes=2)
+    assert solved["bfs"][0]["failed_seeds"] == [] and "reset seeds" not in suite.to_markdown(solved)
 
 
 def test_mctd_fallback_option_reaches_the_agents(tmp_path, monkeypatch):
