@@ -187,7 +187,8 @@ def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int 
     (:func:`maze_mdlm.parallel.evaluate_parallel`, i.e. :func:`maze_mdlm.evaluation.evaluate`).
 
     A row holds ``env, task, zero_shot, episodes, success_rate, path_ratio, mean_steps,
-    median_ms_per_decision, p95_ms_per_decision, decisions, seconds, checkpoint, capped, failed_seeds``
+    median_ms_per_decision, p95_ms_per_decision, decisions, seconds, checkpoint, capped, unsolvable,
+    success_rate_solvable, failed_seeds``
     (the reset seeds of the failed episodes; and for
     mctd ``plan_ms_p50``, ``plan_ms_p95``: the time of the decisions that searched); a model
     agent whose checkpoint cannot be loaded (e.g. not shipped yet) gets ``skipped`` (the reason)
@@ -221,7 +222,8 @@ def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int 
                 **{key: m.get(key) for key in ("episodes", "success_rate", "path_ratio", "mean_steps",
                                                "mean_optimal_steps", "median_ms_per_decision",
                                                "p95_ms_per_decision", "decisions", "seconds", "batch_envs",
-                                               "plan_ms_p50", "plan_ms_p95", "mean_phase_ms")},
+                                               "plan_ms_p50", "plan_ms_p95", "mean_phase_ms", "unsolvable",
+                                               "success_rate_solvable")},
                 capped=sum(bool(r.get("capped")) for r in m["per_episode"]),
                 failed_seeds=[r["seed"] for r in m["per_episode"] if not r["success"]],
             )
@@ -246,6 +248,8 @@ def to_markdown(tables: Mapping[str, list[dict[str, Any]]]) -> str:
     out = ["ms/decision: wall time of each `act` call; agents that play episodes in lockstep (ar, mdlm, mctd) "
            "have a batched `act_batch` call's time divided by the episodes in it. Zero-shot: the env is not among "
            "the checkpoint's training envs (**yes** rows). capped: episodes stopped at `--max-steps` (failures). "
+           "unsolvable: episodes the expert proved no plan solves (MiniGrid's ObstructedMaze v0 generator makes "
+           "some; failures in success, left out of the success over solvable episodes, in brackets when any). "
            "search ms (mctd): the decisions that ran a search (the others pop a queued action, which is why "
            "mctd's ms/decision is small).",
            ""]
@@ -257,17 +261,20 @@ def to_markdown(tables: Mapping[str, list[dict[str, Any]]]) -> str:
     for name, rows in tables.items():
         out += [f"## {name}", "",
                 "| env | task | zero-shot | episodes | success | path ratio | mean steps | ms/decision median "
-                "| ms/decision p95 | capped | search ms p50 / p95 |",
-                "|---|---|---|---|---|---|---|---|---|---|---|"]
+                "| ms/decision p95 | capped | unsolvable | search ms p50 / p95 |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             if "skipped" in r:
-                out.append(f"| {r['env']} | {r['task']} | | | skipped: {r['skipped']} | | | | | | |")
+                out.append(f"| {r['env']} | {r['task']} | | | skipped: {r['skipped']} | | | | | | | |")
                 continue
             mark = zero_shot_cell(r["zero_shot"])
-            out.append(f"| {r['env']} | {r['task']} | {mark} | {r['episodes']} | {r['success_rate']:.3f} | "
+            success = f"{r['success_rate']:.3f}"
+            if r.get("unsolvable"):
+                success += f" ({r['success_rate_solvable']:.3f})"
+            out.append(f"| {r['env']} | {r['task']} | {mark} | {r['episodes']} | {success} | "
                        f"{number_cell(r['path_ratio'], 3)} | {r['mean_steps']:.1f} | "
                        f"{number_cell(r['median_ms_per_decision'], 2)} | "
-                       f"{number_cell(r['p95_ms_per_decision'], 2)} | {r.get('capped', 0)} | "
+                       f"{number_cell(r['p95_ms_per_decision'], 2)} | {r.get('capped', 0)} | {r.get('unsolvable', '-')} | "
                        f"{number_cell(r.get('plan_ms_p50'), 0)} / {number_cell(r.get('plan_ms_p95'), 0)} |")
         out += ["", summary_line(rows), ""]
         out += phase_table(rows)

@@ -163,6 +163,10 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         f"{metrics['success_rate']:.3f}", f"{metrics['mean_steps']:.1f}", f"{metrics['mean_optimal_steps']:.1f}",
         "-" if ratio is None else f"{ratio:.3f}", f"{metrics['mean_return']:.3f}", f"{metrics['seconds']:.1f}",
     )
+    if metrics["unsolvable"]:
+        table.caption = "; ".join(filter(None, [
+            table.caption, f"{metrics['unsolvable']} episodes unsolvable (proved by the expert); success rate "
+                           f"over the others {metrics['success_rate_solvable']:.3f}"]))
     Console().print(table)
     gif = render_first_episode(agent, args.env, args.seed) if gif_path else None
     tree = render_first_search(factory, args.env, args.seed) if tree_path else None

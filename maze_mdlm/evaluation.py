@@ -59,8 +59,10 @@ def evaluate(
 
     Returns:
         ``agent, env, episodes, seed, batch_envs, success_rate, mean_steps, mean_optimal_steps,
-        path_ratio, mean_return, seconds`` and ``per_episode`` (seed, success, steps, optimal_steps,
-        return), ordered by seed. ``batch_envs`` is the number of environments that actually ran in
+        path_ratio, mean_return, unsolvable, success_rate_solvable, seconds`` and ``per_episode``
+        (seed, success, steps, optimal_steps, return; ``capped`` / ``unsolvable`` where true), ordered
+        by seed. ``unsolvable`` counts the episodes the expert proved that no plan solves (an expert
+        out of budget proves nothing); ``success_rate_solvable`` is the success rate without them. ``batch_envs`` is the number of environments that actually ran in
         lockstep (1 for agents that do not batch, at most ``episodes``). ``path_ratio`` is the mean
         over successful episodes of steps / expert-optimal steps (env steps). Agents with a ``stats()`` method add
         what it returns (e.g. MCTD's ``mean_expansions``).
@@ -114,6 +116,7 @@ class _Episode:
     obs: Mapping[str, Any]
     state: Any
     optimal: int | None
+    unsolvable: bool = False  # the expert proved that no plan reaches the task
     steps: int = 0
     total: float = 0.0
 
@@ -165,11 +168,13 @@ class _Lockstep:
         if hasattr(self.source, "seed_episode"):
             self.source.seed_episode(self.seed + index)
         obs, info = env.reset(seed=self.seed + index)
+        unsolvable = False
         try:
             optimal = solve_env(env)
+            unsolvable = not optimal.solvable  # proved: no action sequence reaches the task
         except ExpertBudgetError:  # counted as unknown, never as a made-up length
             optimal = UNSOLVABLE
-        episode = _Episode(slot, index, obs, None, len(optimal) if optimal.solvable else None)
+        episode = _Episode(slot, index, obs, None, len(optimal) if optimal.solvable else None, unsolvable)
         episode.state = self.agent.new_episode(obs, info)
         self._render(episode)
         return episode
@@ -191,6 +196,8 @@ class _Lockstep:
         }
         if capped:
             record["capped"] = True
+        if episode.unsolvable:
+            record["unsolvable"] = True
         if self.on_episode:
             self.on_episode(record)
         return record
@@ -248,4 +255,14 @@ def summarize(records: list[dict]) -> dict[str, float]:
         "mean_optimal_steps": float(np.nanmean(optimal)) if np.isfinite(optimal).any() else 0.0,
         "path_ratio": float(ratios.mean()) if len(ratios) else None,
         "mean_return": float(np.mean([r["return"] for r in records])) if len(records) else 0.0,
+        "unsolvable": sum(bool(r.get("unsolvable")) for r in records),
+        "success_rate_solvable": solvable_success(records),
     }
+
+
+def solvable_success(records: list[dict]) -> float | None:
+    """Success rate over the episodes the expert did not prove unsolvable (None if there are none).
+    MiniGrid's ObstructedMaze v0 generator makes a few worlds no agent can solve (a blocking ball
+    on a box); the plain success rate counts them as failures, this one leaves them out."""
+    solvable = [r["success"] for r in records if not r.get("unsolvable")]
+    return float(np.mean(solvable)) if solvable else None

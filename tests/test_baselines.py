@@ -175,8 +175,23 @@ def test_evaluate_counts_an_unsolvable_episode_as_a_failure(monkeypatch):
     monkeypatch.setattr(agents.baselines, "solve_state", lambda state, task: UNSOLVABLE)
     metrics = evaluate(BFSAgent(), FOURROOMS_ID, 1, EVAL_SEED_START)
     record = metrics["per_episode"][0]
-    assert record["success"] is False and record["optimal_steps"] is None
+    assert record["success"] is False and record["optimal_steps"] is None and record["unsolvable"] is True
     assert metrics["success_rate"] == 0.0 and metrics["path_ratio"] is None
+    assert metrics["unsolvable"] == 1 and metrics["success_rate_solvable"] is None
+
+
+def test_an_expert_out_of_budget_proves_nothing_unsolvable(monkeypatch):
+    import maze_mdlm.evaluation
+    from envs.expert import ExpertBudgetError
+
+    def out_of_budget(env):
+        raise ExpertBudgetError("budget")
+
+    monkeypatch.setattr(maze_mdlm.evaluation, "solve_env", out_of_budget)
+    metrics = evaluate(BFSAgent(), "MiniGrid-Empty-5x5-v0", 1, EVAL_SEED_START)
+    record = metrics["per_episode"][0]
+    assert record["success"] is True and record["optimal_steps"] is None and "unsolvable" not in record
+    assert metrics["unsolvable"] == 0 and metrics["success_rate_solvable"] == 1.0
 
 
 def test_summarize():
@@ -192,6 +207,11 @@ def test_summarize():
     assert out["mean_optimal_steps"] == pytest.approx(40 / 3)
     assert out["mean_return"] == pytest.approx(0.6)
     assert summarize([])["path_ratio"] is None
+    assert out["unsolvable"] == 0 and out["success_rate_solvable"] == pytest.approx(2 / 3)
+    proved = records + [{"success": False, "steps": 50, "optimal_steps": None, "return": 0.0, "unsolvable": True}]
+    out = summarize(proved)
+    assert out["success_rate"] == pytest.approx(2 / 4)  # the plain rate counts it as a failure
+    assert out["unsolvable"] == 1 and out["success_rate_solvable"] == pytest.approx(2 / 3)
 
 
 def test_bfs_oracle_remembers_the_door_it_stands_in():

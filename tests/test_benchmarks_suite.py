@@ -93,6 +93,7 @@ def test_max_steps_caps_episodes_as_failures_and_per_agent_episode_counts():
     assert tables["random"][0]["episodes"] == 1
     page = suite.to_markdown(tables)
     assert "| capped |" in page and "- MiniGrid-Empty-5x5-v0: 1000000, 1000001" in page
+    assert tables["bfs"][0]["unsolvable"] == 0 and "| capped | unsolvable |" in page
     solved = suite.run(["bfs"], ["MiniGrid-Empty-5x5-v0"], episodes=2)
     assert solved["bfs"][0]["failed_seeds"] == [] and "reset seeds" not in suite.to_markdown(solved)
 
@@ -247,3 +248,18 @@ def test_suite_targets_refuses_a_duplicate_env_and_a_bad_file(tmp_path, capsys):
     assert (row["success_rate"], row["page"]) == (0.5, "b")
     assert payload["results"]["replaced"] == ["mctd A-v0: a -> b"]
     assert "Rows replaced by a later page (`--override`): mctd A-v0: a -> b." in (tmp_path / "t.md").read_text()
+
+
+def test_unsolvable_episodes_are_shown_beside_the_plain_success_rate(tmp_path):
+    """MiniGrid's ObstructedMaze v0 worlds the expert proves unsolvable stay failures in the
+    success rate (and the targets); the pages add the rate over the solvable episodes."""
+    from benchmarks import suite_targets
+    row = {**_row("Z-v0", 0.942, 1.2, True), "unsolvable": 29, "success_rate_solvable": 1.0,
+           "median_ms_per_decision": 1.0, "p95_ms_per_decision": 2.0}
+    assert "| 500 | 0.942 (1.000) | 1.200 |" in suite.to_markdown({"mctd": [row]})
+    suite_targets.main([_page(tmp_path, "z", {"mctd": [row]}), "--name", "targets", "--out-dir", str(tmp_path)])
+    md = (tmp_path / "targets.md").read_text()
+    assert "| 0.942 (1.000 of 471 solvable) |" in md
+    checks = json.loads((tmp_path / "targets.json").read_text())["results"]["targets"]
+    zero_shot = next(c for c in checks if c["target"] == "success >= 0.90 (zero-shot)")
+    assert zero_shot["met"] == 1  # judged on the plain rate, 0.942
