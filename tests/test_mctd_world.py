@@ -162,6 +162,32 @@ def test_the_search_reaches_the_goal_through_a_box_guessed_to_hold_the_key():
     assert states[1].boxes == guessing.boxes
 
 
+def _play_queued(boxes: tuple, inside: tuple) -> tuple[int, bool]:
+    """MCTDAgent with BOX_DOOR_PLAN queued on boxed_corridor, as if its search had chosen it under
+    box guess ``boxes``; the real box holds ``inside``. Returns (searches run, goal reached)."""
+    torch.manual_seed(0)
+    agent = MCTDAgent(perturbed_policy(TINY, seed=0), seed=0, max_expansions=4)
+    state = WorldState(boxed_corridor(), (1, 1, 0), NOTHING, (((3, 2), inside),))
+    episode = agent.new_episode(observe(state.layout, state.pose))
+    episode.queue, episode.boxes = list(BOX_DOOR_PLAN), boxes
+    for _ in BOX_DOOR_PLAN:
+        action = agent.act_batch([episode], [observe(state.layout, state.pose)])[0]
+        state, status = world_step(state, action, None)
+        if status == SUCCESS:
+            return len(agent.records), True
+    return len(agent.records), False
+
+
+def test_a_box_that_holds_what_the_search_guessed_does_not_drop_the_plan():
+    """0.32: the agent predicts each step with the search's box guess, so opening a box that holds
+    the guessed key keeps the plan (before, every opened box was a surprise and a new search)."""
+    guess = SearchWorld(boxed_corridor(), (1, 1, 0)).boxes
+    assert guess == (((3, 2), (KEY, YELLOW, 0)),)
+    assert _play_queued(guess, (KEY, YELLOW, 0)) == (0, True)  # the plan runs through, no search
+    assert _play_queued((), (KEY, YELLOW, 0))[0] >= 1  # without the guess: surprised at the box
+    assert _play_queued(guess, (KEY, BLUE, 0))[0] >= 1  # a box holding something else still surprises
+
+
 # ----------------------------------------------------------------------------- scores
 def test_key_and_door_plan_outranks_plans_that_do_not_get_the_key():
     world = SearchWorld(locked_corridor(), (1, 1, 0))

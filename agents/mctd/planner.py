@@ -229,6 +229,8 @@ class SearchResult:
             backup), ``straighten`` (the returned plan's, ``MCTDConfig.straighten``; 0.26).
         navigation_only: the search's world had nothing but the agent that can change (a goal
             task, empty hand, no door or object: :attr:`agents.mctd.world.SearchWorld.navigation_only`).
+        boxes: what the search assumed the closed boxes hold (its box guess,
+            :attr:`agents.mctd.world.SearchWorld.boxes`, as :attr:`envs.world.WorldState.boxes`; 0.32).
     """
 
     root: Node
@@ -240,6 +242,7 @@ class SearchResult:
     stats: dict[str, int] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
     navigation_only: bool = False
+    boxes: tuple = ()
 
 
 class MCTDPlanner:
@@ -325,7 +328,7 @@ class MCTDPlanner:
                                    "rollout_decoded": continuation.decoded,
                                    "rollout_cycles": continuation.cycles, "escape_retry": int(retried),
                                    "rollout_escapes": continuation.escapes},
-                            phase_seconds=clock, navigation_only=world.navigation_only)
+                            phase_seconds=clock, navigation_only=world.navigation_only, boxes=world.boxes)
 
     def _grow(self, state: Tensor, null: Tensor, world: SearchWorld, max_steps: int,
               continuation: GreedyContinuation, clock: dict[str, float], seen: frozenset | None, budget: int,
