@@ -203,7 +203,7 @@ def to_markdown(tables: Mapping[str, list[dict[str, Any]]], checks: Sequence[dic
                 out.append(f"| {r['env']} | {mark} | | | skipped: {r['skipped']} | | | | {r['page']} |")
                 continue
             success = f"{r['success_rate']:.3f}"
-            if r.get("unsolvable"):  # pages since 0.31.1 count the episodes the expert proved unsolvable
+            if r.get("unsolvable"):  # pages since 0.32 count the episodes the expert proved unsolvable
                 success += f" ({r['success_rate_solvable']:.3f} of {r['episodes'] - r['unsolvable']} solvable)"
             out.append(f"| {r['env']} | {mark} | {r.get('checkpoint', '-')} | {r['episodes']} | "
                        f"{success} | {number_cell(r['path_ratio'], 3)} | {r.get('capped', 0)} | "
