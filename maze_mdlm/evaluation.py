@@ -62,8 +62,9 @@ def evaluate(
         path_ratio, mean_return, unsolvable, success_rate_solvable, seconds`` and ``per_episode``
         (seed, success, steps, optimal_steps, return; ``capped`` / ``unsolvable`` where true), ordered
         by seed. ``unsolvable`` counts the episodes the expert proved that no plan solves (an expert
-        out of budget proves nothing); ``success_rate_solvable`` is the success rate without them. ``batch_envs`` is the number of environments that actually ran in
-        lockstep (1 for agents that do not batch, at most ``episodes``). ``path_ratio`` is the mean
+        out of budget proves nothing); ``success_rate_solvable`` is the success rate without them.
+        ``batch_envs`` is the number of environments that actually ran in lockstep (1 for agents
+        that do not batch, at most ``episodes``). ``path_ratio`` is the mean
         over successful episodes of steps / expert-optimal steps (env steps). Agents with a ``stats()`` method add
         what it returns (e.g. MCTD's ``mean_expansions``).
     """
