@@ -238,6 +238,16 @@ def number_cell(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def success_cell(row: Mapping[str, Any], count_solvable: bool = False) -> str:
+    """A table cell for a row's success rate; where the expert proved episodes unsolvable (pages
+    since 0.32), the rate over the others follows in brackets (``count_solvable``: with their count)."""
+    cell = f"{row['success_rate']:.3f}"
+    if row.get("unsolvable"):
+        solvable = f" of {row['episodes'] - row['unsolvable']} solvable" if count_solvable else ""
+        cell += f" ({row['success_rate_solvable']:.3f}{solvable})"
+    return cell
+
+
 def zero_shot_cell(zero_shot: bool | None) -> str:
     """A table cell for a row's zero-shot flag (None: the agent has no checkpoint)."""
     return {True: "**yes**", False: "no", None: "-"}[zero_shot]
@@ -268,13 +278,11 @@ def to_markdown(tables: Mapping[str, list[dict[str, Any]]]) -> str:
                 out.append(f"| {r['env']} | {r['task']} | | | skipped: {r['skipped']} | | | | | | | |")
                 continue
             mark = zero_shot_cell(r["zero_shot"])
-            success = f"{r['success_rate']:.3f}"
-            if r.get("unsolvable"):
-                success += f" ({r['success_rate_solvable']:.3f})"
-            out.append(f"| {r['env']} | {r['task']} | {mark} | {r['episodes']} | {success} | "
+            out.append(f"| {r['env']} | {r['task']} | {mark} | {r['episodes']} | {success_cell(r)} | "
                        f"{number_cell(r['path_ratio'], 3)} | {r['mean_steps']:.1f} | "
                        f"{number_cell(r['median_ms_per_decision'], 2)} | "
-                       f"{number_cell(r['p95_ms_per_decision'], 2)} | {r.get('capped', 0)} | {r.get('unsolvable', '-')} | "
+                       f"{number_cell(r['p95_ms_per_decision'], 2)} | {r.get('capped', 0)} | "
+                       f"{r.get('unsolvable', '-')} | "
                        f"{number_cell(r.get('plan_ms_p50'), 0)} / {number_cell(r.get('plan_ms_p95'), 0)} |")
         out += ["", summary_line(rows), ""]
         out += phase_table(rows)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from benchmarks.common import write_results
-from benchmarks.suite import number_cell, zero_shot_cell
+from benchmarks.suite import number_cell, success_cell, zero_shot_cell
 
 
 class Target(NamedTuple):
@@ -202,11 +202,9 @@ def to_markdown(tables: Mapping[str, list[dict[str, Any]]], checks: Sequence[dic
             if "skipped" in r:
                 out.append(f"| {r['env']} | {mark} | | | skipped: {r['skipped']} | | | | {r['page']} |")
                 continue
-            success = f"{r['success_rate']:.3f}"
-            if r.get("unsolvable"):  # pages since 0.32 count the episodes the expert proved unsolvable
-                success += f" ({r['success_rate_solvable']:.3f} of {r['episodes'] - r['unsolvable']} solvable)"
             out.append(f"| {r['env']} | {mark} | {r.get('checkpoint', '-')} | {r['episodes']} | "
-                       f"{success} | {number_cell(r['path_ratio'], 3)} | {r.get('capped', 0)} | "
+                       f"{success_cell(r, count_solvable=True)} | {number_cell(r['path_ratio'], 3)} | "
+                       f"{r.get('capped', 0)} | "
                        f"{number_cell(r.get('plan_ms_p50'), 0)} / {number_cell(r.get('plan_ms_p95'), 0)} | "
                        f"{r['page']} |")
     if summaries is None:
