@@ -285,6 +285,8 @@ class WorldOutcome:
         layouts: ``[B, W, H, 3]`` the layout when the plan ended.
         effects: ``[B, H]`` bool, the actions that changed the carried object or a cell (a
             pickup, a drop, a door opened / closed / unlocked, a box opened); False after the end.
+        boxes: per plan, what the closed boxes hold when it ended, as :attr:`WorldState.boxes`
+            (a box carried or moved keeps its contents; 0.33).
     """
 
     status: np.ndarray
@@ -293,6 +295,7 @@ class WorldOutcome:
     carrying: np.ndarray
     layouts: np.ndarray
     effects: np.ndarray | None = None
+    boxes: list[tuple] | None = None
 
 
 _NOOP_CODE = 3  # navigation-table column of any token that neither turns nor moves (LEFT, RIGHT, FORWARD: 0, 1, 2)
@@ -485,6 +488,12 @@ def simulate_world(state: WorldState, plans: np.ndarray, task=None, end_token: i
     steps = np.where(died, horizon + 1 - (walk[:, 1:] >= ended).sum(axis=1), length)
     at = grid[np.arange(n), cell[:, -1], 0]  # where a plan ended in a goal or lava
     status = np.where(died, np.where(verdict != RUNNING, verdict, np.where(at == GOAL_IDX, SUCCESS, FAILURE)), RUNNING)
+    final_boxes = []  # as WorldState.boxes: closed boxes by cell, and the carried one
+    for r in range(n):
+        held = [((f // cols - 1, f % cols - 1), c) for f, c in contents[r].items() if grid[r, f, 0] == BOX]
+        if carry[r][0] == BOX:
+            held.append(("carried", carry_contents[r]))
+        final_boxes.append(tuple(sorted(held, key=str)))
     return WorldOutcome(status=status, steps=steps, poses=poses, carrying=carried,
                         layouts=grid.reshape(n, width + 2, height + 2, 3)[:, 1:-1, 1:-1].astype(np.uint8),
-                        effects=effects)
+                        effects=effects, boxes=final_boxes)

@@ -24,7 +24,7 @@ from agents.mctd.planner import (
 from agents.mctd.rollout import ContinuationMemo
 from agents.mctd.scoring import novel_cells
 from agents.mctd.tree import Node, subplan_bounds
-from envs.dynamics import FAILURE, SUCCESS, WorldState, simulate_plans, world_step
+from envs.dynamics import FAILURE, RUNNING, SUCCESS, WorldState, simulate_plans, world_step
 from envs.observation import observation_carrying, observation_task
 from envs.tasks import BoundTask, Task
 from envs.world import NOTHING
@@ -170,7 +170,8 @@ class MCTDAgent:
             the next decision searches again from there, and the rest of the plan (the
             incumbent) is kept unless that search finds a strictly shorter goal-reaching plan, so
             the path executed is never longer than the first plan found (an observation that
-            surprises the agent, e.g. a box that held something else, drops the incumbent). Each
+            surprises the agent, e.g. a box that held something else, drops the incumbent, and
+            so does a search whose box guess says it no longer reaches the goal, 0.33). Each
             later search re-chooses the next actions, where one search chooses only among its
             plans' first sub-plans, each continued by the same greedy policy: shorter paths for
             more searches (README Results, "Searching again on the way to the goal"). 0 or None:
@@ -344,7 +345,8 @@ class MCTDAgent:
         if execute is None:
             episode.goal_rest = []
         elif result.found_goal or episode.goal_rest:
-            rest = episode.goal_rest
+            start = WorldState(layout, pose, carrying, result.boxes)
+            rest = episode.goal_rest if reaches_goal(episode.goal_rest, start, episode.task) else []
             if rest and (not result.found_goal or len(rest) <= len(planned)):
                 planned, episode.committed = rest, []  # the incumbent is no longer than the new plan
             planned, episode.goal_rest = planned[:execute], planned[execute:]
@@ -475,6 +477,16 @@ def simulated_actions(node: Node) -> list[int]:
     status, steps = node.outcome
     stop = steps if status == SUCCESS else steps - 1 if status == FAILURE else len(node.plan)
     return [int(a) for a in node.plan[:stop] if 0 <= int(a) < 7]
+
+
+def reaches_goal(actions: Sequence[int], state: WorldState, task: BoundTask | None) -> bool:
+    """Whether the rules say ``actions`` (0..6) from ``state`` finish ``task`` (an incumbent plan
+    stays valid only while this holds under the latest search's box guess)."""
+    for action in actions:
+        state, status = world_step(state, int(action), task)
+        if status != RUNNING:
+            return status == SUCCESS
+    return False
 
 
 def search_candidates(result: SearchResult | None, chosen: tuple[int, ...] = ()) -> list[list[int]]:

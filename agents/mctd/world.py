@@ -69,6 +69,8 @@ class Simulation:
             and object actions that change something or end the episode), before the end.
         carrying: ``[B, L + 1, 3]`` carried object before each token (full rules only).
         layouts: ``[B, W, H, 3]`` layout at the end (full rules only).
+        boxes: per plan, the guessed box contents at the end as :attr:`WorldState.boxes` (full
+            rules only; a box carried or moved keeps its guess).
     """
 
     status: np.ndarray
@@ -77,6 +79,7 @@ class Simulation:
     executed: np.ndarray
     carrying: np.ndarray | None = None
     layouts: np.ndarray | None = None
+    boxes: list[tuple] | None = None
 
     @property
     def final_pose(self) -> np.ndarray:
@@ -107,8 +110,8 @@ class SearchWorld:
         self._locked0 = doors & (self.layout[:, :, 2] == LOCKED_STATE)
         self._closed0 = doors & (self.layout[:, :, 2] == CLOSED_STATE)
         self._locked_colors = set(self.layout[:, :, 1][self._locked0].tolist())
-        self.boxes = (guess_box_contents(self.layout, self.carrying, self.goal_cells(self.layout, self.carrying))
-                      if self.guess_boxes else ())
+        self.boxes = (guess_box_contents(self.layout, self.carrying, self.goal_cells(self.layout, self.carrying),
+                                         holder=self.pose[:2]) if self.guess_boxes else ())
         self._start_potential = self.potential(self.layout, self.carrying)
 
     # ------------------------------------------------------------------ tokens
@@ -133,8 +136,10 @@ class SearchWorld:
         return WorldState(self.layout, self.pose, self.carrying, self.boxes)
 
     def boxes_in(self, layout: np.ndarray) -> tuple[tuple[Any, Cell], ...]:
-        """The guessed contents of the boxes still closed where they were at the start in ``layout``."""
-        return tuple((cell, held) for cell, held in self.boxes if layout[cell[0], cell[1], 0] == BOX)
+        """The guessed contents of the boxes still closed where they were at the start in ``layout``
+        (not a carried one)."""
+        return tuple((cell, held) for cell, held in self.boxes
+                     if cell != "carried" and layout[cell[0], cell[1], 0] == BOX)
 
     # ------------------------------------------------------------------ simulation
     def simulate(self, plans: np.ndarray) -> Simulation:
@@ -160,6 +165,7 @@ class SearchWorld:
         carrying[:] = self.carrying
         layouts = np.broadcast_to(self.layout, (n, *self.layout.shape)).copy()
         effects = np.zeros((n, length), dtype=bool)
+        boxes = [self.boxes] * n
         for group in (~full, full):
             if not group.any():
                 continue
@@ -170,6 +176,8 @@ class SearchWorld:
                 out = simulate_world(self.state(), actions[rows, :stop], self.task)
                 carrying[rows, : stop + 1], carrying[rows, stop + 1 :] = out.carrying, out.carrying[:, -1:]
                 layouts[rows], effects[rows, :stop] = out.layouts, out.effects
+                for row, held in zip(rows.tolist(), out.boxes):
+                    boxes[row] = held
             else:
                 out = simulate_plans(self.layout, self.pose, actions[rows, :stop])
             running = out.status == RUNNING
@@ -179,7 +187,7 @@ class SearchWorld:
         within = pos < steps[:, None]
         terminal = (pos == steps[:, None] - 1) & (status != RUNNING)[:, None]
         executed = within & (member(actions, NAVIGATION) | effects | terminal) & (actions >= 0)
-        return Simulation(status, steps, poses, executed, carrying, layouts)
+        return Simulation(status, steps, poses, executed, carrying, layouts, boxes)
 
     def final_states(self, sim: Simulation, rows: np.ndarray) -> list[WorldState | None]:
         """The world state where each plan ended, for the rows where ``rows`` ``[B]`` is True."""
@@ -192,8 +200,7 @@ class SearchWorld:
             if sim.layouts is None:
                 out.append(WorldState(self.layout, pose, self.carrying))
             else:
-                out.append(WorldState(sim.layouts[b], pose, tuple(int(v) for v in sim.carrying[b, -1]),
-                                      self.boxes_in(sim.layouts[b])))
+                out.append(WorldState(sim.layouts[b], pose, tuple(int(v) for v in sim.carrying[b, -1]), sim.boxes[b]))
         return out
 
     # ------------------------------------------------------------------ scores
