@@ -10,7 +10,7 @@ import torch
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
 from agents.mctd import MCTDAgent, MCTDConfig, MCTDPlanner
-from agents.mctd.agent import GOAL_EXECUTE, RESEARCH_EXPANSIONS
+from agents.mctd.agent import GOAL_EXECUTE, RESEARCH_EXPANSIONS, reaches_goal
 from agents.mctd.planner import shortcut_successes
 from agents.mctd.scoring import member
 from agents.base import first_position_mask
@@ -160,6 +160,54 @@ def test_the_search_reaches_the_goal_through_a_box_guessed_to_hold_the_key():
     states = guessing.final_states(guessing.simulate(np.array([opened, plans[1]])), np.array([True, True]))
     assert states[0].boxes == () and tuple(states[0].layout[3, 2]) == (KEY, YELLOW, 0)
     assert states[1].boxes == guessing.boxes
+
+
+def test_a_carried_box_keeps_its_guess_through_pickup_and_drop():
+    """0.33: a box in hand is guessed like one on the agent's cell, and the rules carry each box's
+    contents along when it is picked up, moved and dropped (before, the search assumed a box it
+    had picked up, or one a plan had moved, empty)."""
+    emptied = boxed_corridor()
+    emptied[3, 2] = (OBJECT_TO_IDX["empty"], 0, 0)
+    red_box = (BOX, RED, 0)
+    assert guess_box_contents(emptied, red_box, holder=(3, 1)) == (("carried", (KEY, YELLOW, 0)),)
+    assert guess_box_contents(emptied, red_box) == ()  # no holder: the carried box is not guessed
+    assert SearchWorld(emptied, (3, 1, 1), red_box).boxes == (("carried", (KEY, YELLOW, 0)),)
+    # from (3, 1) facing the box at (3, 2): pick it up, turn to (2, 1), drop it there, and open it
+    world = SearchWorld(boxed_corridor(), (3, 1, 1))
+    plans = np.array([[PICKUP_ACTION, R, DROP, TOGGLE], [PICKUP_ACTION, R, DROP, L], [PICKUP_ACTION, L, L, L]])
+    out = simulate_world(world.state(), plans)
+    by_steps = []
+    for plan in plans.tolist():
+        state = world.state()
+        for action in plan:
+            state, _ = world_step(state, action)
+        by_steps.append(state.boxes)
+    assert out.boxes == by_steps == [(), (((2, 1), (KEY, YELLOW, 0)),), (("carried", (KEY, YELLOW, 0)),)]
+    assert tuple(out.layouts[0, 2, 1]) == (KEY, YELLOW, 0)  # the moved box opens on the guessed key
+    states = world.final_states(world.simulate(plans), np.array([True, True, True]))
+    assert [s.boxes for s in states] == by_steps
+
+
+def test_an_incumbent_is_kept_only_while_the_box_guess_says_it_reaches_the_goal():
+    """0.33: the rest of a goal-reaching plan (the incumbent) is checked against the latest
+    search's box guess; a plan through a box that is now guessed to hold nothing is dropped."""
+    guess = SearchWorld(boxed_corridor(), (1, 1, 0)).boxes
+    assert reaches_goal(BOX_DOOR_PLAN, WorldState(boxed_corridor(), (1, 1, 0), NOTHING, guess), None)
+    assert not reaches_goal(BOX_DOOR_PLAN, WorldState(boxed_corridor(), (1, 1, 0)), None)  # an empty box
+    assert not reaches_goal(BOX_DOOR_PLAN[:-1], WorldState(boxed_corridor(), (1, 1, 0), NOTHING, guess), None)
+    in_sight = boxed_corridor()  # the yellow key lies in a niche at (2, 2): the box is guessed empty
+    in_sight[2, 2] = (KEY, YELLOW, 0)
+    torch.manual_seed(0)
+    agent = MCTDAgent(perturbed_policy(TINY, seed=0), seed=0, max_expansions=4, goal_execute=2)
+    episode = agent.new_episode(observe(in_sight, (1, 1, 0)))
+    episode.goal_rest = list(BOX_DOOR_PLAN)
+    agent.act_batch([episode], [observe(in_sight, (1, 1, 0))])
+    assert episode.last_search.boxes == ()
+    assert episode.goal_rest != BOX_DOOR_PLAN[2:]  # the old incumbent is not followed
+    kept = agent.new_episode(observe(boxed_corridor(), (1, 1, 0)))  # the same incumbent, still valid
+    kept.goal_rest = list(BOX_DOOR_PLAN)
+    agent.act_batch([kept], [observe(boxed_corridor(), (1, 1, 0))])
+    assert kept.queue + kept.goal_rest == BOX_DOOR_PLAN[1:]  # its first action taken, the rest kept
 
 
 def _play_queued(boxes: tuple, inside: tuple) -> tuple[int, bool]:

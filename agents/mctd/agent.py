@@ -349,7 +349,10 @@ class MCTDAgent:
             rest = episode.goal_rest if reaches_goal(episode.goal_rest, start, episode.task) else []
             if rest and (not result.found_goal or len(rest) <= len(planned)):
                 planned, episode.committed = rest, []  # the incumbent is no longer than the new plan
-            planned, episode.goal_rest = planned[:execute], planned[execute:]
+            if result.found_goal or rest:
+                planned, episode.goal_rest = planned[:execute], planned[execute:]
+            else:  # no goal-reaching plan left
+                episode.goal_rest = []
         episode.fell_back = not planned  # "policy", or every plan died: one safe policy step
         if not planned:
             episode.policy.carrying, episode.policy.last = carrying, None  # what this agent tracked
