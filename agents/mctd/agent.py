@@ -319,7 +319,8 @@ class MCTDAgent:
             with torch_threads(self.num_threads):
                 budget = self.research_expansions if episode.goal_rest else None  # None: the config's
                 result = self.planner.search(image, layout, pose, self.max_steps, budget, visited=episode.visited,
-                                             carrying=carrying, task=episode.task, memo=episode.memo)
+                                             carrying=carrying, task=episode.task, memo=episode.memo,
+                                             widen=not episode.goal_rest)
         finally:
             self.planner.generator = self.generator
         episode.last_search, episode.last_search_pose, episode.boxes = result, pose, result.boxes
@@ -331,6 +332,7 @@ class MCTDAgent:
             "max_depth": result.stats["max_depth"],
             "found_goal": float(result.found_goal),
             "escape_retry": float(result.stats["escape_retry"]),
+            "widened": float(result.stats["widened"]),
             "phase_ms": {phase: 1000.0 * seconds for phase, seconds in result.phase_seconds.items()},
         })
         planned = None
@@ -434,7 +436,9 @@ class MCTDAgent:
         ``plan_ms_p50``, ``plan_ms_p95``, ``plan_ms_p99`` (percentiles of the search time of a
         decision that planned), ``mean_rounds``, ``mean_nodes``, ``max_depth`` (deepest node of
         any tree), ``goal_found_rate`` (fraction of searches that found a goal-reaching plan),
-        ``escape_retry_rate`` (fraction of searches that grew a second tree, ``rollout_escape``) and
+        ``escape_retry_rate`` (fraction of searches that grew a second tree, ``rollout_escape``),
+        ``widened_rate`` (0.33: fraction of searches that grew a second tree with new first actions,
+        ``MCTDConfig.widen_on_failure``) and
         ``mean_phase_ms`` (0.26: the mean ms per search of each phase of
         :attr:`agents.mctd.planner.SearchResult.phase_seconds`).
         """
@@ -443,7 +447,7 @@ class MCTDAgent:
             return {"decisions": 0, "mean_expansions": 0.0, "mean_plan_ms": 0.0, "median_plan_ms": 0.0,
                     "plan_ms_p50": 0.0, "plan_ms_p95": 0.0, "plan_ms_p99": 0.0,
                     "mean_rounds": 0.0, "mean_nodes": 0.0, "max_depth": 0, "goal_found_rate": 0.0,
-                    "escape_retry_rate": 0.0, "mean_phase_ms": dict.fromkeys(PHASES, 0.0)}
+                    "escape_retry_rate": 0.0, "widened_rate": 0.0, "mean_phase_ms": dict.fromkeys(PHASES, 0.0)}
         plan_ms = np.array([r["plan_ms"] for r in recs])
 
         def mean(key: str) -> float:
@@ -462,6 +466,7 @@ class MCTDAgent:
             "max_depth": int(max(r["max_depth"] for r in recs)),
             "goal_found_rate": mean("found_goal"),
             "escape_retry_rate": mean("escape_retry"),
+            "widened_rate": mean("widened"),
             "mean_phase_ms": {phase: float(np.mean([r["phase_ms"][phase] for r in recs])) for phase in PHASES},
         }
 

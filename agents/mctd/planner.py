@@ -73,6 +73,7 @@ from agents.mctd.scoring import novel_cells, success_score
 from agents.mctd.world import NOOP, SearchWorld, task_vector
 from envs.dynamics import FAILURE, FORWARD, LEFT, RIGHT, RUNNING, SUCCESS, shortcut
 from envs.observation import to_model_input
+from envs.rules import useful_actions
 from envs.tasks import BoundTask
 from envs.world import NOTHING
 from maze_mdlm.config import PlainConfig
@@ -114,6 +115,11 @@ class MCTDConfig(PlainConfig):
     # cycle, which it replays. With a temperature T > 0, a search that found no goal-reaching plan
     # while some continuation cycled grows a second tree in which such rows sample their remaining
     # windows at T instead (GreedyContinuation's escape); searches that find the goal are unchanged
+    widen_on_failure: bool = True  # (0.33) full rules: a search whose tree found no goal-reaching
+    # plan grows a second tree of the same budget whose plans must start with a useful action
+    # (envs.rules.useful_actions) that no plan of the first tree started with, and keeps it if it
+    # reaches the goal: the model's favourite first move (e.g. picking up a key a box revealed
+    # instead of the guessed one) no longer takes every expansion. Navigation-only worlds: off
     shortcut: bool = True  # cut the excursions out of goal-reaching plans (envs.dynamics.shortcut), and
     # under the full rules the object actions they do not need (SearchWorld.shortcut, 0.15)
     straighten: bool = True  # (0.25) the goal-reaching plan a search returns has each walk between two
@@ -274,7 +280,8 @@ class MCTDPlanner:
     def search(self, image: np.ndarray, layout: np.ndarray, pose: tuple[int, int, int],
                max_steps: int, max_expansions: int | None = None,
                visited: Collection[tuple[int, int]] | None = None, carrying: tuple[int, int, int] = NOTHING,
-               task: BoundTask | None = None, memo: ContinuationMemo | None = None) -> SearchResult:
+               task: BoundTask | None = None, memo: ContinuationMemo | None = None,
+               widen: bool = True) -> SearchResult:
         """Search for a plan from a full-grid ``image [19,19,3]`` with the agent at ``pose``.
 
         ``layout`` is the image without the agent (:func:`envs.observation.layout_of`);
@@ -282,7 +289,9 @@ class MCTDPlanner:
         ``visited``: the (x, y) cells the episode has been in, used by ``partial_score="novelty"``
         (ignored with "manhattan"); ``carrying``: the encoded object in hand; ``task``: the
         episode's task bound to its start grid (None: reach a goal); ``memo``: greedy continuation
-        windows shared with earlier searches of the same episode and model (None: this search's own).
+        windows shared with earlier searches of the same episode and model (None: this search's own);
+        ``widen``: allow ``widen_on_failure``'s second tree (an agent that holds a goal-reaching
+        plan passes False: it needs no new first move when this search finds no goal).
         """
         cfg = self.config
         start_time = time.perf_counter()
@@ -317,6 +326,16 @@ class MCTDPlanner:
             expansions, rounds = expansions + more, rounds + more_rounds
             if found:
                 root = again
+        widened = False
+        if (not found and widen and cfg.widen_on_failure and not world.navigation_only
+                and (deadline is None or time.perf_counter() < deadline)):
+            fresh = untried_first_actions(root, world)
+            if fresh:
+                widened = True
+                again, more, more_rounds, found = self._grow(*grow, first=fresh)
+                expansions, rounds = expansions + more, rounds + more_rounds
+                if found:
+                    root = again
         best = best_node(root)
         if cfg.straighten and best is not None and best.outcome is not None and best.outcome[0] == SUCCESS:
             tic = time.perf_counter()
@@ -326,15 +345,16 @@ class MCTDPlanner:
                             seconds=time.perf_counter() - start_time, found_goal=found,
                             stats={**tree_stats(root), "rollout_calls": continuation.model_calls,
                                    "rollout_decoded": continuation.decoded,
-                                   "rollout_cycles": continuation.cycles, "escape_retry": int(retried),
+                                   "rollout_cycles": continuation.cycles, "escape_retry": int(retried), "widened": int(widened),
                                    "rollout_escapes": continuation.escapes},
                             phase_seconds=clock, navigation_only=world.navigation_only, boxes=world.boxes)
 
     def _grow(self, state: Tensor, null: Tensor, world: SearchWorld, max_steps: int,
               continuation: GreedyContinuation, clock: dict[str, float], seen: frozenset | None, budget: int,
-              deadline: float | None) -> tuple[Node, int, int, bool]:
+              deadline: float | None, first: list[int] | None = None) -> tuple[Node, int, int, bool]:
         """Grow one tree of at most ``budget`` expansions in batched rounds. Returns (root,
-        expansions, rounds, whether a plan reached the goal)."""
+        expansions, rounds, whether a plan reached the goal). ``first``: the only tokens the
+        root's children may start with (None: any)."""
         cfg = self.config
         root = new_root(cfg.horizon, len(self._meta_guidance))
         expansions = rounds = 0
@@ -351,7 +371,7 @@ class MCTDPlanner:
                 batch.append((node, meta, add_placeholder(node, meta)))
             if not batch:
                 break
-            found |= self._expand_and_simulate(batch, state, null, world, max_steps, continuation, clock, seen)
+            found |= self._expand_and_simulate(batch, state, null, world, max_steps, continuation, clock, seen, first)
             expansions += len(batch)
             rounds += 1
         return root, expansions, rounds, found
@@ -359,9 +379,10 @@ class MCTDPlanner:
     def _expand_and_simulate(self, batch: list[tuple[Node, int, Node]], state: Tensor, null: Tensor,
                              world: SearchWorld, max_steps: int,
                              continuation: GreedyContinuation, clock: dict[str, float],
-                             visited: frozenset | None = None) -> bool:
+                             visited: frozenset | None = None, first: list[int] | None = None) -> bool:
         """One batched round: expansion, jumpy simulation, scoring, backup. True if a plan
-        reached the goal. Adds each phase's wall time to ``clock``."""
+        reached the goal. Adds each phase's wall time to ``clock``. ``first``: the only tokens a
+        child of the root may start with (None: any)."""
         cfg = self.config
         tic = time.perf_counter()
         k = len(batch)
@@ -369,10 +390,16 @@ class MCTDPlanner:
         depth = torch.tensor([node.depth for node, _, _ in batch])
         meta = torch.tensor([m for _, m, _ in batch])
         states, nulls = state.expand(k, -1), null.expand(k, -1)
+        forbid = None
+        if first is not None:  # [K, H, V]: the root's children start with one of `first`
+            forbid = torch.zeros(k, parents.shape[1], self.model.config.num_outputs, dtype=torch.bool)
+            forbid[:, 0] = depth[:, None] == 0
+            forbid[:, 0, first] = False
+            forbid = forbid.to(self.device)
         children = unmask(
             self.model, states, parents, EXPAND_STEPS, target=self._subplan_mask[depth].to(self.device),
             temperature=self._meta_temperature[meta], guidance=self._meta_guidance[meta],
-            generator=self.generator, null_emb=nulls, shared_state=True,
+            generator=self.generator, null_emb=nulls, shared_state=True, forbid=forbid,
         )  # [K, H]: sub-plan `depth` denoised, later sub-plans still MASK
         plans = unmask(
             self.model, states, children, SIM_STEPS, generator=self.generator, null_emb=nulls, shared_state=True,
@@ -404,6 +431,19 @@ class MCTDPlanner:
                    float(scores[i]), cfg.num_subplans)
         _lap(clock, "score", tic)
         return bool((outcome.status == SUCCESS).any())
+
+
+def untried_first_actions(root: Node, world: SearchWorld) -> list[int]:
+    """The useful first actions from the search's start (:func:`envs.rules.useful_actions`:
+    they change the state and do not fail) that no simulated plan of the tree under ``root``
+    starts with, in action order."""
+    tried = set()
+    for node in root.iter_nodes():
+        if node.plan is not None:
+            executed = [int(a) for a in node.plan if int(a) != NOOP]
+            if executed:
+                tried.add(executed[0])
+    return [a for a, _ in useful_actions(world.state(), world.task) if a not in tried]
 
 
 def straighten_node(node: Node, world: SearchWorld, max_steps: int) -> bool:
