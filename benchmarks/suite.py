@@ -157,11 +157,12 @@ def zero_shot(path: str | None, env_id: str, held_out: Sequence[str] | None) -> 
 def mctd_options(fallback: str | None, escape: float | None, guess_boxes: bool = True,
                  min_expansions: int | None = None, cut_partial: bool = True,
                  commit: bool = True, straighten: bool = True,
-                 goal_execute: int | None = None, research_expansions: int | None = None) -> dict[str, Any] | None:
+                 goal_execute: int | None = None, research_expansions: int | None = None,
+                 widen: bool = True) -> dict[str, Any] | None:
     """The mctd agent's keywords from ``--mctd-fallback`` / ``--mctd-escape`` /
     ``--mctd-no-guess-boxes`` / ``--mctd-min-expansions`` / ``--mctd-no-cut-partial`` /
     ``--mctd-no-commit`` / ``--mctd-no-straighten`` / ``--mctd-goal-execute`` /
-    ``--mctd-research-expansions`` (None: the defaults)."""
+    ``--mctd-research-expansions`` / ``--mctd-no-widen`` (None: the defaults)."""
     options = {key: value for key, value in (("fallback", fallback), ("rollout_escape", escape),
                                              ("min_expansions", min_expansions),
                                              ("goal_execute", goal_execute),
@@ -174,6 +175,8 @@ def mctd_options(fallback: str | None, escape: float | None, guess_boxes: bool =
         options["commit"] = False
     if not straighten:
         options["straighten"] = False
+    if not widen:
+        options["widen_on_failure"] = False
     return options or None
 
 
@@ -190,7 +193,9 @@ def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int 
     median_ms_per_decision, p95_ms_per_decision, decisions, seconds, checkpoint, capped, unsolvable,
     success_rate_solvable, failed_seeds``
     (the reset seeds of the failed episodes; and for
-    mctd ``plan_ms_p50``, ``plan_ms_p95``: the time of the decisions that searched); a model
+    mctd ``plan_ms_p50``, ``plan_ms_p95``: the time of the decisions that searched, and
+    ``goal_found_rate``, ``widened_rate``: the fractions of searches that found a goal-reaching plan
+    and that grew ``widen_on_failure``'s second tree, 0.33); a model
     agent whose checkpoint cannot be loaded (e.g. not shipped yet) gets ``skipped`` (the reason)
     instead. ``max_steps``: episodes still running after that many steps stop as failures
     (``capped`` counts them; None: the envs' own limits). ``episodes_of``: per-agent episode
@@ -223,7 +228,7 @@ def run(agents: Sequence[str], env_ids: Sequence[str], episodes: int, seed: int 
                                                "mean_optimal_steps", "median_ms_per_decision",
                                                "p95_ms_per_decision", "decisions", "seconds", "batch_envs",
                                                "plan_ms_p50", "plan_ms_p95", "mean_phase_ms", "unsolvable",
-                                               "success_rate_solvable")},
+                                               "success_rate_solvable", "goal_found_rate", "widened_rate")},
                 capped=sum(bool(r.get("capped")) for r in m["per_episode"]),
                 failed_seeds=[r["seed"] for r in m["per_episode"] if not r["success"]],
             )
@@ -297,10 +302,17 @@ def phase_table(rows: Sequence[dict[str, Any]]) -> list[str]:
     if not timed:
         return []
     phases = list(timed[0]["mean_phase_ms"])
-    out = ["Search phases, mean ms per search (the rest of a search: tree selection, model inputs, bookkeeping):", "",
-           "| env | " + " | ".join(phases) + " |", "|---|" + "---|" * len(phases)]
-    out += [f"| {r['env']} | " + " | ".join(number_cell(r["mean_phase_ms"][p], 1) for p in phases) + " |"
-            for r in timed]
+    rates = any(r.get("goal_found_rate") is not None for r in timed)  # since 0.33
+    extra = " searches with a goal-reaching plan | widened |" if rates else ""
+    out = ["Search phases, mean ms per search (the rest of a search: tree selection, model inputs, bookkeeping)"
+           + (", and the fractions of searches that found a goal-reaching plan and that grew a second tree with "
+              "new first actions (`widen_on_failure`)" if rates else "") + ":", "",
+           "| env | " + " | ".join(phases) + " |" + extra, "|---|" + "---|" * (len(phases) + 2 * rates)]
+    for r in timed:
+        cells = " | ".join(number_cell(r["mean_phase_ms"][p], 1) for p in phases)
+        if rates:
+            cells += f" | {number_cell(r.get('goal_found_rate'), 3)} | {number_cell(r.get('widened_rate'), 3)}"
+        out.append(f"| {r['env']} | {cells} |")
     return out + [""]
 
 
@@ -385,6 +397,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="mctd's research_expansions: the expansion budget of a search made while the rest "
                              "of a goal-reaching plan is kept; 0: the usual budget, as in 0.30 (default: the "
                              f"agent's, {RESEARCH_EXPANSIONS} since 0.31)")
+    parser.add_argument("--mctd-no-widen", action="store_true",
+                        help="mctd's widen_on_failure off: a search whose tree found no goal-reaching plan "
+                             "stops there, as before 0.33 (default on where objects can change: it grows a "
+                             "second tree whose plans start with a useful action the first tree did not try)")
     parser.add_argument("--name", default="suite", help="results file name")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
@@ -395,7 +411,8 @@ def main(argv: list[str] | None = None) -> None:
                  mctd_options=mctd_options(args.mctd_fallback, args.mctd_escape, not args.mctd_no_guess_boxes,
                                            args.mctd_min_expansions, not args.mctd_no_cut_partial,
                                            not args.mctd_no_commit, not args.mctd_no_straighten,
-                                           args.mctd_goal_execute, args.mctd_research_expansions),
+                                           args.mctd_goal_execute, args.mctd_research_expansions,
+                                           not args.mctd_no_widen),
                  on_row=lambda name, row: print(f"{name} {row['env']}: success {row['success_rate']:.3f}",
                                                 flush=True))
     md = to_markdown(tables)

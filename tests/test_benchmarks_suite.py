@@ -118,8 +118,19 @@ def test_mctd_fallback_option_reaches_the_agents(tmp_path, monkeypatch):
     phases = tables["mctd"][0]["mean_phase_ms"]
     assert set(phases) == {"denoise", "continue", "score", "straighten"} and phases["denoise"] > 0
     md = suite.to_markdown(tables)
-    assert "| env | denoise | continue | score | straighten |" in md
+    assert "| env | denoise | continue | score | straighten | searches with a goal-reaching plan | widened |" in md
     assert f"| {ENVS[0]} | {phases['denoise']:.1f} |" in md
+    row = tables["mctd"][0]  # 0.33: the fractions of searches that found the goal and that widened
+    assert 0.0 <= row["widened_rate"] <= 1.0 and 0.0 <= row["goal_found_rate"] <= 1.0
+    line = next(line for line in md.splitlines() if line.startswith(f"| {ENVS[0]} | {phases['denoise']:.1f} |"))
+    assert line.endswith(f"| {row['goal_found_rate']:.3f} | {row['widened_rate']:.3f} |")
+
+
+def test_mctd_no_widen_reaches_the_planner_config():
+    assert suite.mctd_options(None, None, widen=False) == {"widen_on_failure": False}
+    assert suite.build_timed("mctd", "MiniGrid-DoorKey-5x5-v0", None, 0, widen_on_failure=False).inner.planner.config \
+        .widen_on_failure is False
+    assert suite.build_timed("mctd", "MiniGrid-DoorKey-5x5-v0", None, 0).inner.planner.config.widen_on_failure is True
 
 
 def test_mctd_min_expansions_reaches_the_planner_config():

@@ -11,7 +11,7 @@ from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
 from agents.mctd import MCTDAgent, MCTDConfig, MCTDPlanner
 from agents.mctd.agent import GOAL_EXECUTE, RESEARCH_EXPANSIONS, reaches_goal
-from agents.mctd.planner import shortcut_successes
+from agents.mctd.planner import shortcut_successes, untried_first_actions
 from agents.mctd.scoring import member
 from agents.base import first_position_mask
 from agents.mctd.world import NOOP, SearchWorld, guess_box_contents
@@ -468,6 +468,29 @@ def test_search_returns_the_straightened_plan_only_with_straighten_on():
         best[on] = [int(a) for a in result.best.plan[: result.best.outcome[1]]]
     assert best[False] == u_turn
     assert best[True] == [R, F, F]
+
+
+def test_a_search_without_a_goal_widens_to_first_actions_its_tree_did_not_try():
+    """0.33 (widen_on_failure): on the open door one step west of the goal, a model that only turns
+    left and right never reaches it; the second tree's plans must start with a useful action the
+    first did not try (right or forward), and forward is the goal."""
+    layout = locked_corridor()
+    layout[5, 1] = (DOOR, YELLOW, 0)  # the door open; the agent stands in it, facing the goal
+    model = ScriptedPolicy(TINY, [L, R] * 4).eval()
+    image = observe(layout, (5, 1, 0))["image"]
+    results = {}
+    for on in (False, True):
+        config = MCTDConfig(horizon=8, num_subplans=2, max_expansions=6, parallel=3, widen_on_failure=on)
+        results[on] = MCTDPlanner(model, config, torch.Generator().manual_seed(0)).search(image, layout, (5, 1, 0), 100)
+    assert not results[False].found_goal and results[False].stats["widened"] == 0
+    assert untried_first_actions(results[False].root, SearchWorld(layout, (5, 1, 0))) == [R, F]  # left was tried
+    assert results[True].found_goal and results[True].stats["widened"] == 1
+    assert results[True].expansions > results[False].expansions  # a second tree
+    best = results[True].best
+    assert [int(a) for a in best.plan[: best.outcome[1]]] == [F]
+    again = MCTDPlanner(model, MCTDConfig(horizon=8, num_subplans=2, max_expansions=6, parallel=3),
+                        torch.Generator().manual_seed(0)).search(image, layout, (5, 1, 0), 100, widen=False)
+    assert not again.found_goal and again.stats["widened"] == 0  # an agent holding a plan passes widen=False
 
 
 # ----------------------------------------------------------------------------- the agent
