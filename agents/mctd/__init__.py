@@ -91,6 +91,14 @@ checkpoints, one thread of the 2-core dev CPU):
   1.56–1.95 to 1.35–1.61, and searches got cheaper; every other env is unchanged episode for
   episode, because nothing is guessed where each locked door's key is in sight
   (``benchmarks.suite --mctd-no-guess-boxes``; docs/suite_history.md).
+* ``widen_on_failure=True`` (0.33): under the full rules, a search whose tree found no goal-reaching
+  plan (and whose agent holds none) grows a second tree of the same budget whose plans must start
+  with a useful action no plan of the first tree started with, kept if it reaches the goal. The
+  model can be so sure of one first move (picking up the key a box revealed when the guess was
+  wrong) that every expansion simulates the same plan. On the six hidden-key ObstructedMaze ids
+  (100 episodes) path ratio falls on all six (2Q-v1 1.147 -> 1.135, Full-v0 1.209 -> 1.195, Full-v1
+  1.189 -> 1.177), search times unchanged; elsewhere 0-2.5% of searches widen
+  (``benchmarks.suite --mctd-no-widen``; README Results, "Searches that widen").
 * ``time_budget_ms=None``: no wall-clock limit by default, so a search does not depend on the
   machine's speed; set it (``rollout --time-budget-ms``) for an anytime search.
 * Fixed since 0.4 (fields until 0.3, never varied by a benchmark, test or flag; module constants
