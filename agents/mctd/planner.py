@@ -228,8 +228,9 @@ class SearchResult:
             episode's :class:`agents.mctd.rollout.ContinuationMemo` are not decoded),
             ``rollout_cycles``: continued rows that met a greedy cycle, ``escape_retry``: 1 if a
             second tree was grown with ``rollout_escape`` (then ``expansions`` and ``rounds``
-            count both trees, and ``root`` is the second one only if it found the goal), and
-            ``rollout_escapes``: rows that sampled their way out of a cycle.
+            count both trees, and ``root`` is the second one only if it found the goal),
+            ``rollout_escapes``: rows that sampled their way out of a cycle, and ``widened``: 1 if
+            a second tree was grown with ``widen_on_failure`` (0.33; counted and kept the same way).
         phase_seconds: wall time per phase (:data:`PHASES`): ``denoise`` (expansion and jumpy
             simulation), ``continue`` (policy continuation), ``score`` (dynamics, shortcut,
             backup), ``straighten`` (the returned plan's, ``MCTDConfig.straighten``; 0.26).
@@ -345,7 +346,8 @@ class MCTDPlanner:
                             seconds=time.perf_counter() - start_time, found_goal=found,
                             stats={**tree_stats(root), "rollout_calls": continuation.model_calls,
                                    "rollout_decoded": continuation.decoded,
-                                   "rollout_cycles": continuation.cycles, "escape_retry": int(retried), "widened": int(widened),
+                                   "rollout_cycles": continuation.cycles, "escape_retry": int(retried),
+                                   "widened": int(widened),
                                    "rollout_escapes": continuation.escapes},
                             phase_seconds=clock, navigation_only=world.navigation_only, boxes=world.boxes)
 
