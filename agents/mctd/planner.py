@@ -439,12 +439,8 @@ def untried_first_actions(root: Node, world: SearchWorld) -> list[int]:
     """The useful first actions from the search's start (:func:`envs.rules.useful_actions`:
     they change the state and do not fail) that no simulated plan of the tree under ``root``
     starts with, in action order."""
-    tried = set()
-    for node in root.iter_nodes():
-        if node.plan is not None:
-            executed = [int(a) for a in node.plan if int(a) != NOOP]
-            if executed:
-                tried.add(executed[0])
+    tried = {next((int(a) for a in node.plan if a != NOOP), None)  # each simulated plan's first action
+             for node in root.iter_nodes() if node.plan is not None}
     return [a for a, _ in useful_actions(world.state(), world.task) if a not in tried]
 
 
