@@ -326,3 +326,111 @@ def test_expert_plan_type():
     assert all(isinstance(a, int) for a in plan.actions)
     with pytest.raises(AttributeError):
         plan.solvable = False  # frozen
+
+
+# --------------------------------------------------------------------------- provably unsolvable
+def _locked_corridor(key_cell=None, box_cell=None):
+    """Corridor y=1, x=1..6: the start at (1, 1) facing east, a locked yellow door at (4, 1), the
+    goal at (6, 1); optionally a yellow key lying at ``key_cell`` or closed in a box at ``box_cell``."""
+    from envs.world import BOX, DOOR, KEY, LOCKED_STATE, NOTHING, WorldState
+
+    layout = grid("########", "#......#", "########")
+    yellow = COLOR_TO_IDX["yellow"]
+    layout[4, 1] = (DOOR, yellow, LOCKED_STATE)
+    layout[6, 1] = TILES["G"]
+    boxes = ()
+    if key_cell is not None:
+        layout[key_cell] = (KEY, yellow, 0)
+    if box_cell is not None:
+        layout[box_cell] = (BOX, COLOR_TO_IDX["red"], 0)
+        boxes = ((box_cell, (KEY, yellow, 0)),)
+    return WorldState(layout, (1, 1, 0), NOTHING, boxes)
+
+
+def test_a_locked_door_whose_key_exists_nowhere_is_proved_unsolvable_at_once():
+    from envs.expert import provably_unsolvable, solve_state
+
+    no_key = _locked_corridor()
+    assert provably_unsolvable(no_key)
+    assert solve_state(no_key) == UNSOLVABLE and solve_state(no_key).expansions == 0
+    behind = _locked_corridor(key_cell=(5, 1))  # the key lies behind the door it opens
+    assert provably_unsolvable(behind) and not solve_state(behind).solvable
+    for reachable in (_locked_corridor(key_cell=(2, 1)), _locked_corridor(box_cell=(2, 1))):
+        assert not provably_unsolvable(reachable)
+        plan = solve_state(reachable)
+        assert plan.solvable and TOGGLE in plan.actions
+    from envs.world import BOX, KEY, WorldState
+
+    yellow_key = (KEY, COLOR_TO_IDX["yellow"], 0)
+    held = WorldState(no_key.layout, no_key.pose, yellow_key)
+    in_carried_box = WorldState(no_key.layout, no_key.pose, (BOX, COLOR_TO_IDX["red"], 0), (("carried", yellow_key),))
+    assert not provably_unsolvable(held) and solve_state(held).solvable
+    assert not provably_unsolvable(in_carried_box) and solve_state(in_carried_box).solvable
+
+
+def test_a_pickup_target_behind_a_door_without_its_key_is_proved_unsolvable():
+    from envs.expert import provably_unsolvable
+    from envs.tasks import PICKUP, Task
+    from envs.world import BALL, WorldState
+
+    world = _locked_corridor()
+    layout = world.layout.copy()
+    layout[6, 1] = (BALL, COLOR_TO_IDX["blue"], 0)  # the goal square becomes the ball to pick up
+    task = Task(PICKUP, (BALL, COLOR_TO_IDX["blue"])).bind(layout)
+    assert provably_unsolvable(WorldState(layout, world.pose), task)
+    layout[2, 1] = (BALL, COLOR_TO_IDX["blue"], 0)  # a second one in reach
+    assert not provably_unsolvable(WorldState(layout, world.pose), task)
+
+
+def test_provably_unsolvable_never_rules_out_a_world_the_full_search_solves(monkeypatch):
+    """Random small worlds of locked doors, keys, boxes and balls: whenever the relaxation says
+    unsolvable, the full search (the check switched off) finds no plan either."""
+    import envs.expert as expert
+    from envs.world import BALL, BOX, DOOR, KEY, LOCKED_STATE, NOTHING, WorldState
+
+    rng = np.random.default_rng(0)
+    colors = [COLOR_TO_IDX[c] for c in ("yellow", "red")]
+    proved = 0
+    for _ in range(60):
+        layout = grid("#########", "#.......#", "#.......#", "#########")
+        layout[4, 1], layout[4, 2] = TILES["#"], (DOOR, int(rng.choice(colors)), LOCKED_STATE)
+        layout[7, 1] = TILES["G"]
+        boxes = []
+        for cell in map(tuple, rng.permutation([(2, 1), (3, 2), (5, 1), (6, 2), (1, 2)])[: rng.integers(0, 3)]):
+            kind = rng.integers(3)
+            if kind == 0:
+                layout[cell] = (KEY, int(rng.choice(colors)), 0)
+            elif kind == 1:
+                layout[cell] = (BOX, COLOR_TO_IDX["grey"], 0)
+                boxes.append((cell, (KEY, int(rng.choice(colors)), 0) if rng.random() < 0.7 else NOTHING))
+            else:
+                layout[cell] = (BALL, COLOR_TO_IDX["green"], 0)
+        state = WorldState(layout, (1, 1, 0), NOTHING, tuple(sorted(boxes, key=str)))
+        if expert.provably_unsolvable(state):
+            proved += 1
+            monkeypatch.setattr(expert, "provably_unsolvable", lambda *a: False)
+            assert not expert.solve_state(state).solvable
+            monkeypatch.undo()
+    assert 5 <= proved <= 55  # both answers occur
+
+
+@pytest.mark.parametrize("env_id", ["MiniGrid-ObstructedMaze-2Dlhb-v0", "MiniGrid-ObstructedMaze-1Q-v0",
+                                    "MiniGrid-ObstructedMaze-2Q-v0"])
+def test_obstructedmaze_v0_seeds_that_lost_a_key_are_proved_unsolvable(env_id):
+    """MiniGrid's v0 generator can drop a blocking ball onto the box that held a key; seed
+    1,000,011 (held out) is such a start on all three ids, 1,000,000 is not."""
+    from envs.collect import make_env
+    from envs.expert import provably_unsolvable
+    from envs.tasks import parse_mission
+    from envs.world import DOOR, KEY, LOCKED_STATE, state_from_env
+
+    env = make_env(env_id)
+    for seed, lost in ((1_000_011, True), (1_000_000, False)):
+        env.reset(seed=seed)
+        state = state_from_env(env)
+        task = parse_mission(env.unwrapped.mission).bind(state.layout)
+        locked = set(state.layout[:, :, 1][(state.layout[:, :, 0] == DOOR) & (state.layout[:, :, 2] == LOCKED_STATE)].tolist())
+        keys = set(state.layout[:, :, 1][state.layout[:, :, 0] == KEY].tolist()) | {c[1] for _, c in state.boxes if c[0] == KEY}
+        assert (not locked <= keys) == lost  # independent: some locked door's colour has no key anywhere
+        assert provably_unsolvable(state, task) == lost
+    env.close()
