@@ -7,4 +7,4 @@ from __future__ import annotations
 
 import envs  # noqa: F401  (registers MazeMDLM/Maze-19x19-v0)
 
-__version__ = "0.33.0"
+__version__ = "0.34.0"
