@@ -3,8 +3,11 @@
 Episode ``i`` of env ``k`` uses reset seed ``seed + i``. Work is cut into fixed chunks of
 consecutive seeds; the chunks are solved by any number of workers and put back in seed order, so
 the result (and the file) is the same for every worker count. Every expert plan is replayed in
-the env itself before it is kept: a seed whose start has no solution, or whose plan the env does
-not reward, stops the collection with :class:`ExpertFailure` (nothing is skipped silently).
+the env itself before it is kept: a seed whose plan the env does not reward, or that the expert
+cannot solve within its budget, stops the collection with :class:`ExpertFailure` (nothing is
+skipped silently). A start the expert proves unsolvable (0.34; MiniGrid's ObstructedMaze v0
+generator makes some, :func:`envs.expert.provably_unsolvable`) is left out and listed in the file's
+``meta["unsolvable_seeds"]``.
 
 With ``box_guess`` the expert plans with the agent's information about closed boxes
 (:func:`envs.guessing_expert.solve_with_guess`): the same start states, episodes that open the
@@ -65,16 +68,14 @@ def grid_size_for(env_ids: Sequence[str], grid_size: int | None = None) -> int:
 
 def _solve_chunk(job: tuple[str, int, int, int, bool]) -> tuple:
     """Solve the episodes with seeds ``[start, stop)`` of one env on a ``size`` canvas (with the
-    box guess if ``box_guess``); the last two items count the plans made with the true contents
-    because the guess had no solution, and list the seeds kept as the true expert's episode."""
+    box guess if ``box_guess``); then the plans made with the true contents because the guess had
+    no solution (a count), the seeds kept as the true expert's episode, nothing skipped per
+    on-policy reason (``{}``), and the seeds left out as proved unsolvable."""
     env_id, start, stop, size, box_guess = job
     env = make_env(env_id)
-    n = stop - start
-    layouts = np.empty((n, size, size, 3), dtype=np.uint8)
-    poses = np.empty((n, 3), dtype=np.int16)
-    tasks = np.empty((n, 5), dtype=np.uint8)
-    plans, boxes, fallbacks, true_seeds = [], [], 0, []
-    for i, seed in enumerate(range(start, stop)):
+    seeds, layouts, poses, tasks = [], [], [], []
+    plans, boxes, fallbacks, true_seeds, unsolvable = [], [], 0, [], []
+    for seed in range(start, stop):
         env.reset(seed=seed)
         state = state_from_env(env)
         task = parse_mission(env.unwrapped.mission).bind(state.layout)
@@ -91,15 +92,22 @@ def _solve_chunk(job: tuple[str, int, int, int, bool]) -> tuple:
             raise ExpertFailure(f"{env_id} seed {seed}: {err}") from None
         except GuessFailure as err:
             raise ExpertFailure(f"{env_id} seed {seed}: the guessing expert: {err}") from None
-        if not plan.solvable:
-            raise ExpertFailure(f"{env_id} seed {seed}: the start has no solution")
+        if not plan.solvable:  # proved: no action sequence completes the task (listed, never silent)
+            unsolvable.append(seed)
+            continue
         _check_plan(env, actions, env_id, seed)
-        layouts[i], poses[i], tasks[i] = pad_grid(state.layout, size), state.pose, task.task.vector()
-        boxes += _box_rows(i, state)
+        boxes += _box_rows(len(seeds), state)
+        seeds.append(seed)
+        layouts.append(pad_grid(state.layout, size))
+        poses.append(state.pose)
+        tasks.append(task.task.vector())
         plans.append(np.asarray(actions, dtype=np.uint8))
     env.close()
-    return (np.arange(start, stop, dtype=np.int64), layouts, poses, tasks, np.tile(EMPTY_CELL, (n, 1)), plans,
-            np.asarray(boxes, dtype=np.int64).reshape(-1, 6), fallbacks, true_seeds, {})
+    n = len(seeds)
+    return (np.asarray(seeds, dtype=np.int64), np.asarray(layouts, dtype=np.uint8).reshape(n, size, size, 3),
+            np.asarray(poses, dtype=np.int16).reshape(n, 3), np.asarray(tasks, dtype=np.uint8).reshape(n, 5),
+            np.tile(EMPTY_CELL, (n, 1)), plans, np.asarray(boxes, dtype=np.int64).reshape(-1, 6), fallbacks,
+            true_seeds, {}, unsolvable)
 
 
 def _box_rows(episode: int, state: WorldState) -> list[tuple]:
@@ -132,8 +140,9 @@ def _relabel_chunk(job: tuple[str, int, list, int, int, bool, bool]) -> tuple:
     """On-policy starts of the seeds ``[start, start + len(prefixes))``: replay each agent's
     ``prefixes[i]`` from its reset and label every ``every``-th state with an empty hand (with
     ``holding``: every ``every``-th state; module docstring; a state met again in the same episode
-    is labelled once). Returns what :func:`_solve_chunk` does, with one seed per kept start and the
-    starts skipped per reason (:data:`SKIP_REASONS`) last."""
+    is labelled once). Returns what :func:`_solve_chunk` does, with one seed per kept start, the
+    starts skipped per reason (:data:`SKIP_REASONS`; an unsolvable start is ``no_solution``) and no
+    seed listed as unsolvable."""
     env_id, start, prefixes, every, size, box_guess, holding = job
     env, checker = make_env(env_id), make_env(env_id)  # the agent's episode, and one to replay each label in
     seeds, layouts, poses, tasks, carrying, plans, boxes = [], [], [], [], [], [], []
@@ -177,7 +186,7 @@ def _relabel_chunk(job: tuple[str, int, list, int, int, bool, bool]) -> tuple:
     return (np.asarray(seeds, dtype=np.int64), np.asarray(layouts, dtype=np.uint8).reshape(n, size, size, 3),
             np.asarray(poses, dtype=np.int16).reshape(n, 3), np.asarray(tasks, dtype=np.uint8).reshape(n, 5),
             np.asarray(carrying, dtype=np.uint8).reshape(n, 3), plans,
-            np.asarray(boxes, dtype=np.int64).reshape(-1, 6), fallbacks, [], skipped)
+            np.asarray(boxes, dtype=np.int64).reshape(-1, 6), fallbacks, [], skipped, [])
 
 
 def _check_plan(env: gym.Env, actions: Sequence[int], env_id: str, seed: int, labelled_from: int = 0) -> None:
@@ -240,7 +249,10 @@ def collect(
             an empty hand are labelled, as in 0.17.
 
     Raises:
-        ExpertFailure: if the expert cannot solve some seed (the message names it).
+        ExpertFailure: if the expert cannot solve some seed within its budget, or a plan fails in
+            the env (the message names the seed), or no start is left to keep. Seeds the expert
+            proves unsolvable are left out and listed as ``[env_id, seed]`` in
+            ``meta["unsolvable_seeds"]`` (0.34; absent when there are none).
         envs.registry.UnsupportedEnvError, envs.observation.GridTooLargeError: for bad env ids.
     """
     if episodes < 1:
@@ -272,12 +284,14 @@ def collect(
 
     seeds, env_index, layouts, poses, tasks, carrying, plans, boxes = [], [], [], [], [], [], [], []
     count = fallbacks = 0
-    true_seeds = []
+    true_seeds, unsolvable = [], []
     skipped = dict.fromkeys(SKIP_REASONS, 0)
     for (env_id, _, _), result in zip(starts, results):
-        chunk_seeds, lay, pose, task, held, chunk_plans, chunk_boxes, chunk_fallbacks, chunk_true, chunk_skipped = result
+        (chunk_seeds, lay, pose, task, held, chunk_plans, chunk_boxes, chunk_fallbacks, chunk_true, chunk_skipped,
+         chunk_unsolvable) = result
         fallbacks += chunk_fallbacks
         true_seeds += [[env_id, int(s)] for s in chunk_true]
+        unsolvable += [[env_id, int(s)] for s in chunk_unsolvable]
         for reason, n in chunk_skipped.items():
             skipped[reason] += n
         seeds.append(np.asarray(chunk_seeds, dtype=np.int64))
@@ -291,6 +305,9 @@ def collect(
         chunk_boxes[:, 0] += count
         boxes.append(chunk_boxes)
         count += len(chunk_seeds)
+    if not count and on_policy is None:
+        which = "the seed" if len(unsolvable) == 1 else f"all {len(unsolvable)} seeds"
+        raise ExpertFailure(f"no solvable start: the expert proved {which} unsolvable")
     if not count:
         hand = "was reached" if holding else "had an empty hand (or none was reached)"
         raise ExpertFailure(f"no on-policy start to label: no state every {every} steps into the agent's episodes {hand}")
@@ -304,6 +321,8 @@ def collect(
         "expert": "astar-box-guess" if box_guess else "astar",
         "command": command,
     }
+    if unsolvable:  # (absent otherwise, so files without such seeds come out as before 0.34)
+        meta["unsolvable_seeds"] = unsolvable
     if box_guess:
         meta["guess_fallbacks"] = int(fallbacks)
         meta["true_expert_seeds"] = true_seeds

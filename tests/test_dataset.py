@@ -136,13 +136,26 @@ def test_object_episodes_replay_carrying_and_opened_doors(tmp_path):
     assert batch["carrying"].shape == (4, 3) and batch["task"].shape == (4, 5)
 
 
-def test_unsolvable_start_stops_collection(monkeypatch):
+def test_collection_with_no_solvable_start_stops(monkeypatch):
     import envs.collect as collect_module
     from envs.expert import UNSOLVABLE
 
     monkeypatch.setattr(collect_module, "solve_state", lambda state, task: UNSOLVABLE)
-    with pytest.raises(collect_module.ExpertFailure, match="seed 0: the start has no solution"):
+    with pytest.raises(collect_module.ExpertFailure, match="no solvable start: the expert proved all 2 seeds"):
         collect(["MiniGrid-DoorKey-5x5-v0"], 2, seed=0, workers=1)
+
+
+def test_proved_unsolvable_starts_are_left_out_and_listed(tmp_path):
+    """ObstructedMaze-2Dlhb-v0 seed 7 lost its key to MiniGrid's v0 generator (0.34: proved
+    unsolvable); the seeds around it are kept, in order, and the file says which one is missing."""
+    env = "MiniGrid-ObstructedMaze-2Dlhb-v0"
+    eps = collect([env], 4, seed=5, workers=1)
+    assert eps.seeds.tolist() == [5, 6, 8] and len(eps) == 3
+    assert eps.meta["unsolvable_seeds"] == [[env, 7]] and eps.meta["episodes_per_env"] == 4
+    save_episodes(tmp_path / "d", eps)
+    loaded = load_episodes(tmp_path / "d")
+    _assert_episodes_equal(loaded, eps)
+    assert "unsolvable_seeds" not in collect(["MiniGrid-DoorKey-5x5-v0"], 2, seed=0, workers=1).meta
 
 
 def test_plan_dataset_states_and_targets_match_the_real_env(episodes, tmp_path):
