@@ -103,11 +103,19 @@ def _solve_chunk(job: tuple[str, int, int, int, bool]) -> tuple:
         tasks.append(task.task.vector())
         plans.append(np.asarray(actions, dtype=np.uint8))
     env.close()
+    carrying = np.tile(EMPTY_CELL, (len(seeds), 1))
+    return _chunk_result(seeds, layouts, poses, tasks, carrying, plans, boxes, size) + (fallbacks, true_seeds, {},
+                                                                                         unsolvable)
+
+
+def _chunk_result(seeds: list, layouts: list, poses: list, tasks: list, carrying: Any, plans: list, boxes: list,
+                  size: int) -> tuple:
+    """A chunk's kept episodes as arrays: seeds ``[n]``, layouts ``[n, size, size, 3]``, poses
+    ``[n, 3]``, tasks ``[n, 5]``, carrying ``[n, 3]``, the plans and box rows ``[B, 6]``."""
     n = len(seeds)
     return (np.asarray(seeds, dtype=np.int64), np.asarray(layouts, dtype=np.uint8).reshape(n, size, size, 3),
             np.asarray(poses, dtype=np.int16).reshape(n, 3), np.asarray(tasks, dtype=np.uint8).reshape(n, 5),
-            np.tile(EMPTY_CELL, (n, 1)), plans, np.asarray(boxes, dtype=np.int64).reshape(-1, 6), fallbacks,
-            true_seeds, {}, unsolvable)
+            np.asarray(carrying, dtype=np.uint8).reshape(n, 3), plans, np.asarray(boxes, dtype=np.int64).reshape(-1, 6))
 
 
 def _box_rows(episode: int, state: WorldState) -> list[tuple]:
@@ -182,11 +190,7 @@ def _relabel_chunk(job: tuple[str, int, list, int, int, bool, bool]) -> tuple:
             plans.append(np.asarray(actions, dtype=np.uint8))
     env.close()
     checker.close()
-    n = len(seeds)
-    return (np.asarray(seeds, dtype=np.int64), np.asarray(layouts, dtype=np.uint8).reshape(n, size, size, 3),
-            np.asarray(poses, dtype=np.int16).reshape(n, 3), np.asarray(tasks, dtype=np.uint8).reshape(n, 5),
-            np.asarray(carrying, dtype=np.uint8).reshape(n, 3), plans,
-            np.asarray(boxes, dtype=np.int64).reshape(-1, 6), fallbacks, [], skipped, [])
+    return _chunk_result(seeds, layouts, poses, tasks, carrying, plans, boxes, size) + (fallbacks, [], skipped, [])
 
 
 def _check_plan(env: gym.Env, actions: Sequence[int], env_id: str, seed: int, labelled_from: int = 0) -> None:
