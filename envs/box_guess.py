@@ -16,7 +16,7 @@ import numpy as np
 
 from envs.observation import WALL
 from envs.tasks import FETCH, GOAL, OPEN_SEQ, PICKUP, PUTNEAR, BoundTask
-from envs.world import BOX, DOOR, GOAL_IDX, KEY, LOCKED_STATE, NOTHING, OPEN_STATE, WorldState
+from envs.world import BOX, DOOR, GOAL_IDX, KEY, LOCKED_STATE, NOTHING, OPEN_STATE, WorldState, flood_fill
 
 Cell = tuple[int, int, int]
 
@@ -24,16 +24,8 @@ Cell = tuple[int, int, int]
 def room_cells(layout: np.ndarray, start: tuple[int, int]) -> set[tuple[int, int]]:
     """The cells of ``layout [W, H, 3]`` reachable from ``start`` in 4-steps without entering a
     wall or a door (objects, lava and the goal do not split a room)."""
-    blocked = np.isin(layout[:, :, 0], (WALL, DOOR))
-    width, height = blocked.shape
-    room, todo = {tuple(start)}, [tuple(start)]
-    while todo:
-        x, y = todo.pop()
-        for nx, ny in ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1)):
-            if 0 <= nx < width and 0 <= ny < height and not blocked[nx, ny] and (nx, ny) not in room:
-                room.add((nx, ny))
-                todo.append((nx, ny))
-    return room
+    reach = flood_fill(np.isin(layout[:, :, 0], (WALL, DOOR)), start)
+    return {(int(x), int(y)) for x, y in np.argwhere(reach)}
 
 
 def task_targets(layout: np.ndarray, carrying: Cell, task: BoundTask | None) -> np.ndarray:

@@ -35,7 +35,7 @@ from envs.tasks import FETCH, GOAL, GOTO, OPEN, OPEN_SEQ, PICKUP, PUTNEAR, Bound
 from envs.world import (
     BOX, CLOSED_STATE, DIR_DX, DIR_DY, DONE, DOOR, DROP, EMPTY_IDX, FORWARD, GOAL_IDX, KEY, LAVA,
     LEFT, LOCKED_STATE, NOTHING, OPEN_STATE, PICKABLE, PICKUP_ACTION, RIGHT, TOGGLE, WALL_IDX,
-    WorldState, passable,
+    WorldState, flood_fill, passable,
 )
 
 _NAV_ORDER = (FORWARD, LEFT, RIGHT)
@@ -181,7 +181,6 @@ def provably_unsolvable(state: WorldState, task: BoundTask | None = None) -> boo
     if kind not in (GOAL, PICKUP, FETCH):
         return False
     layout = state.layout
-    width, height = layout.shape[:2]
     contents = {where: tuple(int(v) for v in cell) for where, cell in state.boxes}
     inside = {tuple(int(v) for v in where): cell for where, cell in contents.items() if where != "carried"}
     hand = [tuple(int(v) for v in state.carrying), contents.get("carried", NOTHING)]
@@ -191,16 +190,7 @@ def provably_unsolvable(state: WorldState, task: BoundTask | None = None) -> boo
     blocked = (layout[:, :, 0] == WALL_IDX) | (layout[:, :, 0] == LAVA)
     locked = (layout[:, :, 0] == DOOR) & (layout[:, :, 2] == LOCKED_STATE)
     while True:
-        closed = blocked | (locked & ~np.isin(layout[:, :, 1], list(keys)))
-        reach = np.zeros((width, height), dtype=bool)
-        x0, y0 = int(state.pose[0]), int(state.pose[1])
-        reach[x0, y0], todo = True, [(x0, y0)]
-        while todo:
-            x, y = todo.pop()
-            for nx_, ny in ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1)):
-                if 0 <= nx_ < width and 0 <= ny < height and not reach[nx_, ny] and not closed[nx_, ny]:
-                    reach[nx_, ny] = True
-                    todo.append((nx_, ny))
+        reach = flood_fill(blocked | (locked & ~np.isin(layout[:, :, 1], list(keys))), state.pose[:2])
         cells = [tuple(int(v) for v in layout[x, y]) for x, y in np.argwhere(reach)]
         cells += [cell for (x, y), cell in inside.items() if reach[x, y]]
         found = {cell[1] for cell in cells if cell[0] == KEY} - keys

@@ -51,6 +51,22 @@ def passable(layout: np.ndarray) -> np.ndarray:
     return np.isin(obj, OVERLAPPABLE) | ((obj == DOOR) & (state == OPEN_STATE))
 
 
+def flood_fill(blocked: np.ndarray, start: tuple[int, int]) -> np.ndarray:
+    """Boolean ``[W, H]``: the cells reachable from ``start`` (included) in 4-neighbour steps that
+    never enter a ``blocked [W, H]`` cell."""
+    width, height = blocked.shape
+    reach = np.zeros((width, height), dtype=bool)
+    x0, y0 = int(start[0]), int(start[1])
+    reach[x0, y0], todo = True, [(x0, y0)]
+    while todo:
+        x, y = todo.pop()
+        for nx, ny in ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1)):
+            if 0 <= nx < width and 0 <= ny < height and not reach[nx, ny] and not blocked[nx, ny]:
+                reach[nx, ny] = True
+                todo.append((nx, ny))
+    return reach
+
+
 def enterable(cell: Cell) -> bool:
     """Whether the agent may enter one encoded cell ``(object, colour, state)``: :func:`passable`
     for a single cell, without the array work (the per-step paths of the dynamics)."""
